@@ -1,0 +1,406 @@
+"""The client side of Fitbit's OAuth 2.0 authorization code flow, written out by hand.
+
+Nothing here knows about the web framework or the database: functions take explicit
+arguments and return plain data, and every failure is a `FitbitError` carrying Fitbit's
+`errorType`. Read it in order; each step names the RFC section it follows.
+
+    Step 1  authorize_url()   send the browser to Fitbit (RFC 6749 4.1.1, PKCE RFC 7636)
+    Step 2  exchange_code()   swap the code from the callback for tokens (RFC 6749 4.1.3)
+    Step 3  FitbitApi.get()   call the API, refreshing the tokens when due (RFC 6749 6)
+            revoke()          let the user disconnect (RFC 7009)
+"""
+
+import base64
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from urllib.parse import urlencode
+
+import requests
+
+AUTHORIZE_URL = "https://www.fitbit.com/oauth2/authorize"
+TOKEN_URL = "https://api.fitbit.com/oauth2/token"
+REVOKE_URL = "https://api.fitbit.com/oauth2/revoke"
+API_URL = "https://api.fitbit.com"
+DEFAULT_SCOPES = "activity profile"
+
+# requests waits forever unless told otherwise: (connect, read) seconds.
+TIMEOUT = (5, 20)
+# Refresh a few minutes early, so a token never expires between our check and Fitbit's.
+REFRESH_LEEWAY = timedelta(minutes=5)
+
+
+# --- Errors ----------------------------------------------------------------------------
+
+
+class FitbitError(Exception):
+    """Fitbit said no. `error_type` is Fitbit's `errors[0].errorType`.
+
+    The text never includes Fitbit's own `message`: for `expired_token` that message
+    repeats the access token itself.
+    """
+
+    def __init__(self, status, error_type, detail=""):
+        self.status = status
+        self.error_type = error_type
+        super().__init__(f"Fitbit answered {status} {error_type}{detail}")
+
+
+class FitbitUnavailable(FitbitError):
+    """A 5xx, a timeout or a refused connection: Fitbit's trouble, not the user's."""
+
+
+class FitbitRetired(FitbitError):
+    """410 Gone: Fitbit shut down the legacy Web API in late 2026."""
+
+
+class RateLimited(FitbitError):
+    """429: the user's 150 calls an hour are spent. `reset_at` says when they come back."""
+
+    def __init__(self, status, error_type, reset_at):
+        self.reset_at = reset_at
+        super().__init__(status, error_type)
+
+
+class BadResponse(FitbitError):
+    """Fitbit answered 200 with something unusable: not JSON, or fields missing or wrong."""
+
+    def __init__(self, problem):
+        super().__init__(200, "bad_response", f": {problem}")
+
+
+class ReconnectNeeded(FitbitError):
+    """The stored tokens are gone or dead (revoked at Fitbit): the user must sign in again."""
+
+    def __init__(self):
+        super().__init__(400, "invalid_grant", ": the user must connect again")
+
+
+# --- Tokens ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One token response. The secrets are left out of repr(), so logs and tracebacks
+    that print this object cannot leak them."""
+
+    user_id: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: datetime
+    scope: str
+
+    def expires_soon(self):
+        return datetime.now(UTC) >= self.expires_at - REFRESH_LEEWAY
+
+
+@dataclass(frozen=True)
+class Client:
+    """The app's registration at Fitbit and the endpoints it talks to."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uri: str
+    scopes: str = DEFAULT_SCOPES
+    authorize_url: str = AUTHORIZE_URL
+    token_url: str = TOKEN_URL
+    revoke_url: str = REVOKE_URL
+    api_url: str = API_URL
+
+    def basic_auth(self):
+        # Fitbit's confidential clients authenticate with HTTP Basic (RFC 6749 2.3.1);
+        # the secret never goes in the form body.
+        pair = f"{self.client_id}:{self.client_secret}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+# --- Step 1: the authorization request ---------------------------------------------------
+
+
+def new_state():
+    """An unguessable value that ties the callback to the browser that started the flow
+    (RFC 6749 10.12): 32 random bytes, 256 bits."""
+    return secrets.token_urlsafe(32)
+
+
+def new_code_verifier():
+    """PKCE verifier (RFC 7636 4.1): 43 characters from the unreserved set."""
+    return secrets.token_urlsafe(32)
+
+
+def code_challenge(verifier):
+    """S256 challenge (RFC 7636 4.2): base64url(SHA-256(verifier)) without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def authorize_url(client, state, verifier):
+    """Where to send the browser. Fitbit would assume `plain` PKCE without
+    `code_challenge_method`, so S256 is always sent."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": client.redirect_uri,
+            "scope": client.scopes,
+            "state": state,
+            "code_challenge": code_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{client.authorize_url}?{query}"
+
+
+# --- Step 2: the token request -----------------------------------------------------------
+
+
+def exchange_code(client, code, verifier):
+    """Swap the authorization code for tokens (RFC 6749 4.1.3, with the PKCE verifier)."""
+    response = _post_token_request(
+        client,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": client.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
+    return parse_token_response(response, requested_scope=client.scopes)
+
+
+def refresh(client, tokens):
+    """Trade a refresh token for a new pair (RFC 6749 6). Fitbit's refresh tokens are
+    single-use: the caller must store the answer before doing anything else with it."""
+    response = _post_token_request(
+        client, {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
+    )
+    new = parse_token_response(
+        response, requested_scope=tokens.scope, previous_refresh_token=tokens.refresh_token
+    )
+    if new.user_id != tokens.user_id:
+        # Tokens for somebody else must never be filed under this user.
+        raise BadResponse("user_id changed on refresh")
+    return new
+
+
+def revoke(client, token):
+    """Revoke the user's grant (RFC 7009). Fitbit drops all of that user's tokens."""
+    response = _send(
+        "POST",
+        client.revoke_url,
+        headers={"Authorization": client.basic_auth()},
+        data={"token": token},
+    )
+    if response.status_code != 200:
+        raise error_from_response(response)
+
+
+def _post_token_request(client, form):
+    # Never retried here: codes and refresh tokens are single-use, so a second POST
+    # after a lost answer could only fail, or worse, burn the tokens the first one got.
+    return _send(
+        "POST",
+        client.token_url,
+        headers={"Authorization": client.basic_auth(), "Accept": "application/json"},
+        data=form,
+    )
+
+
+def parse_token_response(response, requested_scope, previous_refresh_token=None):
+    """Check every field of a token response before anything is stored. The body is
+    untrusted input: a proxy's HTML page or a half-broken answer must not become a user."""
+    if response.status_code != 200:
+        raise error_from_response(response)
+    try:
+        body = response.json()
+    except ValueError:
+        raise BadResponse("not JSON") from None
+    if not isinstance(body, dict):
+        raise BadResponse("not a JSON object")
+
+    # RFC 6749 6: a refresh answer without a new refresh token keeps the old one.
+    body.setdefault("refresh_token", previous_refresh_token)
+    for name in ("access_token", "refresh_token", "user_id"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise BadResponse(f"{name} missing")
+    token_type = body.get("token_type")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise BadResponse("token_type is not Bearer")
+    expires_in = body.get("expires_in")
+    # bool is a subclass of int in Python; `true` is not a lifetime.
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        raise BadResponse("expires_in is not a number")
+    if expires_in <= 0:
+        raise BadResponse("expires_in is not positive")
+    scope = body.get("scope", requested_scope)  # RFC 6749 5.1: absent means as requested
+    if not isinstance(scope, str):
+        raise BadResponse("scope is not a string")
+
+    return Tokens(
+        user_id=body["user_id"],
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+        expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+        scope=scope,
+    )
+
+
+# --- Talking to Fitbit -------------------------------------------------------------------
+
+
+def _send(method, url, **kwargs):
+    """Every outbound request goes through here: always a timeout, never a redirect
+    (a redirected POST could carry the code or credentials somewhere unexpected)."""
+    try:
+        return requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+    except requests.Timeout:
+        raise FitbitUnavailable(504, "timeout") from None
+    except requests.RequestException:
+        raise FitbitUnavailable(502, "connection_error") from None
+
+
+def error_from_response(response):
+    """Turn a Fitbit error answer into an exception. Fitbit's shape is
+    {"errors": [{"errorType": ..., "message": ...}], "success": false}."""
+    status = response.status_code
+    error_type = "unknown"
+    try:
+        errors = response.json().get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0].get("errorType"), str):
+            error_type = errors[0]["errorType"][:64]
+    except (ValueError, AttributeError):
+        pass
+
+    if status == 410:
+        return FitbitRetired(status, error_type)
+    if status == 429:
+        return RateLimited(status, error_type, _rate_limit_reset(response))
+    if status >= 500:
+        return FitbitUnavailable(status, error_type)
+    return FitbitError(status, error_type)
+
+
+def _rate_limit_reset(response):
+    # Fitbit-Rate-Limit-Reset counts the seconds until the budget refills at the top of
+    # the hour. Retry-After has been reported wrong, so it is not used.
+    now = datetime.now(UTC)
+    try:
+        return now + timedelta(seconds=max(0, int(response.headers["Fitbit-Rate-Limit-Reset"])))
+    except (KeyError, ValueError):
+        return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+# --- Step 3: API calls with tokens that stay fresh ----------------------------------------
+
+
+def api_get(client, path, access_token):
+    """One GET with a Bearer token; returns (JSON body, response headers)."""
+    response = _send(
+        "GET", client.api_url + path, headers={"Authorization": f"Bearer {access_token}"}
+    )
+    if response.status_code != 200:
+        raise error_from_response(response)
+    try:
+        return response.json(), response.headers
+    except ValueError:
+        raise BadResponse("not JSON") from None
+
+
+def display_name(profile):
+    """The name to greet the user by, from /1/user/-/profile.json."""
+    user = profile.get("user") if isinstance(profile, dict) else None
+    if not isinstance(user, dict):
+        raise BadResponse("profile has no user")
+    for key in ("displayName", "fullName"):
+        if isinstance(user.get(key), str) and user[key].strip():
+            return user[key].strip()
+    return "Fitbit user"
+
+
+class TokenStore(Protocol):
+    """Where the user's tokens live. `fitbit_oauth_app.py` backs this with the users table."""
+
+    def load(self, user_id: str) -> Tokens | None: ...
+
+    def replace(self, old: Tokens, new: Tokens) -> bool:
+        """Store `new` only if the stored refresh token is still `old`'s (compare and swap)."""
+
+    def forget(self, user_id: str) -> None: ...
+
+
+_locks = {}
+_locks_guard = threading.Lock()
+
+
+def _user_lock(user_id):
+    with _locks_guard:
+        return _locks.setdefault(user_id, threading.Lock())
+
+
+class FitbitApi:
+    """Fitbit API calls on behalf of one user, refreshing the tokens when they are due."""
+
+    def __init__(self, client, store, user_id):
+        self.client = client
+        self.store = store
+        self.user_id = user_id
+
+    def get(self, path):
+        """GET an API path; returns (JSON body, response headers)."""
+        tokens = self.store.load(self.user_id)
+        if tokens is None:
+            raise ReconnectNeeded()
+        if tokens.expires_soon():
+            tokens = self.refresh(tokens)
+        try:
+            return self._get(path, tokens)
+        except FitbitError as error:
+            if error.status != 401 or error.error_type != "expired_token":
+                raise
+        # Our clock and Fitbit's disagree: refresh once and retry once. A second 401 is raised.
+        return self._get(path, self.refresh(tokens))
+
+    def _get(self, path, tokens):
+        return api_get(self.client, path, tokens.access_token)
+
+    def refresh(self, stale):
+        """Refresh `stale` tokens, making sure only one refresh per user is ever in flight.
+
+        Fitbit's refresh tokens work once: two refreshes racing with the same one would
+        end the user's authorization. Threads queue on a per-user lock and re-read the
+        row inside it; other processes are caught by the compare-and-swap write.
+        """
+        with _user_lock(self.user_id):
+            current = self.store.load(self.user_id)
+            if current is None:
+                raise ReconnectNeeded()
+            if current.refresh_token != stale.refresh_token:
+                return current  # another thread refreshed while we waited
+            try:
+                new = refresh(self.client, current)
+            except FitbitError as error:
+                if error.error_type != "invalid_grant":
+                    raise
+                return self._after_invalid_grant(current)
+            if not self.store.replace(current, new):
+                # The row changed under us (a disconnect, or a new sign-in): trust the row.
+                return self._reload()
+            return new
+
+    def _after_invalid_grant(self, current):
+        # Another process may have used this refresh token a moment ago and stored its
+        # pair: then ours is merely stale. Otherwise the grant is dead (revoked at Fitbit).
+        latest = self.store.load(self.user_id)
+        if latest is not None and latest.refresh_token != current.refresh_token:
+            return latest
+        self.store.forget(self.user_id)
+        raise ReconnectNeeded()
+
+    def _reload(self):
+        tokens = self.store.load(self.user_id)
+        if tokens is None:
+            raise ReconnectNeeded()
+        return tokens

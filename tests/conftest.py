@@ -1,0 +1,97 @@
+"""Shared fixtures: an app on a fresh database file, a browser, and a fake Fitbit."""
+
+import os
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from werkzeug.test import Client
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import oauth  # noqa: E402
+from fitbit_oauth_app import Config, create_app  # noqa: E402
+
+# Sentinel secrets: tests grep every page, cookie and log line for them.
+CLIENT_ID = "23TEST"
+CLIENT_SECRET = "client-secret-SENTINEL-5f1c"
+ACCESS_TOKEN = "access-token-SENTINEL-91ab"
+REFRESH_TOKEN = "refresh-token-SENTINEL-77cd"
+AUTH_CODE = "auth-code-SENTINEL-3e08"
+SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, AUTH_CODE)
+
+REDIRECT_URI = "http://localhost:4000/auth/callback"
+PROFILE_URL = oauth.API_URL + "/1/user/-/profile.json"
+
+
+def token_body(**overrides):
+    body = {
+        "access_token": ACCESS_TOKEN,
+        "refresh_token": REFRESH_TOKEN,
+        "expires_in": 28800,
+        "scope": "activity profile",
+        "token_type": "Bearer",
+        "user_id": "ABC123",
+    }
+    body.update(overrides)
+    return body
+
+
+def profile_body(name="Alex"):
+    return {"user": {"displayName": name, "encodedId": "ABC123", "memberSince": "2015-07-20"}}
+
+
+def fitbit_error(error_type, message="see the docs"):
+    return {"errors": [{"errorType": error_type, "message": message}], "success": False}
+
+
+@pytest.fixture
+def client_config():
+    return oauth.Client(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI)
+
+
+@pytest.fixture
+def config(tmp_path, client_config):
+    return Config(
+        client=client_config,
+        database_url=f"sqlite:///{tmp_path / 'test.db'}",
+        secret_key=b"test-secret-key",
+    )
+
+
+@pytest.fixture
+def app(config):
+    return create_app(config)
+
+
+@pytest.fixture
+def browser(app):
+    """A browser: werkzeug's test client keeps cookies between requests."""
+    return Client(app)
+
+
+@pytest.fixture
+def fitbit():
+    """Fitbit, faked. Any request that nobody registered fails the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def start_sign_in(browser):
+    """GET /auth; returns the query Fitbit would receive."""
+    response = browser.get("/auth")
+    assert response.status_code == 302
+    return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+
+
+def sign_in(browser, fitbit, name="Alex", **token_overrides):
+    """The whole flow, with Fitbit answering as it should. Returns the callback response."""
+    query = start_sign_in(browser)
+    fitbit.post(oauth.TOKEN_URL, json=token_body(**token_overrides))
+    fitbit.get(PROFILE_URL, json=profile_body(name))
+    return browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]})
+
+
+def token_calls(fitbit):
+    return [call for call in fitbit.calls if call.request.url == oauth.TOKEN_URL]

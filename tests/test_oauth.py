@@ -1,0 +1,469 @@
+"""oauth.py on its own: the requests it sends to Fitbit and what it makes of the answers."""
+
+import base64
+import json
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from conftest import (
+    ACCESS_TOKEN,
+    AUTH_CODE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    PROFILE_URL,
+    REDIRECT_URI,
+    REFRESH_TOKEN,
+    fitbit_error,
+    profile_body,
+    token_body,
+)
+from freezegun import freeze_time
+from responses import matchers
+
+import oauth
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def stored_tokens(expires_at=NOW + timedelta(hours=8), refresh_token="old-refresh"):
+    return oauth.Tokens(
+        user_id="ABC123",
+        access_token="old-access",
+        refresh_token=refresh_token,
+        expires_at=expires_at,
+        scope="activity profile",
+    )
+
+
+class MemoryStore:
+    """An oauth.TokenStore in a dict, counting how often it is read."""
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+        self.loads = 0
+        self.lock = threading.Lock()
+
+    def load(self, user_id):
+        with self.lock:
+            self.loads += 1
+            return self.tokens
+
+    def replace(self, old, new):
+        with self.lock:
+            if self.tokens is None or self.tokens.refresh_token != old.refresh_token:
+                return False
+            self.tokens = new
+            return True
+
+    def forget(self, user_id):
+        self.tokens = None
+
+
+# --- Step 1 ----------------------------------------------------------------------------
+
+
+def test_authorize_url_carries_every_parameter_fitbit_needs(client_config):
+    url = oauth.authorize_url(client_config, "the-state", "v" * 43)
+    parts = urlsplit(url)
+    assert (
+        f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://www.fitbit.com/oauth2/authorize"
+    )
+    assert {k: v[0] for k, v in parse_qs(parts.query).items()} == {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "activity profile",
+        "state": "the-state",
+        "code_challenge": oauth.code_challenge("v" * 43),
+        "code_challenge_method": "S256",
+    }
+
+
+def test_code_challenge_matches_the_rfc_7636_test_vector():
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert oauth.code_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_code_verifier_is_43_to_128_unreserved_characters():
+    for _ in range(100):
+        assert re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", oauth.new_code_verifier())
+
+
+def test_state_is_unguessable_and_never_repeats():
+    states = {oauth.new_state() for _ in range(1000)}
+    assert len(states) == 1000
+    # 43 base64url characters carry 256 bits; security.md asks for at least 128.
+    assert all(len(state) >= 43 for state in states)
+
+
+# --- Step 2 ----------------------------------------------------------------------------
+
+
+def test_token_request_is_exactly_what_fitbit_expects(fitbit, client_config):
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    fitbit.post(
+        oauth.TOKEN_URL,
+        json=token_body(),
+        match=[
+            matchers.header_matcher(
+                {
+                    "Authorization": f"Basic {basic}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                }
+            ),
+            matchers.urlencoded_params_matcher(
+                {
+                    "grant_type": "authorization_code",
+                    "code": AUTH_CODE,
+                    "redirect_uri": REDIRECT_URI,
+                    "code_verifier": "the-verifier",
+                },
+                allow_blank=False,
+            ),
+        ],
+    )
+    with freeze_time(NOW):
+        tokens = oauth.exchange_code(client_config, AUTH_CODE, "the-verifier")
+
+    assert tokens.access_token == ACCESS_TOKEN
+    assert tokens.refresh_token == REFRESH_TOKEN
+    assert tokens.user_id == "ABC123"
+    assert tokens.scope == "activity profile"
+    assert tokens.expires_at == NOW + timedelta(seconds=28800)
+    (call,) = fitbit.calls
+    assert CLIENT_SECRET not in call.request.body  # Basic auth only, never the body
+    assert call.request.req_kwargs["timeout"] == oauth.TIMEOUT
+
+
+def test_token_request_does_not_follow_a_redirect(fitbit, client_config):
+    fitbit.post(oauth.TOKEN_URL, status=307, headers={"Location": "https://evil.example/token"})
+    with pytest.raises(oauth.FitbitError):
+        oauth.exchange_code(client_config, AUTH_CODE, "v")
+    assert len(fitbit.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [requests.ConnectTimeout(), requests.ReadTimeout(), requests.ConnectionError()],
+)
+def test_token_request_failure_is_unavailable_and_not_retried(fitbit, client_config, failure):
+    fitbit.post(oauth.TOKEN_URL, body=failure)
+    with pytest.raises(oauth.FitbitUnavailable):
+        oauth.exchange_code(client_config, AUTH_CODE, "v")
+    assert len(fitbit.calls) == 1
+
+
+def test_granted_scope_may_differ_from_the_requested_one(fitbit, client_config):
+    fitbit.post(oauth.TOKEN_URL, json=token_body(scope="profile"))
+    assert oauth.exchange_code(client_config, AUTH_CODE, "v").scope == "profile"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"body": "<html><body>Bad gateway</body></html>", "content_type": "text/html"},
+        {"body": '{"access_token": "abc"', "content_type": "application/json"},
+        {"json": [token_body()]},
+        {"json": token_body(access_token=None)},
+        {"json": {k: v for k, v in token_body().items() if k != "access_token"}},
+        {"json": {k: v for k, v in token_body().items() if k != "refresh_token"}},
+        {"json": {k: v for k, v in token_body().items() if k != "user_id"}},
+        {"json": token_body(access_token="")},
+        {"json": token_body(token_type="mac")},
+        {"json": {k: v for k, v in token_body().items() if k != "token_type"}},
+        {"json": {k: v for k, v in token_body().items() if k != "expires_in"}},
+        {"json": token_body(expires_in="28800")},
+        {"json": token_body(expires_in=True)},
+        {"json": token_body(expires_in=0)},
+        {"json": token_body(expires_in=-5)},
+        {"json": token_body(scope=["activity"])},
+    ],
+    ids=[
+        "html",
+        "malformed-json",
+        "json-array",
+        "access-token-null",
+        "no-access-token",
+        "no-refresh-token",
+        "no-user-id",
+        "empty-access-token",
+        "token-type-mac",
+        "no-token-type",
+        "no-expires-in",
+        "expires-in-string",
+        "expires-in-bool",
+        "expires-in-zero",
+        "expires-in-negative",
+        "scope-not-string",
+    ],
+)
+def test_malformed_token_response_is_rejected(fitbit, client_config, kwargs):
+    fitbit.post(oauth.TOKEN_URL, **kwargs)
+    with pytest.raises(oauth.BadResponse):
+        oauth.exchange_code(client_config, AUTH_CODE, "v")
+
+
+def test_token_type_is_compared_case_insensitively(fitbit, client_config):
+    fitbit.post(oauth.TOKEN_URL, json=token_body(token_type="bearer"))
+    assert oauth.exchange_code(client_config, AUTH_CODE, "v").access_token == ACCESS_TOKEN
+
+
+# --- Fitbit's errors -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status, error_type, exception",
+    [
+        (400, "invalid_grant", oauth.FitbitError),
+        (400, "invalid_request", oauth.FitbitError),
+        (401, "invalid_client", oauth.FitbitError),
+        (401, "expired_token", oauth.FitbitError),
+        (403, "insufficient_scope", oauth.FitbitError),
+        (410, "unknown", oauth.FitbitRetired),
+        (429, "system", oauth.RateLimited),
+        (500, "system", oauth.FitbitUnavailable),
+        (503, "system", oauth.FitbitUnavailable),
+    ],
+)
+def test_fitbit_errors_become_exceptions_with_their_error_type(
+    fitbit, client_config, status, error_type, exception
+):
+    body = fitbit_error(error_type, f"Access token expired: {ACCESS_TOKEN}")
+    fitbit.get(PROFILE_URL, status=status, json=body if status != 410 else None)
+    with pytest.raises(exception) as raised:
+        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+    assert (raised.value.status, raised.value.error_type) == (status, error_type)
+    # Fitbit's own message can repeat the token: it stays out of the exception.
+    assert ACCESS_TOKEN not in str(raised.value)
+
+
+def test_error_body_that_is_not_fitbits_shape_still_gives_an_error(fitbit, client_config):
+    fitbit.get(PROFILE_URL, status=400, body="<html>nope</html>")
+    with pytest.raises(oauth.FitbitError) as raised:
+        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+    assert raised.value.error_type == "unknown"
+
+
+@freeze_time(NOW)
+def test_rate_limit_says_when_the_budget_comes_back(fitbit, client_config):
+    fitbit.get(
+        PROFILE_URL,
+        status=429,
+        json=fitbit_error("system"),
+        headers={"Fitbit-Rate-Limit-Reset": "1234", "Retry-After": "5"},
+    )
+    with pytest.raises(oauth.RateLimited) as raised:
+        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+    assert raised.value.reset_at == NOW + timedelta(seconds=1234)
+
+
+@freeze_time("2026-11-23 12:40:00")
+def test_rate_limit_without_reset_header_waits_for_the_top_of_the_hour(fitbit, client_config):
+    fitbit.get(PROFILE_URL, status=429, json=fitbit_error("system"))
+    with pytest.raises(oauth.RateLimited) as raised:
+        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+    assert raised.value.reset_at == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+
+
+def test_tokens_never_show_their_secrets_in_repr():
+    tokens = stored_tokens()
+    assert "old-access" not in repr(tokens) and "old-refresh" not in repr(tokens)
+    assert CLIENT_SECRET not in repr(oauth.Client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI))
+
+
+# --- Refresh ---------------------------------------------------------------------------
+
+
+def refresh_answer(**overrides):
+    return token_body(access_token="new-access", refresh_token="new-refresh", **overrides)
+
+
+def test_refresh_sends_the_refresh_token_and_rotates_the_pair(fitbit, client_config):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    fitbit.post(
+        oauth.TOKEN_URL,
+        json=refresh_answer(),
+        match=[
+            matchers.urlencoded_params_matcher(
+                {"grant_type": "refresh_token", "refresh_token": "old-refresh"}
+            )
+        ],
+    )
+    fitbit.get(PROFILE_URL, json=profile_body())
+    with freeze_time(NOW):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert store.tokens.access_token == "new-access"
+    assert store.tokens.refresh_token == "new-refresh"
+    assert store.tokens.expires_at == NOW + timedelta(seconds=28800)
+    assert fitbit.calls[1].request.headers["Authorization"] == "Bearer new-access"
+
+
+def test_new_pair_is_stored_before_it_is_used(fitbit, client_config):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    seen_in_store = []
+
+    def profile(request):
+        seen_in_store.append(store.tokens.access_token)
+        return 200, {}, '{"user": {"displayName": "Alex"}}'
+
+    fitbit.add_callback("GET", PROFILE_URL, callback=profile)
+    with freeze_time(NOW):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert seen_in_store == ["new-access"]
+
+
+def test_refresh_without_a_new_refresh_token_keeps_the_old_one(fitbit, client_config):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    body = {k: v for k, v in refresh_answer().items() if k != "refresh_token"}
+    fitbit.post(oauth.TOKEN_URL, json=body)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    with freeze_time(NOW):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert store.tokens.access_token == "new-access"
+    assert store.tokens.refresh_token == "old-refresh"
+
+
+def test_refresh_for_another_user_id_is_rejected(fitbit, client_config):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    fitbit.post(oauth.TOKEN_URL, json=refresh_answer(user_id="XYZ999"))
+    with freeze_time(NOW), pytest.raises(oauth.BadResponse):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert store.tokens.refresh_token == "old-refresh"
+
+
+@pytest.mark.parametrize(
+    "now, refreshes",
+    [
+        (NOW - oauth.REFRESH_LEEWAY - timedelta(seconds=1), 0),
+        (NOW - oauth.REFRESH_LEEWAY, 1),
+    ],
+    ids=["one-second-before-the-leeway", "at-the-leeway"],
+)
+def test_tokens_are_refreshed_ahead_of_expiry(fitbit, client_config, now, refreshes):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    fitbit.get(PROFILE_URL, json=profile_body())
+    with freeze_time(now):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert len([c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]) == refreshes
+
+
+def test_expired_token_answer_refreshes_once_and_retries_once(fitbit, client_config):
+    store = MemoryStore(stored_tokens())
+    fitbit.get(
+        PROFILE_URL,
+        status=401,
+        json=fitbit_error("expired_token"),
+        match=[matchers.header_matcher({"Authorization": "Bearer old-access"})],
+    )
+    fitbit.get(
+        PROFILE_URL,
+        json=profile_body("Sam"),
+        match=[matchers.header_matcher({"Authorization": "Bearer new-access"})],
+    )
+    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    with freeze_time(NOW):
+        body, _ = oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert body["user"]["displayName"] == "Sam"
+    assert [c.request.method for c in fitbit.calls] == ["GET", "POST", "GET"]
+
+
+def test_a_second_expired_token_answer_is_an_error(fitbit, client_config):
+    store = MemoryStore(stored_tokens())
+    fitbit.get(PROFILE_URL, status=401, json=fitbit_error("expired_token"))
+    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    with freeze_time(NOW), pytest.raises(oauth.FitbitError) as raised:
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert raised.value.error_type == "expired_token"
+    assert [c.request.method for c in fitbit.calls] == ["GET", "POST", "GET"]
+
+
+def test_invalid_token_answer_is_not_retried(fitbit, client_config):
+    store = MemoryStore(stored_tokens())
+    fitbit.get(PROFILE_URL, status=401, json=fitbit_error("invalid_token"))
+    with freeze_time(NOW), pytest.raises(oauth.FitbitError):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert len(fitbit.calls) == 1
+
+
+def test_dead_refresh_token_clears_the_tokens(fitbit, client_config):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    fitbit.post(oauth.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
+    with freeze_time(NOW), pytest.raises(oauth.ReconnectNeeded):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert store.tokens is None
+
+
+def test_invalid_grant_after_another_worker_rotated_uses_its_pair(fitbit, client_config):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    rotated = stored_tokens(expires_at=NOW + timedelta(hours=8), refresh_token="their-refresh")
+
+    def token_endpoint(request):
+        # Another process spent the same refresh token a moment earlier and stored its pair.
+        store.tokens = rotated
+        return 400, {}, '{"errors": [{"errorType": "invalid_grant"}], "success": false}'
+
+    fitbit.add_callback("POST", oauth.TOKEN_URL, callback=token_endpoint)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    with freeze_time(NOW):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert store.tokens is rotated
+
+
+def test_concurrent_requests_make_exactly_one_refresh(fitbit, client_config):
+    threads_count = 8
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+
+    def token_endpoint(request):
+        # Hold the refresh until every thread has read the expiring tokens, so that
+        # without the per-user lock each of them would be here too.
+        for _ in range(10_000):
+            if store.loads >= threads_count:
+                break
+            threading.Event().wait(0.001)
+        return 200, {}, json.dumps(refresh_answer())
+
+    fitbit.add_callback("POST", oauth.TOKEN_URL, callback=token_endpoint)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    used, errors = [], []
+
+    def one_request():
+        try:
+            oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+            used.append(store.tokens.access_token)
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one_request) for _ in range(threads_count)]
+    with freeze_time(NOW):  # freezegun is not thread-safe: freeze once, around them all
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert len([c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]) == 1
+    assert used == ["new-access"] * threads_count
+    profile_tokens = {c.request.headers["Authorization"] for c in fitbit.calls[1:]}
+    assert profile_tokens == {"Bearer new-access"}
+
+
+# --- Revoke ----------------------------------------------------------------------------
+
+
+def test_revoke_posts_the_token_with_basic_auth(fitbit, client_config):
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    fitbit.post(
+        oauth.REVOKE_URL,
+        json={},
+        match=[
+            matchers.header_matcher({"Authorization": f"Basic {basic}"}),
+            matchers.urlencoded_params_matcher({"token": REFRESH_TOKEN}),
+        ],
+    )
+    oauth.revoke(client_config, REFRESH_TOKEN)
+    assert len(fitbit.calls) == 1
