@@ -1,0 +1,163 @@
+"""The database: users and their Fitbit tokens, browser sessions, and sign-ins in flight.
+
+Nothing here knows about HTTP. The database is chosen at start-up from DATABASE_URL.
+"""
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
+
+from peewee import (
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    Model,
+    TextField,
+)
+from playhouse.db_url import connect
+
+db = DatabaseProxy()
+
+SESSION_LIFETIME = timedelta(days=14)
+# A sign-in must come back within the authorization code's own life at Fitbit.
+SIGN_IN_LIFETIME = timedelta(minutes=10)
+
+
+def now():
+    return datetime.now(UTC)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class User(BaseModel):
+    # Fitbit's user_id, compared exactly: "ABC123" and "abc123" are two people.
+    fitbit_id = CharField(unique=True)
+    display_name = CharField()
+    access_token = TextField(null=True)
+    refresh_token = TextField(null=True)
+    expires_at = DateTimeField(null=True)
+    scope = CharField(default="")
+    created_at = DateTimeField(default=now)
+    updated_at = DateTimeField(default=now)
+
+    class Meta:
+        table_name = "users"  # "user" is a reserved word in PostgreSQL
+
+    @classmethod
+    def by_fitbit_id(cls, fitbit_id):
+        return cls.get_or_none(cls.fitbit_id == fitbit_id)
+
+    @classmethod
+    def upsert(cls, tokens, display_name):
+        """Insert a new user, or update the returning one in place: one row per Fitbit id.
+        `tokens` is anything with the fields of oauth.Tokens."""
+        fields = dict(display_name=display_name, **cls._token_fields(tokens))
+        cls.insert(fitbit_id=tokens.user_id, **fields).on_conflict(
+            conflict_target=[cls.fitbit_id], update=fields
+        ).execute()
+        return cls.by_fitbit_id(tokens.user_id)
+
+    @classmethod
+    def replace_tokens(cls, old_refresh_token, tokens):
+        """Compare and swap: write the new pair only if the row still holds the refresh token
+        that was spent. False when another worker changed the row first."""
+        changed = (
+            cls.update(**cls._token_fields(tokens))
+            .where((cls.fitbit_id == tokens.user_id) & (cls.refresh_token == old_refresh_token))
+            .execute()
+        )
+        return changed == 1
+
+    @staticmethod
+    def _token_fields(tokens):
+        return dict(
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            expires_at=tokens.expires_at,
+            scope=tokens.scope,
+            updated_at=now(),
+        )
+
+    @classmethod
+    def clear_tokens(cls, fitbit_id):
+        cls.update(access_token=None, refresh_token=None, expires_at=None, updated_at=now()).where(
+            cls.fitbit_id == fitbit_id
+        ).execute()
+
+    @property
+    def connected(self):
+        return self.refresh_token is not None
+
+
+class BrowserSession(BaseModel):
+    """One browser. The cookie holds a random id; only its keyed hash is stored here, so a
+    copy of the database does not let anyone sign in as the users in it."""
+
+    key = CharField(primary_key=True)
+    csrf_token = CharField()
+    user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    flashes = TextField(default="[]")
+    created_at = DateTimeField(default=now)
+
+    @classmethod
+    def find(cls, key):
+        return cls.get_or_none((cls.key == key) & (cls.created_at > now() - SESSION_LIFETIME))
+
+    def add_flash(self, message):
+        self.flashes = json.dumps([*json.loads(self.flashes), message])
+        self.save()
+
+    def pop_flashes(self):
+        """Each message is shown once."""
+        messages = json.loads(self.flashes)
+        if messages:
+            self.flashes = "[]"
+            self.save()
+        return messages
+
+
+class PendingSignIn(BaseModel):
+    """A sign-in that has gone to Fitbit and not yet come back: at most one per browser."""
+
+    session = ForeignKeyField(BrowserSession, unique=True, on_delete="CASCADE")
+    state = CharField()
+    code_verifier = CharField()
+    created_at = DateTimeField(default=now)
+
+    @property
+    def expired(self):
+        return now() > self.created_at + SIGN_IN_LIFETIME
+
+    def consume(self):
+        """Delete this sign-in; True for the one request that actually deleted it, so a
+        callback replayed at the same moment cannot use it twice."""
+        return PendingSignIn.delete().where(PendingSignIn.id == self.id).execute() == 1
+
+
+MODELS = [User, BrowserSession, PendingSignIn]
+
+
+def open_database(database_url):
+    """Connect the models to DATABASE_URL and create any missing tables."""
+    if database_url.startswith("sqlite:"):
+        path = urlparse(database_url).path[1:]
+        if path and path != ":memory:" and not os.path.exists(path):
+            # Tokens live in this file: only its owner may read it.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        database = connect(database_url, pragmas={"journal_mode": "wal", "foreign_keys": 1})
+    else:
+        database = connect(database_url)
+    db.initialize(database)
+    with db.connection_context():
+        db.create_tables(MODELS, safe=True)
+        # Sessions and sign-ins that can no longer be used are only clutter.
+        BrowserSession.delete().where(
+            BrowserSession.created_at < now() - SESSION_LIFETIME
+        ).execute()
+        PendingSignIn.delete().where(PendingSignIn.created_at < now() - SIGN_IN_LIFETIME).execute()
+    return database
