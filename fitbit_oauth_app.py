@@ -1,0 +1,482 @@
+"""Sign in with Fitbit: a small WSGI app that walks through OAuth 2.0 with Fitbit.
+
+Run it with `python fitbit_oauth_app.py` and open http://localhost:4000. The OAuth steps
+themselves are in oauth.py, the database in models.py; this file is the web app that glues
+them together: routes, browser sessions, CSRF, flash messages and error pages.
+"""
+
+import argparse
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from hashlib import sha256
+
+from jinja2 import Environment, FileSystemLoader
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
+from werkzeug.middleware.shared_data import SharedDataMiddleware
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler, run_simple
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request as BaseRequest
+from werkzeug.wrappers import Response
+
+import oauth
+from models import SESSION_LIFETIME, BrowserSession, PendingSignIn, User, db, open_database
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_PORT = 4000
+SESSION_COOKIE = "session"
+# Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
+MAX_PARAM_LENGTH = 512
+# security.md item 28: a strict policy; nothing on these pages needs scripts or frames.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+REVOKE_AT_FITBIT = "https://www.fitbit.com/settings/applications"
+
+log = logging.getLogger("fitbit_oauth_app")
+
+
+# --- Configuration ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    client: oauth.Client
+    database_url: str = "sqlite:///fitbit_app.db"
+    # Keys the hash of session ids in the database. Without SECRET_KEY a random one is
+    # made at start-up, and browsers sign in again after a restart.
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    @property
+    def configured(self):
+        return bool(self.client.client_id and self.client.client_secret)
+
+
+def config_from_env(environ, port):
+    """Read the FITBIT_* settings and friends from environment variables."""
+    client = oauth.Client(
+        client_id=environ.get("FITBIT_CLIENT_ID", ""),
+        client_secret=environ.get("FITBIT_CLIENT_SECRET", ""),
+        # From configuration, never from the request's Host header (security.md item 6).
+        redirect_uri=environ.get("FITBIT_REDIRECT_URI") or f"http://localhost:{port}/auth/callback",
+        scopes=environ.get("FITBIT_SCOPES") or oauth.DEFAULT_SCOPES,
+        authorize_url=environ.get("FITBIT_AUTHORIZE_URL") or oauth.AUTHORIZE_URL,
+        token_url=environ.get("FITBIT_TOKEN_URL") or oauth.TOKEN_URL,
+        revoke_url=environ.get("FITBIT_REVOKE_URL") or oauth.REVOKE_URL,
+        api_url=environ.get("FITBIT_API_URL") or oauth.API_URL,
+    )
+    settings = {"database_url": environ.get("DATABASE_URL") or Config.database_url}
+    if environ.get("SECRET_KEY"):
+        settings["secret_key"] = environ["SECRET_KEY"].encode()
+    return Config(client=client, **settings)
+
+
+# --- Small helpers ---------------------------------------------------------------------
+
+
+class Request(BaseRequest):
+    browser = None  # this browser's BrowserSession, once it has one
+    new_cookie = None  # a new session id to hand to the browser with this response
+
+
+class UserTokenStore:
+    """oauth.TokenStore backed by the users table."""
+
+    def load(self, user_id):
+        user = User.by_fitbit_id(user_id)
+        if user is None or not user.connected:
+            return None
+        return oauth.Tokens(
+            user_id=user.fitbit_id,
+            access_token=user.access_token,
+            refresh_token=user.refresh_token,
+            expires_at=user.expires_at,
+            scope=user.scope,
+        )
+
+    def replace(self, old, new):
+        return User.replace_tokens(old.refresh_token, new)
+
+    def forget(self, user_id):
+        User.clear_tokens(user_id)
+
+
+def single_param(request, name):
+    """One query parameter, or None when it is absent. Anything a real Fitbit redirect
+    would never send (repeated, oversized, non-ASCII) is refused outright."""
+    values = request.args.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"The {name} parameter appears more than once.")
+    value = values[0]
+    if len(value) > MAX_PARAM_LENGTH:
+        raise BadRequest(f"The {name} parameter is too long.")
+    # Undecodable bytes arrive as U+FFFD, so this also catches %FF.
+    if not value.isascii() or not value.isprintable():
+        raise BadRequest(f"The {name} parameter has characters Fitbit never sends.")
+    return value
+
+
+def same_secret(given, expected):
+    """Constant-time comparison. compare_digest raises on None and on non-ASCII str,
+    so both sides become bytes after the presence check."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def in_words(moment):
+    """'in 3 hours' or '5 minutes ago', for token expiry on the users page."""
+    seconds = int((moment - datetime.now(UTC)).total_seconds())
+    amount = abs(seconds)
+    unit, size = next(
+        (unit, size)
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+        if amount >= size or size == 1
+    )
+    count = amount // size
+    phrase = f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"in {phrase}" if seconds >= 0 else f"{phrase} ago"
+
+
+def explain(error):
+    """(status, title, message) for a page about a Fitbit failure."""
+    if isinstance(error, oauth.FitbitRetired):
+        return (
+            502,
+            "Fitbit retired this API",
+            (
+                "Fitbit shut down its legacy Web API in autumn 2026, so this app cannot reach it. "
+                "Start the app without FITBIT_CLIENT_ID to use the built-in stand-in."
+            ),
+        )
+    if isinstance(error, oauth.FitbitUnavailable):
+        return 502, "Fitbit is unavailable", "Fitbit did not answer. Try again in a few minutes."
+    if isinstance(error, oauth.BadResponse):
+        return (
+            502,
+            "Unexpected answer from Fitbit",
+            ("Fitbit sent an answer this app cannot use, so nothing was stored. Try again."),
+        )
+    if error.error_type == "invalid_grant":
+        return (
+            400,
+            "Sign-in expired",
+            "Fitbit no longer accepts this sign-in. Please sign in again.",
+        )
+    if error.error_type == "invalid_client":
+        return (
+            502,
+            "Fitbit did not recognise this app",
+            ("Check FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET."),
+        )
+    return 502, "Fitbit refused the request", f"Fitbit answered {error.status} {error.error_type}."
+
+
+class CallbackLogHandler(WSGIRequestHandler):
+    """The development server logs every request line. The callback's query carries the
+    authorization code, so it is blanked out of the access log (security.md item 16)."""
+
+    def log_request(self, code="-", size="-"):
+        path, sep, _ = self.path.partition("?")
+        if sep and path.endswith("/auth/callback"):
+            original, self.path = self.path, f"{path}?[redacted]"
+            try:
+                return super().log_request(code, size)
+            finally:
+                self.path = original
+        return super().log_request(code, size)
+
+
+# --- The application -------------------------------------------------------------------
+
+
+class FitbitOAuthApp:
+    def __init__(self, config):
+        self.config = config
+        self.client = config.client
+        self.tokens = UserTokenStore()
+        self.jinja = Environment(
+            loader=FileSystemLoader(os.path.join(HERE, "templates")), autoescape=True
+        )
+        self.url_map = Map(
+            [
+                Rule("/", endpoint="index", methods=["GET"]),
+                Rule("/auth", endpoint="auth", methods=["GET"]),
+                Rule("/auth/callback", endpoint="callback", methods=["GET"]),
+                Rule("/auth/revoke", endpoint="revoke", methods=["POST"]),
+                Rule("/logout", endpoint="logout", methods=["POST"]),
+                Rule("/users", endpoint="users", methods=["GET"]),
+            ]
+        )
+
+    # Pages --------------------------------------------------------------------------
+
+    def on_index(self, request):
+        user = request.browser.user if request.browser else None
+        if user is None:
+            return self.render(request, "index.html")
+        display_name = user.display_name
+        if user.connected:
+            try:
+                profile, _ = oauth.FitbitApi(self.client, self.tokens, user.fitbit_id).get(
+                    "/1/user/-/profile.json"
+                )
+                display_name = oauth.display_name(profile)
+            except oauth.ReconnectNeeded:
+                request.browser.add_flash(
+                    "Fitbit no longer accepts this app's access. Connect again."
+                )
+                user = User.get_by_id(user.id)  # its tokens are gone now
+        return self.render(request, "index.html", user=user, display_name=display_name)
+
+    def on_auth(self, request):
+        """Step 1: send the browser to Fitbit's consent page."""
+        browser = self.browser_session(request)
+        state, verifier = oauth.new_state(), oauth.new_code_verifier()
+        with db.atomic():
+            # One sign-in in flight per browser: starting again replaces the last one.
+            PendingSignIn.delete().where(PendingSignIn.session == browser).execute()
+            PendingSignIn.create(session=browser, state=state, code_verifier=verifier)
+        return redirect(oauth.authorize_url(self.client, state, verifier), code=302)
+
+    def on_callback(self, request):
+        """Step 2: Fitbit sends the browser back here with a code (or an error)."""
+        state = single_param(request, "state")
+        code = single_param(request, "code")
+        error = single_param(request, "error")
+        pending = self.claim_sign_in(request, state)
+
+        if error is not None:
+            # Only a fixed text is shown: error_description is the other side's words.
+            if error == "access_denied":
+                request.browser.add_flash(
+                    "You chose not to connect your Fitbit account. Nothing was stored."
+                )
+            else:
+                request.browser.add_flash(f"Fitbit did not complete the sign-in ({error}).")
+            return self.clean_redirect(request)
+        if code is None:
+            raise BadRequest("Fitbit's answer has no authorization code.")
+
+        tokens = oauth.exchange_code(self.client, code, pending.code_verifier)
+        profile, _ = oauth.api_get(self.client, "/1/user/-/profile.json", tokens.access_token)
+        name = oauth.display_name(profile)
+        user = User.upsert(tokens, name)
+        # A new session id at sign-in, so an id planted before it is worth nothing.
+        self.start_session(request, user=user, carry_flashes=True)
+        request.browser.add_flash(f"Hello {name}!")
+        return self.clean_redirect(request)
+
+    def on_users(self, request):
+        users = User.select().order_by(User.created_at)
+        return self.render(request, "users.html", users=users, in_words=in_words)
+
+    def on_revoke(self, request):
+        """Disconnect: revoke at Fitbit, and forget the tokens here whatever Fitbit says."""
+        self.check_csrf(request)
+        user = request.browser.user
+        if user is not None and user.connected:
+            try:
+                oauth.revoke(self.client, user.refresh_token)
+                message = "Disconnected. Fitbit has revoked this app's access."
+            except oauth.FitbitError as error:
+                log.warning("Revoking at Fitbit failed: %s", error)
+                message = (
+                    "Disconnected here, but Fitbit did not confirm. You can revoke access "
+                    f"yourself at {REVOKE_AT_FITBIT}."
+                )
+            finally:
+                User.clear_tokens(user.fitbit_id)
+            request.browser.add_flash(message)
+        return redirect(request.urls.build("index"), code=302)
+
+    def on_logout(self, request):
+        self.check_csrf(request)
+        self.start_session(request)
+        request.browser.add_flash("You are signed out.")
+        return redirect(request.urls.build("index"), code=302)
+
+    # Sessions, sign-ins and CSRF ------------------------------------------------------
+
+    def session_key(self, raw):
+        return hmac.new(self.config.secret_key, raw.encode("ascii"), sha256).hexdigest()
+
+    def load_session(self, request):
+        raw = request.cookies.get(SESSION_COOKIE, "")
+        if raw and len(raw) <= 64 and raw.isascii():
+            request.browser = BrowserSession.find(self.session_key(raw))
+
+    def browser_session(self, request):
+        """This browser's session, made on first need (a sign-in or a flash message)."""
+        if request.browser is None:
+            self.start_session(request)
+        return request.browser
+
+    def start_session(self, request, user=None, carry_flashes=False):
+        """A brand-new session id; the old session, if any, is deleted."""
+        flashes = "[]"
+        if request.browser is not None:
+            if carry_flashes:
+                flashes = request.browser.flashes
+            request.browser.delete_instance()
+        raw = secrets.token_urlsafe(32)
+        request.browser = BrowserSession.create(
+            key=self.session_key(raw),
+            csrf_token=secrets.token_urlsafe(32),
+            user=user,
+            flashes=flashes,
+        )
+        request.new_cookie = raw
+
+    def claim_sign_in(self, request, state):
+        """Match the callback to the sign-in this browser started (RFC 6749 10.12), and use
+        it up, so a replayed or forged callback never reaches the token endpoint."""
+        if state is None:
+            raise BadRequest("Fitbit's answer has no state parameter.")
+        pending = None
+        if request.browser is not None:
+            pending = PendingSignIn.get_or_none(PendingSignIn.session == request.browser)
+        if pending is None or not same_secret(state, pending.state):
+            raise BadRequest("This sign-in was not started from this browser, or was already used.")
+        if not pending.consume():
+            raise BadRequest("This sign-in was already used.")
+        if pending.expired:
+            raise BadRequest("This sign-in took longer than 10 minutes. Please start again.")
+        return pending
+
+    def check_csrf(self, request):
+        """Every POST carries the token from the page's own form (security.md item 26)."""
+        expected = request.browser.csrf_token if request.browser else None
+        if not same_secret(request.form.get("csrf_token"), expected):
+            raise Forbidden(
+                "This form has expired or did not come from this site. Reload the page."
+            )
+
+    # Responses ------------------------------------------------------------------------
+
+    def render(self, request, template_name, status=200, **context):
+        flashes = request.browser.pop_flashes() if request.browser else []
+        template = self.jinja.get_template(template_name)
+        html = template.render(
+            flashes=flashes,
+            browser=request.browser,
+            config=self.config,
+            url_for=request.urls.build,
+            **context,
+        )
+        return Response(html, status=status, mimetype="text/html")
+
+    def clean_redirect(self, request):
+        """Leave the callback URL, code and all, out of the address bar, history and any
+        Referer header (security.md item 11)."""
+        response = redirect(request.urls.build("index"), code=302)
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def error_page(self, request, status, title, message, retry_after=None):
+        response = self.render(request, "error.html", status=status, title=title, message=message)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    def fitbit_error_page(self, request, error):
+        """Every way Fitbit can fail, as a page that says what happened. Nothing Fitbit
+        wrote is shown: its messages can repeat the token."""
+        log.warning("Fitbit call failed: %s", error)
+        if isinstance(error, oauth.RateLimited):
+            wait = max(1, int((error.reset_at - datetime.now(UTC)).total_seconds()))
+            message = (
+                "Fitbit allows 150 requests an hour for each user. Try again at "
+                f"{error.reset_at:%H:%M} UTC ({in_words(error.reset_at)})."
+            )
+            return self.error_page(request, 429, "Too many requests", message, retry_after=wait)
+        status, title, message = explain(error)
+        return self.error_page(request, status, title, message)
+
+    def finish(self, request, response):
+        if request.new_cookie is not None:
+            response.set_cookie(
+                SESSION_COOKIE,
+                request.new_cookie,
+                max_age=int(SESSION_LIFETIME.total_seconds()),
+                path="/",
+                secure=request.is_secure,
+                httponly=True,
+                samesite="Lax",  # Strict would drop the cookie on the way back from Fitbit
+            )
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        # Pages hold personal data and one-time flashes: never from a cache.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def dispatch_request(self, request):
+        request.urls = self.url_map.bind_to_environ(request.environ)
+        self.load_session(request)
+        try:
+            endpoint, values = request.urls.match()
+            response = getattr(self, f"on_{endpoint}")(request, **values)
+        except HTTPException as error:
+            if error.code is None or error.code < 400:
+                return error  # a routing redirect, such as a missing trailing slash
+            response = self.error_page(request, error.code, error.name, error.description)
+            for name, value in error.get_headers(request.environ):
+                if name.lower() != "content-type":
+                    response.headers[name] = value  # e.g. Allow on a 405
+        except oauth.FitbitError as error:
+            response = self.fitbit_error_page(request, error)
+        return self.finish(request, response)
+
+    def wsgi_app(self, environ, start_response):
+        request = Request(environ)
+        with db.connection_context():
+            response = self.dispatch_request(request)
+        return response(environ, start_response)
+
+    def __call__(self, environ, start_response):
+        return self.wsgi_app(environ, start_response)
+
+
+def create_app(config):
+    open_database(config.database_url)
+    app = FitbitOAuthApp(config)
+    app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/static": os.path.join(HERE, "static")})
+    return app
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    config = config_from_env(os.environ, args.port)
+    app = create_app(config)
+    print(f" * Sign in with Fitbit: open http://{args.host}:{args.port}")
+    if not config.configured:
+        print(
+            " * No Fitbit credentials: set FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET (see README)."
+        )
+    # Threaded, so the page can wait on Fitbit while other requests are served; the
+    # debugger stays off because it runs arbitrary code for whoever can reach the port.
+    run_simple(
+        args.host,
+        args.port,
+        app,
+        threaded=True,
+        use_debugger=False,
+        use_reloader=False,
+        request_handler=CallbackLogHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()
