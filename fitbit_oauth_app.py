@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
@@ -105,21 +106,29 @@ class UserTokenStore:
         User.clear_tokens(user_id)
 
 
-def single_param(request, name):
-    """One query parameter, or None when it is absent. Anything a real Fitbit redirect
-    would never send (repeated, oversized, non-ASCII) is refused outright."""
-    values = request.args.getlist(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise BadRequest(f"The {name} parameter appears more than once.")
-    value = values[0]
-    if len(value) > MAX_PARAM_LENGTH:
-        raise BadRequest(f"The {name} parameter is too long.")
-    # Undecodable bytes arrive as U+FFFD, so this also catches %FF.
-    if not value.isascii() or not value.isprintable():
-        raise BadRequest(f"The {name} parameter has characters Fitbit never sends.")
-    return value
+def callback_params(request):
+    """The callback's query, decoded strictly. It is untrusted input, and werkzeug's own
+    parser is lenient (it keeps an undecodable %FF as the three characters "%FF")."""
+    try:
+        pairs = parse_qsl(
+            request.query_string.decode("ascii"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=10,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The address Fitbit sent you back to is malformed.") from None
+    params = {}
+    for name, value in pairs:
+        if name in params:
+            raise BadRequest(f"The {name} parameter appears more than once.")
+        if len(value) > MAX_PARAM_LENGTH:
+            raise BadRequest(f"The {name} parameter is too long.")
+        # RFC 6749 appendix A: code, state and error are printable ASCII (VSCHAR).
+        if not value.isascii() or not value.isprintable():
+            raise BadRequest(f"The {name} parameter has characters Fitbit never sends.")
+        params[name] = value
+    return params
 
 
 def same_secret(given, expected):
@@ -178,6 +187,15 @@ def explain(error):
     return 502, "Fitbit refused the request", f"Fitbit answered {error.status} {error.error_type}."
 
 
+def token_status(user):
+    """How a user's connection stands, in words, for the users page."""
+    if not user.connected:
+        return "needs reconnecting"
+    if user.expires_at > datetime.now(UTC):
+        return f"expires {in_words(user.expires_at)}"
+    return f"expired {in_words(user.expires_at)}; renewed on next use"
+
+
 class CallbackLogHandler(WSGIRequestHandler):
     """The development server logs every request line. The callback's query carries the
     authorization code, so it is blanked out of the access log (security.md item 16)."""
@@ -204,6 +222,7 @@ class FitbitOAuthApp:
         self.jinja = Environment(
             loader=FileSystemLoader(os.path.join(HERE, "templates")), autoescape=True
         )
+        self.jinja.filters["token_status"] = token_status
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -247,10 +266,9 @@ class FitbitOAuthApp:
 
     def on_callback(self, request):
         """Step 2: Fitbit sends the browser back here with a code (or an error)."""
-        state = single_param(request, "state")
-        code = single_param(request, "code")
-        error = single_param(request, "error")
-        pending = self.claim_sign_in(request, state)
+        params = callback_params(request)
+        code, error = params.get("code"), params.get("error")
+        pending = self.claim_sign_in(request, params.get("state"))
 
         if error is not None:
             # Only a fixed text is shown: error_description is the other side's words.
@@ -261,7 +279,7 @@ class FitbitOAuthApp:
             else:
                 request.browser.add_flash(f"Fitbit did not complete the sign-in ({error}).")
             return self.clean_redirect(request)
-        if code is None:
+        if not code:
             raise BadRequest("Fitbit's answer has no authorization code.")
 
         tokens = oauth.exchange_code(self.client, code, pending.code_verifier)
@@ -275,7 +293,7 @@ class FitbitOAuthApp:
 
     def on_users(self, request):
         users = User.select().order_by(User.created_at)
-        return self.render(request, "users.html", users=users, in_words=in_words)
+        return self.render(request, "users.html", users=users)
 
     def on_revoke(self, request):
         """Disconnect: revoke at Fitbit, and forget the tokens here whatever Fitbit says."""
@@ -337,7 +355,7 @@ class FitbitOAuthApp:
     def claim_sign_in(self, request, state):
         """Match the callback to the sign-in this browser started (RFC 6749 10.12), and use
         it up, so a replayed or forged callback never reaches the token endpoint."""
-        if state is None:
+        if not state:
             raise BadRequest("Fitbit's answer has no state parameter.")
         pending = None
         if request.browser is not None:

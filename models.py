@@ -4,6 +4,7 @@ Nothing here knows about HTTP. The database is chosen at start-up from DATABASE_
 """
 
 import json
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
@@ -19,6 +20,9 @@ from peewee import (
 from playhouse.db_url import connect
 
 db = DatabaseProxy()
+
+# peewee logs every query with its parameters at DEBUG, tokens included: never let it.
+logging.getLogger("peewee").setLevel(logging.INFO)
 
 SESSION_LIFETIME = timedelta(days=14)
 # A sign-in must come back within the authorization code's own life at Fitbit.

@@ -1,0 +1,530 @@
+"""The web app through a browser's eyes: werkzeug's test Client, with Fitbit faked."""
+
+import logging
+import re
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from conftest import (
+    ACCESS_TOKEN,
+    AUTH_CODE,
+    PROFILE_URL,
+    REFRESH_TOKEN,
+    SECRETS,
+    fitbit_error,
+    profile_body,
+    sign_in,
+    start_sign_in,
+    token_body,
+    token_calls,
+)
+from freezegun import freeze_time
+from responses import matchers
+from werkzeug.serving import make_server
+from werkzeug.test import Client
+
+import oauth
+from fitbit_oauth_app import CallbackLogHandler
+from models import BrowserSession, PendingSignIn, User
+
+
+def page(response):
+    return response.get_data(as_text=True)
+
+
+def csrf_token(browser):
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page(browser.get("/")))
+    return match.group(1)
+
+
+def session_cookie(browser):
+    cookie = browser.get_cookie("session")
+    return cookie.value if cookie else None
+
+
+# --- The whole flow ---------------------------------------------------------------------
+
+
+def test_whole_sign_in_flow(browser, fitbit):
+    query = start_sign_in(browser)
+    cookie_before = session_cookie(browser)
+    pending = PendingSignIn.get()
+    assert query["state"] == pending.state
+    assert query["code_challenge"] == oauth.code_challenge(pending.code_verifier)
+
+    fitbit.post(
+        oauth.TOKEN_URL,
+        json=token_body(),
+        match=[
+            matchers.urlencoded_params_matcher(
+                {
+                    "grant_type": "authorization_code",
+                    "code": AUTH_CODE,
+                    "redirect_uri": "http://localhost:4000/auth/callback",
+                    "code_verifier": pending.code_verifier,
+                }
+            )
+        ],
+    )
+    fitbit.get(
+        PROFILE_URL,
+        json=profile_body("Alex"),
+        match=[matchers.header_matcher({"Authorization": f"Bearer {ACCESS_TOKEN}"})],
+    )
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
+    user = User.get()
+    assert (user.fitbit_id, user.display_name) == ("ABC123", "Alex")
+    assert (user.access_token, user.refresh_token) == (ACCESS_TOKEN, REFRESH_TOKEN)
+    assert user.scope == "activity profile"
+    assert PendingSignIn.select().count() == 0
+    # A new session id at sign-in: an id known before it (session fixation) is now worthless.
+    assert session_cookie(browser) != cookie_before
+    assert BrowserSession.select().count() == 1
+
+    fitbit.get(PROFILE_URL, json=profile_body("Alex F."))
+    home = page(browser.get("/"))
+    assert "Hello Alex!" in home  # the flash
+    assert "Hello, Alex F." in home  # fresh from the profile endpoint
+    assert 'action="/auth/revoke"' in home and 'action="/logout"' in home
+
+
+def test_signed_out_home_page_offers_sign_in(browser):
+    response = browser.get("/")
+    assert response.status_code == 200
+    assert 'href="/auth"' in page(response)
+
+
+def test_returning_user_is_updated_not_duplicated(browser, fitbit):
+    with freeze_time("2026-11-01 09:00:00"):
+        sign_in(browser, fitbit, name="Alex")
+    created = User.get().created_at
+    with freeze_time("2026-11-20 09:00:00"):
+        sign_in(Client(browser.application), fitbit, name="Alexandra", access_token="second")
+    assert User.select().count() == 1
+    user = User.get()
+    assert (user.display_name, user.access_token) == ("Alexandra", "second")
+    assert user.created_at == created
+    assert user.updated_at == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def test_flash_message_is_shown_once(browser, fitbit):
+    sign_in(browser, fitbit)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    assert "Hello Alex!" in page(browser.get("/"))
+    assert "Hello Alex!" not in page(browser.get("/"))
+
+
+def test_session_cookie_attributes(app, browser):
+    response = browser.get("/auth")
+    cookie = response.headers["Set-Cookie"]
+    value = re.match(r"session=([^;]+)", cookie).group(1)
+    assert len(value) >= 43  # 32 random bytes
+    for attribute in ("HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="):
+        assert attribute in cookie
+    assert "Secure" not in cookie  # plain http on localhost
+    https = Client(app).get("/auth", base_url="https://localhost")
+    assert "Secure" in https.headers["Set-Cookie"]
+    # Only a keyed hash of the id is stored, never the id itself.
+    assert BrowserSession.get_or_none(BrowserSession.key == value) is None
+
+
+def test_security_headers_on_every_page(browser):
+    for path in ("/", "/users", "/no-such-page"):
+        headers = browser.get(path).headers
+        assert headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"]
+
+
+def test_redirect_uri_ignores_the_host_header(browser):
+    response = browser.get("/auth", headers={"Host": "evil.example"})
+    location = response.headers["Location"]
+    assert "redirect_uri=http%3A%2F%2Flocalhost%3A4000%2Fauth%2Fcallback" in location
+    assert "evil.example" not in location
+
+
+# --- State --------------------------------------------------------------------------------
+
+
+def test_forged_state_is_refused_without_a_token_request(browser, fitbit):
+    start_sign_in(browser)
+    response = browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": "forged"})
+    assert response.status_code == 400
+    assert len(fitbit.calls) == 0
+    assert PendingSignIn.select().count() == 1  # the real sign-in can still finish
+
+
+def test_state_from_another_browser_is_refused(app, browser, fitbit):
+    query = start_sign_in(browser)
+    other = Client(app)
+    start_sign_in(other)
+    response = other.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
+    )
+    assert response.status_code == 400
+    assert len(fitbit.calls) == 0
+
+
+def test_replayed_callback_is_refused(browser, fitbit):
+    query = start_sign_in(browser)
+    fitbit.post(oauth.TOKEN_URL, json=token_body())
+    fitbit.get(PROFILE_URL, json=profile_body())
+    callback = {"code": AUTH_CODE, "state": query["state"]}
+    assert browser.get("/auth/callback", query_string=callback).status_code == 302
+    assert browser.get("/auth/callback", query_string=callback).status_code == 400
+    assert len(token_calls(fitbit)) == 1
+
+
+def test_sign_in_expires_after_ten_minutes(browser, fitbit):
+    with freeze_time("2026-11-23 12:00:00"):
+        query = start_sign_in(browser)
+    fitbit.post(oauth.TOKEN_URL, json=token_body())
+    fitbit.get(PROFILE_URL, json=profile_body())
+    callback = {"code": AUTH_CODE, "state": query["state"]}
+    with freeze_time("2026-11-23 12:10:01"):
+        assert browser.get("/auth/callback", query_string=callback).status_code == 400
+    assert len(fitbit.calls) == 0
+
+
+def test_sign_in_within_ten_minutes_succeeds(browser, fitbit):
+    with freeze_time("2026-11-23 12:00:00"):
+        query = start_sign_in(browser)
+    fitbit.post(oauth.TOKEN_URL, json=token_body())
+    fitbit.get(PROFILE_URL, json=profile_body())
+    callback = {"code": AUTH_CODE, "state": query["state"]}
+    with freeze_time("2026-11-23 12:10:00"):
+        assert browser.get("/auth/callback", query_string=callback).status_code == 302
+
+
+def test_callback_without_any_session_is_refused(browser, fitbit):
+    response = browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": "x" * 43})
+    assert response.status_code == 400
+    assert len(fitbit.calls) == 0
+
+
+def test_only_the_latest_sign_in_of_a_browser_counts(browser, fitbit):
+    first = start_sign_in(browser)
+    start_sign_in(browser)
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": first["state"]}
+    )
+    assert response.status_code == 400
+    assert len(fitbit.calls) == 0
+
+
+# --- Bad input never gives a 500 --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "code=abc",  # no state
+        "state={state}",  # no code
+        "code=a&code=b&state={state}",
+        "code=abc&state={state}&state={state}",
+        "code=" + "a" * 513 + "&state={state}",
+        "code=abc&state=" + "s" * 513,
+        "code=%FF&state={state}",
+        "code=%C3%A9&state={state}",
+        "code=abc&state=%FF",
+        "code=abc&state=%C3%A9{state}",
+        "code=abc&state=",
+        "code=a%00b&state={state}",
+        "error=access_denied&error=other&state={state}",
+    ],
+)
+def test_bad_callback_input_is_a_400_without_a_token_request(browser, fitbit, query):
+    state = start_sign_in(browser)["state"]
+    response = browser.get("/auth/callback?" + query.format(state=state))
+    assert response.status_code == 400
+    assert len(fitbit.calls) == 0
+
+
+def test_access_denied_is_a_friendly_flash_and_ends_the_sign_in(browser, fitbit):
+    state = start_sign_in(browser)["state"]
+    response = browser.get(
+        "/auth/callback", query_string={"error": "access_denied", "state": state}
+    )
+    assert response.status_code == 302
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "You chose not to connect" in page(browser.get("/"))
+    assert len(fitbit.calls) == 0
+    assert PendingSignIn.select().count() == 0
+    assert User.select().count() == 0
+
+
+def test_error_description_is_never_rendered(browser, fitbit):
+    state = start_sign_in(browser)["state"]
+    browser.get(
+        "/auth/callback",
+        query_string={
+            "error": "server_error",
+            "error_description": "<script>alert(1)</script>",
+            "state": state,
+        },
+    )
+    home = page(browser.get("/"))
+    assert "Fitbit did not complete the sign-in (server_error)" in home
+    assert "<script>" not in home and "alert(1)" not in home
+
+
+def test_error_code_is_escaped(browser, fitbit):
+    state = start_sign_in(browser)["state"]
+    browser.get("/auth/callback", query_string={"error": "<b>x</b>", "state": state})
+    home = page(browser.get("/"))
+    assert "<b>x</b>" not in home and "&lt;b&gt;x&lt;/b&gt;" in home
+
+
+def callback_with_token_answer(browser, fitbit, **answer):
+    state = start_sign_in(browser)["state"]
+    fitbit.post(oauth.TOKEN_URL, **answer)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    return browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": state})
+
+
+@pytest.mark.parametrize(
+    "answer, status, text",
+    [
+        ({"status": 500, "json": fitbit_error("system")}, 502, "Fitbit is unavailable"),
+        ({"status": 503, "body": "<html>down</html>"}, 502, "Fitbit is unavailable"),
+        ({"body": requests.ReadTimeout()}, 502, "Fitbit is unavailable"),
+        ({"body": requests.ConnectionError()}, 502, "Fitbit is unavailable"),
+        ({"status": 410, "body": ""}, 502, "retired"),
+        ({"body": "<html>proxy</html>"}, 502, "nothing was stored"),
+        ({"json": token_body(expires_in=-1)}, 502, "nothing was stored"),
+        ({"status": 400, "json": fitbit_error("invalid_grant")}, 400, "sign in again"),
+        ({"status": 401, "json": fitbit_error("invalid_client")}, 502, "FITBIT_CLIENT_ID"),
+    ],
+    ids=[
+        "500",
+        "503-html",
+        "timeout",
+        "connection",
+        "410",
+        "html",
+        "bad-expiry",
+        "used-code",
+        "bad-client",
+    ],
+)
+def test_token_endpoint_failures_give_a_clear_page(browser, fitbit, answer, status, text):
+    response = callback_with_token_answer(browser, fitbit, **answer)
+    assert response.status_code == status
+    assert text in page(response)
+    assert len(token_calls(fitbit)) == 1  # never retried
+    assert User.select().count() == 0
+
+
+@freeze_time("2026-11-23 12:00:00")
+def test_rate_limited_token_endpoint_says_when_to_try_again(browser, fitbit):
+    response = callback_with_token_answer(
+        browser,
+        fitbit,
+        status=429,
+        json=fitbit_error("system"),
+        headers={"Fitbit-Rate-Limit-Reset": "1500"},
+    )
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1500"
+    assert "Try again at 12:25 UTC (in 25 minutes)" in page(response)
+
+
+# --- Signed in: refresh and its failures --------------------------------------------------
+
+
+def test_home_page_refreshes_tokens_about_to_expire(browser, fitbit):
+    with freeze_time("2026-11-23 08:00:00"):
+        sign_in(browser, fitbit)
+    fitbit.post(oauth.TOKEN_URL, json=token_body(access_token="fresh", refresh_token="fresh-r"))
+    fitbit.get(PROFILE_URL, json=profile_body())
+    with freeze_time("2026-11-23 15:56:00"):  # four minutes before the 8-hour expiry
+        assert browser.get("/").status_code == 200
+    assert len(token_calls(fitbit)) == 2  # the sign-in, then the refresh
+    assert (User.get().access_token, User.get().refresh_token) == ("fresh", "fresh-r")
+
+
+def test_dead_refresh_token_clears_tokens_and_asks_to_reconnect(browser, fitbit):
+    with freeze_time("2026-11-23 08:00:00"):
+        sign_in(browser, fitbit)
+    fitbit.post(oauth.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
+    with freeze_time("2026-11-23 17:00:00"):
+        response = browser.get("/")
+    assert response.status_code == 200
+    assert "Connect again" in page(response)
+    user = User.get()
+    assert (user.access_token, user.refresh_token, user.expires_at) == (None, None, None)
+    assert "needs reconnecting" in page(browser.get("/users"))
+
+
+@pytest.mark.parametrize(
+    "answer, status, text",
+    [
+        ({"status": 502, "body": "bad gateway"}, 502, "Fitbit is unavailable"),
+        ({"status": 410, "body": ""}, 502, "retired"),
+        ({"status": 429, "json": fitbit_error("system")}, 429, "Try again at"),
+    ],
+)
+def test_home_page_when_fitbit_fails(browser, fitbit, answer, status, text):
+    sign_in(browser, fitbit)
+    fitbit.replace("GET", PROFILE_URL, **answer)
+    response = browser.get("/")
+    assert response.status_code == status
+    assert text in page(response)
+
+
+# --- Disconnect and sign out --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/auth/revoke", "/logout"])
+@pytest.mark.parametrize("token", [None, "", "wrong", "é"])
+def test_posts_without_the_csrf_token_are_refused_and_change_nothing(browser, fitbit, path, token):
+    sign_in(browser, fitbit)
+    cookie = session_cookie(browser)
+    data = {} if token is None else {"csrf_token": token}
+    response = browser.post(path, data=data)
+    assert response.status_code == 403
+    assert User.get().refresh_token == REFRESH_TOKEN
+    assert session_cookie(browser) == cookie
+    assert BrowserSession.get().user_id == User.get().id
+    assert len(fitbit.calls) == 2  # the sign-in's; no revoke
+
+
+def test_csrf_token_of_another_browser_is_refused(app, browser, fitbit):
+    sign_in(browser, fitbit)
+    other = Client(app)
+    sign_in(other, fitbit, name="Sam", user_id="SAM1")
+    fitbit.get(PROFILE_URL, json=profile_body())
+    response = browser.post("/logout", data={"csrf_token": csrf_token(other)})
+    assert response.status_code == 403
+
+
+def test_get_is_not_allowed_on_the_posts(browser):
+    assert browser.get("/logout").status_code == 405
+    assert browser.get("/auth/revoke").status_code == 405
+
+
+def test_disconnect_revokes_at_fitbit_and_forgets_the_tokens(browser, fitbit):
+    sign_in(browser, fitbit)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    token = csrf_token(browser)
+    fitbit.post(
+        oauth.REVOKE_URL,
+        json={},
+        match=[matchers.urlencoded_params_matcher({"token": REFRESH_TOKEN})],
+    )
+    response = browser.post("/auth/revoke", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert User.get().refresh_token is None and User.get().access_token is None
+    home = page(browser.get("/"))
+    assert "Fitbit has revoked" in home
+    assert "Connect again" in home
+
+
+@pytest.mark.parametrize(
+    "answer", [{"status": 500, "body": "oops"}, {"body": requests.ConnectionError()}]
+)
+def test_disconnect_forgets_the_tokens_even_when_fitbit_fails(browser, fitbit, answer):
+    sign_in(browser, fitbit)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    token = csrf_token(browser)
+    fitbit.post(oauth.REVOKE_URL, **answer)
+    assert browser.post("/auth/revoke", data={"csrf_token": token}).status_code == 302
+    assert User.get().refresh_token is None
+    assert "https://www.fitbit.com/settings/applications" in page(browser.get("/"))
+
+
+def test_sign_out_forgets_the_session(browser, fitbit):
+    sign_in(browser, fitbit)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    old_cookie = session_cookie(browser)
+    response = browser.post("/logout", data={"csrf_token": csrf_token(browser)})
+    assert response.status_code == 302
+    home = page(browser.get("/"))
+    assert "You are signed out." in home and 'href="/auth"' in home
+    # The old cookie is dead, even if someone kept a copy.
+    browser.set_cookie("session", old_cookie)
+    assert 'href="/auth"' in page(browser.get("/"))
+    assert User.get().refresh_token == REFRESH_TOKEN  # signing out is not disconnecting
+
+
+# --- The users page -----------------------------------------------------------------------
+
+
+def test_users_page_lists_users_without_their_tokens(app, browser, fitbit):
+    with freeze_time("2026-11-23 08:00:00"):
+        sign_in(browser, fitbit, name="Alex")
+        sign_in(Client(app), fitbit, name="Sam", user_id="SAM1")
+        User.clear_tokens("SAM1")
+        response = browser.get("/users")
+    text = page(response)
+    assert "Alex" in text and "ABC123" in text and "expires in 8 hours" in text
+    assert "Sam" in text and "SAM1" in text and "needs reconnecting" in text
+    for secret in SECRETS:
+        assert secret not in text
+
+
+# --- Secrets never reach output -----------------------------------------------------------
+
+
+def test_no_secret_in_any_page_cookie_or_log(app, browser, fitbit, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    responses = [browser.get("/"), browser.get("/auth")]
+    responses.append(sign_in(browser, fitbit))
+    fitbit.get(PROFILE_URL, json=profile_body())
+    responses += [browser.get("/"), browser.get("/users")]
+    # Failures log too: make Fitbit echo the token in its error message.
+    fitbit.replace(
+        "GET",
+        PROFILE_URL,
+        status=401,
+        json=fitbit_error("invalid_token", f"Access token invalid: {ACCESS_TOKEN}"),
+    )
+    responses.append(browser.get("/"))
+    fitbit.post(oauth.REVOKE_URL, status=500, json=fitbit_error("system", REFRESH_TOKEN))
+    responses.append(
+        browser.post("/auth/revoke", data={"csrf_token": BrowserSession.get().csrf_token})
+    )
+    responses.append(browser.get("/"))
+
+    output = capsys.readouterr()
+    seen = [output.out, output.err, caplog.text]
+    for response in responses:
+        seen += [page(response), str(response.headers)]
+    for secret in SECRETS:
+        for text in seen:
+            assert secret not in text
+
+
+def test_access_log_never_shows_the_code(app, caplog):
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=CallbackLogHandler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        requests.get(f"{url}/auth/callback?code={AUTH_CODE}&state=abc", timeout=5)
+        requests.get(f"{url}/users?page=2", timeout=5)
+    finally:
+        server.shutdown()
+        thread.join()
+    assert "GET /auth/callback?[redacted]" in caplog.text
+    assert "GET /users?page=2" in caplog.text  # other lines are left as they were
+    assert AUTH_CODE not in caplog.text
+
+
+def test_users_page_says_when_a_token_has_lapsed(browser, fitbit):
+    with freeze_time("2026-11-23 08:00:00"):
+        sign_in(browser, fitbit)
+    with freeze_time("2026-11-23 17:00:00"):
+        text = page(browser.get("/users"))
+    assert "expired 1 hour ago" in text
