@@ -16,7 +16,8 @@ from hashlib import sha256
 from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, ServiceUnavailable
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, run_simple
@@ -25,10 +26,12 @@ from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
 import oauth
+import sandbox as sandbox_module
 from models import SESSION_LIFETIME, BrowserSession, PendingSignIn, User, db, open_database
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PORT = 4000
+SANDBOX_PATH = "/sandbox"
 SESSION_COOKIE = "session"
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
@@ -37,6 +40,10 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 REVOKE_AT_FITBIT = "https://www.fitbit.com/settings/applications"
+SANDBOX_NOTICE = (
+    "You are signing in to a local stand-in for Fitbit. Set FITBIT_CLIENT_ID and "
+    "FITBIT_CLIENT_SECRET to use the real one."
+)
 
 log = logging.getLogger("fitbit_oauth_app")
 
@@ -51,6 +58,10 @@ class Config:
     # Keys the hash of session ids in the database. Without SECRET_KEY a random one is
     # made at start-up, and browsers sign in again after a restart.
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    # Sandbox mode: the stand-in for Fitbit in sandbox.py is served from /sandbox in this
+    # same process, and the client above is registered with it.
+    sandbox: bool = False
+    sandbox_expires_in: int = sandbox_module.DEFAULT_EXPIRES_IN
 
     @property
     def configured(self):
@@ -58,21 +69,41 @@ class Config:
 
 
 def config_from_env(environ, port):
-    """Read the FITBIT_* settings and friends from environment variables."""
+    """Read the FITBIT_* settings and friends from environment variables. Without a
+    FITBIT_CLIENT_ID, or with FITBIT_SANDBOX=1, the app talks to the built-in stand-in."""
+    # From configuration, never from the request's Host header (security.md item 6).
+    redirect_uri = environ.get("FITBIT_REDIRECT_URI") or f"http://localhost:{port}/auth/callback"
+    scopes = environ.get("FITBIT_SCOPES") or oauth.DEFAULT_SCOPES
+    settings = {"database_url": environ.get("DATABASE_URL") or Config.database_url}
+    if environ.get("SECRET_KEY"):
+        settings["secret_key"] = environ["SECRET_KEY"].encode()
+
+    if environ.get("FITBIT_SANDBOX") == "1" or not environ.get("FITBIT_CLIENT_ID"):
+        registered = sandbox_module.new_client(redirect_uri)
+        root = f"http://localhost:{port}{SANDBOX_PATH}"
+        client = oauth.Client(
+            client_id=registered.client_id,
+            client_secret=registered.client_secret,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            authorize_url=f"{root}/oauth2/authorize",
+            token_url=f"{root}/oauth2/token",
+            revoke_url=f"{root}/oauth2/revoke",
+            api_url=root,
+        )
+        expires_in = int(environ.get("SANDBOX_EXPIRES_IN") or Config.sandbox_expires_in)
+        return Config(client=client, sandbox=True, sandbox_expires_in=expires_in, **settings)
+
     client = oauth.Client(
-        client_id=environ.get("FITBIT_CLIENT_ID", ""),
+        client_id=environ["FITBIT_CLIENT_ID"],
         client_secret=environ.get("FITBIT_CLIENT_SECRET", ""),
-        # From configuration, never from the request's Host header (security.md item 6).
-        redirect_uri=environ.get("FITBIT_REDIRECT_URI") or f"http://localhost:{port}/auth/callback",
-        scopes=environ.get("FITBIT_SCOPES") or oauth.DEFAULT_SCOPES,
+        redirect_uri=redirect_uri,
+        scopes=scopes,
         authorize_url=environ.get("FITBIT_AUTHORIZE_URL") or oauth.AUTHORIZE_URL,
         token_url=environ.get("FITBIT_TOKEN_URL") or oauth.TOKEN_URL,
         revoke_url=environ.get("FITBIT_REVOKE_URL") or oauth.REVOKE_URL,
         api_url=environ.get("FITBIT_API_URL") or oauth.API_URL,
     )
-    settings = {"database_url": environ.get("DATABASE_URL") or Config.database_url}
-    if environ.get("SECRET_KEY"):
-        settings["secret_key"] = environ["SECRET_KEY"].encode()
     return Config(client=client, **settings)
 
 
@@ -256,6 +287,8 @@ class FitbitOAuthApp:
 
     def on_auth(self, request):
         """Step 1: send the browser to Fitbit's consent page."""
+        if not self.config.configured:
+            raise ServiceUnavailable("FITBIT_CLIENT_SECRET is not set. See the README.")
         browser = self.browser_session(request)
         state, verifier = oauth.new_state(), oauth.new_code_verifier()
         with db.atomic():
@@ -385,6 +418,7 @@ class FitbitOAuthApp:
             flashes=flashes,
             browser=request.browser,
             config=self.config,
+            sandbox_notice=SANDBOX_NOTICE,
             url_for=request.urls.build,
             **context,
         )
@@ -466,6 +500,14 @@ def create_app(config):
     open_database(config.database_url)
     app = FitbitOAuthApp(config)
     app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/static": os.path.join(HERE, "static")})
+    if config.sandbox:
+        # The app still reaches the stand-in over real HTTP, like any other Fitbit: the
+        # mount only saves the reader from starting a second server.
+        registered = sandbox_module.RegisteredClient(
+            config.client.client_id, config.client.client_secret, config.client.redirect_uri
+        )
+        stand_in = sandbox_module.Sandbox([registered], expires_in=config.sandbox_expires_in)
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PATH: stand_in})
     return app
 
 
@@ -479,10 +521,10 @@ def main(argv=None):
     config = config_from_env(os.environ, args.port)
     app = create_app(config)
     print(f" * Sign in with Fitbit: open http://{args.host}:{args.port}")
-    if not config.configured:
-        print(
-            " * No Fitbit credentials: set FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET (see README)."
-        )
+    if config.sandbox:
+        print(f" * {SANDBOX_NOTICE}")
+    elif not config.configured:
+        print(" * FITBIT_CLIENT_SECRET is missing: set it, or unset FITBIT_CLIENT_ID.")
     # Threaded, so the page can wait on Fitbit while other requests are served; the
     # debugger stays off because it runs arbitrary code for whoever can reach the port.
     run_simple(

@@ -1,0 +1,525 @@
+"""A local stand-in for Fitbit: its OAuth 2.0 server and two Web API endpoints.
+
+Fitbit retired its legacy Web API in autumn 2026, so this file plays the other party. It
+follows Fitbit's protocol (see ../shared/fitbit-api.md in the project notes) and refuses
+what Fitbit would refuse, and it is written from Fitbit's side: it shares no code with
+the client in oauth.py.
+
+    GET  /oauth2/authorize   the consent page (RFC 6749 4.1.1, PKCE RFC 7636)
+    POST /oauth2/authorize   the user's Allow or Deny
+    POST /oauth2/token       codes and refresh tokens for tokens (RFC 6749 4.1.3, 6)
+    POST /oauth2/revoke      end a user's grant (RFC 7009)
+    GET  /1/user/-/profile.json
+    GET  /1/user/-/activities/steps/date/<date>/<period>.json
+
+Run it alone with `python sandbox.py --port 4001`; the app mounts it at /sandbox itself
+when no FITBIT_CLIENT_ID is set. Everything lives in memory and is gone on restart.
+"""
+
+import argparse
+import base64
+import calendar
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import run_simple
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+SCOPES = (
+    "activity cardio_fitness electrocardiogram heartrate irregular_rhythm_notifications "
+    "location nutrition oxygen_saturation profile respiratory_rate settings sleep social "
+    "temperature weight"
+).split()
+CODE_LIFETIME = timedelta(minutes=10)
+DEFAULT_EXPIRES_IN = 28800  # eight hours, as at Fitbit
+RATE_LIMIT = 150  # API calls per user per app per hour
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")  # base64url of 32 bytes, unpadded
+DAY_PERIODS = {"1d": 1, "7d": 7, "30d": 30, "1w": 7}
+MONTH_PERIODS = {"1m": 1, "3m": 3, "6m": 6, "1y": 12}
+MAX_RANGE_DAYS = 1095
+
+# Two people to sign in as; the data they "recorded" is made up from their id and the date.
+DEMO_USERS = {
+    "7QW2XR": {
+        "displayName": "Alex R.",
+        "fullName": "Alex Rivera",
+        "memberSince": "2016-03-14",
+    },
+    "9KD3MS": {
+        "displayName": "Sam K.",
+        "fullName": "Sam Kowalski",
+        "memberSince": "2019-09-02",
+    },
+}
+
+
+def now():
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """An app registered at dev.fitbit.com: a Server (confidential) client."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    name: str = "OAuth Teaching App"
+
+    def __post_init__(self):
+        # dev.fitbit.com refuses application names with the word "Fitbit" in them.
+        if "fitbit" in self.name.lower():
+            raise ValueError('An application name may not contain the word "Fitbit".')
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one Allow granted: who, to which app, with what scope."""
+
+    client_id: str
+    user_id: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    grant: Grant
+    redirect_uri: str
+    code_challenge: str
+    issued_at: datetime
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """An authorization request waiting for the user to click Allow or Deny."""
+
+    client: RegisteredClient
+    scopes: tuple
+    state: str | None
+    code_challenge: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    grant: Grant
+    expires_at: datetime
+
+
+class OAuthError(Exception):
+    """An answer in Fitbit's error shape: {"errors": [...], "success": false}."""
+
+    def __init__(self, status, error_type, message, headers=None):
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+        self.headers = headers or {}
+
+
+class AuthorizePageError(Exception):
+    """An authorization request too broken to send back: shown here, never redirected."""
+
+
+def fitbit_json(body, status=200, headers=None):
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    response.headers.update(headers or {})
+    return response
+
+
+def same(given, expected):
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def single(values, name):
+    """RFC 6749 3.1 and 3.2: a parameter is sent at most once."""
+    found = values.getlist(name)
+    if len(found) > 1:
+        raise OAuthError(400, "invalid_request", f"Parameter {name} is repeated.")
+    return found[0] if found else None
+
+
+def steps_on(user_id, day, today):
+    """A plausible, repeatable step count: the same user and day always give the same value."""
+    if day > today:
+        return 0
+    seed = int.from_bytes(hashlib.sha256(f"{user_id}:{day.isoformat()}".encode()).digest()[:4])
+    steps = 3500 + seed % 9000 + (2500 if day.weekday() >= 5 else 0)
+    if day == today:  # today is not over yet
+        elapsed = now() - datetime.combine(today, datetime.min.time(), UTC)
+        steps = int(steps * elapsed.total_seconds() / 86400)
+    return steps
+
+
+def months_before(day, months):
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+class Sandbox:
+    def __init__(self, clients, expires_in=DEFAULT_EXPIRES_IN):
+        self.clients = {client.client_id: client for client in clients}
+        self.expires_in = expires_in
+        self.lock = threading.Lock()  # the server is threaded; all state below is shared
+        self.consents = {}  # request id -> ConsentRequest
+        self.codes = {}  # code -> AuthorizationCode
+        self.access_tokens = {}  # token -> AccessToken
+        self.refresh_tokens = {}  # token -> Grant
+        self.calls = {}  # (client id, user id, hour) -> API calls made
+        self.jinja = Environment(
+            loader=FileSystemLoader(os.path.join(HERE, "templates", "sandbox")), autoescape=True
+        )
+        self.url_map = Map(
+            [
+                Rule("/oauth2/authorize", endpoint="authorize", methods=["GET"]),
+                Rule("/oauth2/authorize", endpoint="decide", methods=["POST"]),
+                Rule("/oauth2/token", endpoint="token", methods=["POST"]),
+                Rule("/oauth2/revoke", endpoint="revoke", methods=["POST"]),
+                Rule("/1/user/-/profile.json", endpoint="profile", methods=["GET"]),
+                Rule(
+                    "/1/user/-/activities/steps/date/<first>/<second>.json",
+                    endpoint="steps",
+                    methods=["GET"],
+                ),
+                Rule("/avatars/<user_id>.svg", endpoint="avatar", methods=["GET"]),
+            ]
+        )
+
+    # The consent page ------------------------------------------------------------------
+
+    def on_authorize(self, request):
+        """Check the request before showing anything. A bad client or redirect_uri must
+        never lead to a redirect: that would make this an open redirector."""
+        args = request.args
+        try:
+            client = self.clients.get(single(args, "client_id") or "")
+            if client is None:
+                raise AuthorizePageError("This app is not registered (unknown client_id).")
+            if single(args, "redirect_uri") != client.redirect_uri:
+                raise AuthorizePageError("redirect_uri does not match the registered one exactly.")
+            if single(args, "response_type") != "code":
+                raise AuthorizePageError("Only response_type=code is supported here.")
+            scopes = (single(args, "scope") or "").split()
+            if not scopes or any(scope not in SCOPES for scope in scopes):
+                raise AuthorizePageError("scope is missing or names an unknown scope.")
+            challenge = single(args, "code_challenge") or ""
+            if single(args, "code_challenge_method") != "S256":
+                # Fitbit would assume "plain" without a method; this stand-in refuses both.
+                raise AuthorizePageError("code_challenge_method must be S256.")
+            if not PKCE_CHALLENGE.fullmatch(challenge):
+                raise AuthorizePageError("code_challenge is missing or malformed.")
+            state = single(args, "state")
+        except OAuthError as error:
+            raise AuthorizePageError(error.message) from None
+
+        request_id = secrets.token_urlsafe(32)
+        with self.lock:
+            self.consents[request_id] = ConsentRequest(
+                client, tuple(dict.fromkeys(scopes)), state, challenge, now()
+            )
+        return self.render(
+            "consent.html",
+            client=client,
+            scopes=dict.fromkeys(scopes),
+            request_id=request_id,
+            users=DEMO_USERS,
+        )
+
+    def on_decide(self, request):
+        """Allow or Deny. The request id in the form is single-use and unguessable, which
+        also makes it this form's CSRF token."""
+        with self.lock:
+            consent = self.consents.pop(request.form.get("request_id", ""), None)
+        if consent is None or now() > consent.created_at + CODE_LIFETIME:
+            raise AuthorizePageError("This consent page has expired. Start again from the app.")
+
+        user_id = request.form.get("user_id", "")
+        granted = [scope for scope in consent.scopes if scope in request.form.getlist("scope")]
+        if request.form.get("decision") != "allow" or user_id not in DEMO_USERS or not granted:
+            return self.back_to_app(consent, error="access_denied")
+
+        code = secrets.token_hex(20)
+        grant = Grant(consent.client.client_id, user_id, " ".join(granted))
+        with self.lock:
+            self.codes[code] = AuthorizationCode(
+                grant, consent.client.redirect_uri, consent.code_challenge, now()
+            )
+        return self.back_to_app(consent, code=code)
+
+    def back_to_app(self, consent, **result):
+        if consent.state is not None:
+            result["state"] = consent.state
+        separator = "&" if "?" in consent.client.redirect_uri else "?"
+        return redirect(consent.client.redirect_uri + separator + urlencode(result), code=302)
+
+    # The token endpoint ----------------------------------------------------------------
+
+    def authenticate_client(self, request):
+        """HTTP Basic only, as Fitbit does for Server apps; a secret in the body is refused."""
+        if "client_secret" in request.form:
+            raise OAuthError(401, "invalid_client", "Send the client secret with Basic auth.")
+        auth = request.headers.get("Authorization", "")
+        scheme, _, encoded = auth.partition(" ")
+        try:
+            client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except ValueError:
+            client_id = secret = ""
+        client = self.clients.get(client_id)
+        if scheme.lower() != "basic" or client is None or not same(secret, client.client_secret):
+            raise OAuthError(401, "invalid_client", "Invalid authorization header.")
+        return client
+
+    def on_token(self, request):
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise OAuthError(400, "invalid_request", "Send the parameters as a form.")
+        client = self.authenticate_client(request)
+        grant_type = single(request.form, "grant_type")
+        if grant_type == "authorization_code":
+            grant = self.redeem_code(request.form, client)
+        elif grant_type == "refresh_token":
+            grant = self.redeem_refresh_token(request.form, client)
+        else:
+            raise OAuthError(400, "unsupported_grant_type", "Unsupported grant_type.")
+        return fitbit_json(self.issue_tokens(grant), headers={"Cache-Control": "no-store"})
+
+    def redeem_code(self, form, client):
+        code = single(form, "code")
+        redirect_uri = single(form, "redirect_uri")
+        verifier = single(form, "code_verifier")
+        if not code or not redirect_uri or not verifier:
+            raise OAuthError(
+                400, "invalid_request", "code, redirect_uri and code_verifier are required."
+            )
+        with self.lock:
+            issued = self.codes.pop(code, None)  # single use, whatever happens next
+        if issued is None or now() > issued.issued_at + CODE_LIFETIME:
+            raise OAuthError(400, "invalid_grant", "Authorization code invalid or expired.")
+        if issued.grant.client_id != client.client_id or redirect_uri != issued.redirect_uri:
+            raise OAuthError(
+                400, "invalid_grant", "Authorization code was issued to another client."
+            )
+        if not PKCE_VERIFIER.fullmatch(verifier):
+            raise OAuthError(400, "invalid_grant", "code_verifier is malformed.")
+        digest = hashlib.sha256(verifier.encode("ascii")).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        if not same(challenge, issued.code_challenge):
+            raise OAuthError(400, "invalid_grant", "code_verifier does not match the challenge.")
+        return issued.grant
+
+    def redeem_refresh_token(self, form, client):
+        token = single(form, "refresh_token")
+        if not token:
+            raise OAuthError(400, "invalid_request", "refresh_token is required.")
+        with self.lock:
+            grant = self.refresh_tokens.get(token)
+            if grant is None or grant.client_id != client.client_id:
+                raise OAuthError(400, "invalid_grant", "Refresh token invalid.")
+            # Single use: spending it rotates the pair, and the old one is dead at once.
+            del self.refresh_tokens[token]
+        return grant
+
+    def issue_tokens(self, grant):
+        access, refresh = secrets.token_urlsafe(32), secrets.token_hex(32)
+        with self.lock:
+            self.access_tokens[access] = AccessToken(
+                grant, now() + timedelta(seconds=self.expires_in)
+            )
+            self.refresh_tokens[refresh] = grant
+        return {
+            "access_token": access,
+            "expires_in": self.expires_in,
+            "refresh_token": refresh,
+            "scope": grant.scope,
+            "token_type": "Bearer",
+            "user_id": grant.user_id,
+        }
+
+    def on_revoke(self, request):
+        """RFC 7009: any of the user's tokens revokes all of them; an unknown token is not
+        an error."""
+        client = self.authenticate_client(request)
+        token = single(request.form, "token")
+        if not token:
+            raise OAuthError(400, "invalid_request", "token is required.")
+        with self.lock:
+            found = self.access_tokens.get(token)
+            grant = found.grant if found else self.refresh_tokens.get(token)
+            if grant is not None and grant.client_id == client.client_id:
+                self.forget(client.client_id, grant.user_id)
+        return fitbit_json({})
+
+    def forget(self, client_id, user_id):
+        """Drop every token of one user for one app. The caller holds the lock."""
+
+        def others(grant):
+            return grant.client_id != client_id or grant.user_id != user_id
+
+        self.access_tokens = {t: a for t, a in self.access_tokens.items() if others(a.grant)}
+        self.refresh_tokens = {t: g for t, g in self.refresh_tokens.items() if others(g)}
+
+    # The Web API -----------------------------------------------------------------------
+
+    def authorize_api_call(self, request, scope):
+        """Bearer token, then scope, then the hourly budget; returns (grant, headers)."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise OAuthError(401, "invalid_client", "Authorization header required.")
+        with self.lock:
+            access = self.access_tokens.get(token)
+        if access is None:
+            raise OAuthError(401, "invalid_token", "Access token invalid.")
+        if now() >= access.expires_at:
+            raise OAuthError(401, "expired_token", "Access token expired.")
+        if scope not in access.grant.scope.split():
+            raise OAuthError(403, "insufficient_scope", f"This call needs the {scope} scope.")
+
+        moment = now()
+        key = (access.grant.client_id, access.grant.user_id, moment.strftime("%Y%m%d%H"))
+        with self.lock:
+            used = self.calls[key] = self.calls.get(key, 0) + 1
+        headers = {
+            "Fitbit-Rate-Limit-Limit": str(RATE_LIMIT),
+            "Fitbit-Rate-Limit-Remaining": str(max(0, RATE_LIMIT - used)),
+            "Fitbit-Rate-Limit-Reset": str(3600 - moment.minute * 60 - moment.second),
+        }
+        if used > RATE_LIMIT:
+            raise OAuthError(429, "system", "Too Many Requests", headers)
+        return access.grant, headers
+
+    def on_profile(self, request):
+        grant, headers = self.authorize_api_call(request, "profile")
+        person = DEMO_USERS[grant.user_id]
+        profile = {
+            **person,
+            "encodedId": grant.user_id,
+            "avatar": f"{request.url_root}avatars/{grant.user_id}.svg",
+            "timezone": "UTC",
+        }
+        return fitbit_json({"user": profile}, headers=headers)
+
+    def on_steps(self, request, first, second):
+        grant, headers = self.authorize_api_call(request, "activity")
+        today = now().date()
+        try:
+            end = today if second in DAY_PERIODS or second in MONTH_PERIODS else None
+            end = end or date.fromisoformat(second)
+            base = today if first == "today" else date.fromisoformat(first)
+        except ValueError:
+            raise OAuthError(400, "validation", "Invalid date or period.") from None
+        if second in DAY_PERIODS:
+            start, end = base - timedelta(days=DAY_PERIODS[second] - 1), base
+        elif second in MONTH_PERIODS:
+            start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
+        else:
+            start = base
+        if start > end or (end - start).days >= MAX_RANGE_DAYS:
+            raise OAuthError(400, "validation", "Invalid date range.")
+        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        series = [
+            # Fitbit sends the count as a string.
+            {"dateTime": day.isoformat(), "value": str(steps_on(grant.user_id, day, today))}
+            for day in days
+        ]
+        return fitbit_json({"activities-steps": series}, headers=headers)
+
+    def on_avatar(self, request, user_id):
+        person = DEMO_USERS.get(user_id)
+        if person is None:
+            return Response("Not found", status=404)
+        initials = "".join(word[0] for word in person["fullName"].split())
+        svg = (
+            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+            '<circle cx="50" cy="50" r="50" fill="#00b0b9"/>'
+            '<text x="50" y="62" font-size="36" font-family="sans-serif" fill="#fff" '
+            f'text-anchor="middle">{initials}</text></svg>'
+        )
+        return Response(svg, mimetype="image/svg+xml")
+
+    # Plumbing --------------------------------------------------------------------------
+
+    def render(self, template_name, status=200, **context):
+        html = self.jinja.get_template(template_name).render(**context)
+        response = Response(html, status=status, mimetype="text/html")
+        # No form-action: after Allow, this page's form redirects to the app's origin.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        )
+        response.headers["X-Frame-Options"] = "DENY"  # nobody may frame the consent page
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def dispatch_request(self, request):
+        urls = self.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, values = urls.match()
+            return getattr(self, f"on_{endpoint}")(request, **values)
+        except AuthorizePageError as error:
+            return self.render("error.html", status=400, message=str(error))
+        except OAuthError as error:
+            body = {"errors": [{"errorType": error.error_type, "message": error.message}]}
+            return fitbit_json({**body, "success": False}, error.status, error.headers)
+        except HTTPException as error:
+            return error
+
+    def __call__(self, environ, start_response):
+        return self.dispatch_request(Request(environ))(environ, start_response)
+
+
+def new_client(redirect_uri):
+    """Credentials for a client that nobody registered by hand."""
+    return RegisteredClient(
+        client_id=secrets.token_hex(3).upper(),
+        client_secret=secrets.token_hex(16),
+        redirect_uri=redirect_uri,
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="A local stand-in for Fitbit.")
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--port", type=int, default=4001)
+    args = parser.parse_args(argv)
+
+    env = os.environ
+    redirect_uri = env.get("FITBIT_REDIRECT_URI") or "http://localhost:4000/auth/callback"
+    if env.get("FITBIT_CLIENT_ID") and env.get("FITBIT_CLIENT_SECRET"):
+        client = RegisteredClient(
+            env["FITBIT_CLIENT_ID"], env["FITBIT_CLIENT_SECRET"], redirect_uri
+        )
+        credentials = "using FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET from the environment"
+    else:
+        client = new_client(redirect_uri)
+        credentials = (
+            "generated for this run:\n"
+            f"   FITBIT_CLIENT_ID={client.client_id}\n"
+            f"   FITBIT_CLIENT_SECRET={client.client_secret}"
+        )
+    expires_in = int(env.get("SANDBOX_EXPIRES_IN") or DEFAULT_EXPIRES_IN)
+    root = f"http://{args.host}:{args.port}"
+    print(
+        f" * Fitbit stand-in on {root}, one client registered, {credentials}\n"
+        f" * Redirect URI: {redirect_uri}\n"
+        " * Point the app at it with:\n"
+        f"   FITBIT_AUTHORIZE_URL={root}/oauth2/authorize\n"
+        f"   FITBIT_TOKEN_URL={root}/oauth2/token\n"
+        f"   FITBIT_REVOKE_URL={root}/oauth2/revoke\n"
+        f"   FITBIT_API_URL={root}"
+    )
+    run_simple(args.host, args.port, Sandbox([client], expires_in), threaded=True)
+
+
+if __name__ == "__main__":
+    main()
