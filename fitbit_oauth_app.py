@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Environment, FileSystemLoader
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, ServiceUnavailable
@@ -80,7 +80,9 @@ def config_from_env(environ, port):
 
     if environ.get("FITBIT_SANDBOX") == "1" or not environ.get("FITBIT_CLIENT_ID"):
         registered = sandbox_module.new_client(redirect_uri)
-        root = f"http://localhost:{port}{SANDBOX_PATH}"
+        # The stand-in lives in this same app, so it is wherever the redirect URI points.
+        app_origin = urlsplit(redirect_uri)
+        root = f"{app_origin.scheme}://{app_origin.netloc}{SANDBOX_PATH}"
         client = oauth.Client(
             client_id=registered.client_id,
             client_secret=registered.client_secret,

@@ -2,16 +2,19 @@
 
 import os
 import sys
+import threading
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import oauth  # noqa: E402
-from fitbit_oauth_app import Config, create_app  # noqa: E402
+from fitbit_oauth_app import CallbackLogHandler, Config, config_from_env, create_app  # noqa: E402
 
 # Sentinel secrets: tests grep every page, cookie and log line for them.
 CLIENT_ID = "23TEST"
@@ -95,3 +98,40 @@ def sign_in(browser, fitbit, name="Alex", **token_overrides):
 
 def token_calls(fitbit):
     return [call for call in fitbit.calls if call.request.url == oauth.TOKEN_URL]
+
+
+@contextmanager
+def listening(count=1):
+    """`count` servers on free ports of 127.0.0.1, each serving in a thread until the block
+    ends. Ports come first, so each server's .app can be built knowing the others'."""
+    servers = [
+        make_server("127.0.0.1", 0, None, threaded=True, request_handler=CallbackLogHandler)
+        for _ in range(count)
+    ]
+    threads = [threading.Thread(target=server.serve_forever) for server in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield servers
+    finally:
+        for server, thread in zip(servers, threads, strict=True):
+            server.shutdown()
+            thread.join()
+            server.server_close()
+
+
+def url_of(server):
+    return f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    """The app as `make run` starts it, in sandbox mode, on a real socket. Yields its URL."""
+    with listening() as (server,):
+        env = {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
+            "FITBIT_REDIRECT_URI": f"{url_of(server)}/auth/callback",
+            "SANDBOX_EXPIRES_IN": "600",
+        }
+        server.app = create_app(config_from_env(env, server.server_port))
+        yield url_of(server)

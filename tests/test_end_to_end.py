@@ -1,0 +1,147 @@
+"""The app and the stand-in on real sockets, driven with requests the way a browser would:
+every redirect followed, every form read from the page, no in-process shortcut."""
+
+import re
+from contextlib import contextmanager
+from datetime import timedelta
+
+import requests
+from conftest import create_app, listening, url_of
+from freezegun import freeze_time
+
+import oauth
+from fitbit_oauth_app import Config
+from models import User
+from sandbox import RegisteredClient, Sandbox
+
+ALEX, SAM = "7QW2XR", "9KD3MS"
+
+
+class Browser:
+    def __init__(self, base_url):
+        self.base_url = base_url
+        self.http = requests.Session()
+        self.page = None
+
+    def get(self, path):
+        self.page = self.http.get(self.base_url + path, timeout=10)
+        return self.page
+
+    def submit(self, action):
+        """Press a button on the current page: its form and CSRF token come from the page."""
+        token = re.search(r'name="csrf_token" value="([^"]+)"', self.page.text).group(1)
+        self.page = self.http.post(self.base_url + action, data={"csrf_token": token}, timeout=10)
+        return self.page
+
+    def sign_in(self, decision="allow", user=ALEX, scopes=("activity", "profile")):
+        consent = self.get("/auth")  # the app sends us to the stand-in's consent page
+        assert "would like to access your data" in consent.text
+        request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+        form = {"request_id": request_id, "user_id": user, "decision": decision, "scope": scopes}
+        self.page = self.http.post(consent.url.split("?")[0], data=form, timeout=10)
+        return self.page
+
+
+def stand_in_api(base_url, access_token):
+    return requests.get(
+        base_url + "/sandbox/1/user/-/profile.json",
+        headers={"Authorization": f"Bearer {access_token}"},
+        timeout=10,
+    )
+
+
+def test_sign_in_allow_greeting_and_returning_visit(live_app):
+    browser = Browser(live_app)
+    assert "You are signing in to a local stand-in for Fitbit" in browser.get("/").text
+    page = browser.sign_in()
+    assert page.url == live_app + "/"
+    assert "Hello Alex R.!" in page.text and "Hello, Alex R." in page.text
+    assert [r.status_code for r in page.history] == [302, 302]  # stand-in, then callback
+
+    later = browser.get("/")
+    assert "Hello, Alex R." in later.text and "Hello Alex R.!" not in later.text
+
+    # Sign out, sign in again: the same user row, updated.
+    assert "You are signed out." in browser.submit("/logout").text
+    assert "Hello Alex R.!" in browser.sign_in().text
+    assert User.select().count() == 1
+
+
+def test_two_people_are_two_users(live_app):
+    Browser(live_app).sign_in(user=ALEX)
+    assert "Hello Sam K.!" in Browser(live_app).sign_in(user=SAM).text
+    users = Browser(live_app).get("/users").text
+    assert ALEX in users and SAM in users
+
+
+def test_expiry_and_refresh(live_app):
+    browser = Browser(live_app)
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        browser.sign_in()  # the stand-in issues 10-minute tokens here
+        first = User.get()
+        clock.tick(timedelta(minutes=4))
+        assert "Hello, Alex R." in browser.get("/").text
+        assert User.get().access_token == first.access_token  # not due yet
+
+        clock.tick(timedelta(minutes=2))  # inside the five-minute leeway
+        assert "Hello, Alex R." in browser.get("/").text
+        second = User.get()
+        assert second.access_token != first.access_token
+        assert second.refresh_token != first.refresh_token
+
+        clock.tick(timedelta(minutes=5))  # the first access token is past its life
+        refused = stand_in_api(live_app, first.access_token)
+        assert refused.json()["errors"][0]["errorType"] == "expired_token"
+        assert stand_in_api(live_app, second.access_token).status_code == 200
+
+
+def test_disconnect_revokes_at_the_stand_in(live_app):
+    browser = Browser(live_app)
+    browser.sign_in()
+    access_token = User.get().access_token
+    page = browser.submit("/auth/revoke")
+    assert "Fitbit has revoked" in page.text and "Connect again" in page.text
+    assert User.get().access_token is None
+    assert stand_in_api(live_app, access_token).json()["errors"][0]["errorType"] == "invalid_token"
+
+
+def test_deny(live_app):
+    page = Browser(live_app).sign_in(decision="deny")
+    assert page.url == live_app + "/"
+    assert "You chose not to connect" in page.text
+    assert User.select().count() == 0
+
+
+@contextmanager
+def app_beside_a_stand_in_alone(tmp_path, client_secret):
+    """`python sandbox.py` on one port and the app on another, joined by FITBIT_*_URL, as a
+    reader would run them. Yields a browser on the app."""
+    with listening(2) as (app_server, fitbit_server):
+        redirect_uri = f"{url_of(app_server)}/auth/callback"
+        fitbit_server.app = Sandbox([RegisteredClient("ALONE1", "alone-secret", redirect_uri)])
+        root = url_of(fitbit_server)
+        client = oauth.Client(
+            "ALONE1",
+            client_secret,
+            redirect_uri,
+            authorize_url=f"{root}/oauth2/authorize",
+            token_url=f"{root}/oauth2/token",
+            revoke_url=f"{root}/oauth2/revoke",
+            api_url=root,
+        )
+        app_server.app = create_app(Config(client, f"sqlite:///{tmp_path / 'alone.db'}"))
+        yield Browser(url_of(app_server))
+
+
+def test_stand_in_run_alone_with_the_app_pointed_at_it(tmp_path):
+    with app_beside_a_stand_in_alone(tmp_path, "alone-secret") as browser:
+        assert "local stand-in" not in browser.get("/").text  # real mode, as far as it knows
+        assert "Hello Alex R.!" in browser.sign_in().text
+
+
+def test_app_with_the_wrong_secret_is_refused(tmp_path):
+    with app_beside_a_stand_in_alone(tmp_path, "wrong-secret") as browser:
+        page = browser.sign_in()
+        assert page.status_code == 502
+        assert "Fitbit did not recognise this app" in page.text
+        assert User.select().count() == 0
