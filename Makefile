@@ -4,8 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+E2E_STAMP := $(VENV)/.installed-e2e
 
-.PHONY: install run test lint fmt clean
+# Settings from .env, when there is one (copy .env.example).
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
+
+.PHONY: install run test e2e lint fmt clean
 
 install: $(STAMP)
 
@@ -20,6 +27,14 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# Headless Chromium from Debian (apt-get install chromium); nothing downloads a browser.
+$(E2E_STAMP): $(STAMP) requirements-e2e.txt
+	$(BIN)/pip install --quiet -r requirements-e2e.txt
+	touch $(E2E_STAMP)
+
+e2e: $(E2E_STAMP)
+	$(BIN)/pytest -m browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,65 @@
+"""A real browser: headless Chromium clicks through the sign-in and the stand-in's consent
+page. Run with `make e2e`; it needs Debian's chromium package and takes screenshots."""
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "screenshots")
+# What the machine's closed network needs: no calls home, no sandbox as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page():
+    # Imported here so that `make test`, which deselects this file, does not need it.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 900, "height": 700})
+        yield context.new_page()
+        browser.close()
+
+
+def screenshot(page, name):
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+
+
+def test_sign_in_through_the_consent_page(page, live_app):
+    page.goto(live_app + "/")
+    assert "local stand-in for Fitbit" in page.inner_text(".banner")
+    screenshot(page, "home")
+
+    page.click("text=Sign in with Fitbit >> nth=-1")
+    page.wait_for_selector("text=would like to access your data")
+    assert "/sandbox/oauth2/authorize" in page.url
+    screenshot(page, "consent")
+
+    page.click("button:has-text('Allow')")
+    page.wait_for_selector("h1:has-text('Hello, Alex R.')")
+    assert page.url == live_app + "/"
+    assert "Hello Alex R.!" in page.inner_text(".flash")
+    screenshot(page, "signed-in")
+
+    page.click("button:has-text('Sign out')")
+    page.wait_for_selector("text=You are signed out.")
+
+
+def test_deny_on_the_consent_page(page, live_app):
+    page.goto(live_app + "/auth")
+    page.click("button:has-text('Deny')")
+    page.wait_for_selector("text=You chose not to connect")
+    assert page.url == live_app + "/"
