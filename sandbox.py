@@ -280,6 +280,8 @@ class Sandbox:
         client = self.clients.get(client_id)
         if scheme.lower() != "basic" or client is None or not same(secret, client.client_secret):
             raise OAuthError(401, "invalid_client", "Invalid authorization header.")
+        if request.form.get("client_id", client_id) != client_id:
+            raise OAuthError(401, "invalid_client", "client_id does not match the header.")
         return client
 
     def on_token(self, request):
@@ -382,7 +384,8 @@ class Sandbox:
         if access is None:
             raise OAuthError(401, "invalid_token", "Access token invalid.")
         if now() >= access.expires_at:
-            raise OAuthError(401, "expired_token", "Access token expired.")
+            # Fitbit's real message repeats the token; clients must not show or log it.
+            raise OAuthError(401, "expired_token", f"Access token expired: {token}")
         if scope not in access.grant.scope.split():
             raise OAuthError(403, "insufficient_scope", f"This call needs the {scope} scope.")
 
@@ -472,7 +475,10 @@ class Sandbox:
             body = {"errors": [{"errorType": error.error_type, "message": error.message}]}
             return fitbit_json({**body, "success": False}, error.status, error.headers)
         except HTTPException as error:
-            return error
+            # Fitbit answers unknown paths and methods in its JSON error shape too.
+            error_type = "not_found" if error.code == 404 else "invalid_request"
+            body = {"errors": [{"errorType": error_type, "message": error.name}], "success": False}
+            return fitbit_json(body, error.code)
 
     def __call__(self, environ, start_response):
         return self.dispatch_request(Request(environ))(environ, start_response)

@@ -25,8 +25,9 @@ from responses import matchers
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
+import fitbit_oauth_app
 import oauth
-from fitbit_oauth_app import CallbackLogHandler
+from fitbit_oauth_app import CallbackLogHandler, config_from_env, create_app
 from models import BrowserSession, PendingSignIn, User
 
 
@@ -528,3 +529,73 @@ def test_users_page_says_when_a_token_has_lapsed(browser, fitbit):
     with freeze_time("2026-11-23 17:00:00"):
         text = page(browser.get("/users"))
     assert "expired 1 hour ago" in text
+
+
+# --- Configuration and start-up -------------------------------------------------------
+
+
+def test_without_a_client_id_the_app_uses_the_stand_in():
+    config = config_from_env({}, 4000)
+    assert config.sandbox and config.configured
+    assert config.client.authorize_url == "http://localhost:4000/sandbox/oauth2/authorize"
+    assert config.client.token_url == "http://localhost:4000/sandbox/oauth2/token"
+    assert config.client.api_url == "http://localhost:4000/sandbox"
+    assert config.client.redirect_uri == "http://localhost:4000/auth/callback"
+
+
+def test_fitbit_sandbox_forces_the_stand_in_even_with_credentials():
+    env = {"FITBIT_CLIENT_ID": "REAL12", "FITBIT_CLIENT_SECRET": "real", "FITBIT_SANDBOX": "1"}
+    config = config_from_env(env, 4000)
+    assert config.sandbox
+    assert config.client.client_id != "REAL12"  # the real secret never goes to the stand-in
+
+
+def test_with_credentials_the_app_talks_to_fitbit():
+    env = {"FITBIT_CLIENT_ID": "REAL12", "FITBIT_CLIENT_SECRET": "real", "PORT": "4000"}
+    config = config_from_env(env, 5000)
+    assert not config.sandbox
+    assert (config.client.client_id, config.client.client_secret) == ("REAL12", "real")
+    assert config.client.authorize_url == "https://www.fitbit.com/oauth2/authorize"
+    assert config.client.token_url == "https://api.fitbit.com/oauth2/token"
+    assert config.client.redirect_uri == "http://localhost:5000/auth/callback"
+
+
+def test_client_id_without_a_secret_explains_what_to_set(tmp_path):
+    config = config_from_env(
+        {"FITBIT_CLIENT_ID": "REAL12", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}, 4000
+    )
+    browser = Client(create_app(config))
+    assert "FITBIT_CLIENT_SECRET" in page(browser.get("/"))
+    assert browser.get("/auth").status_code == 503
+
+
+def test_main_serves_localhost_4000_threaded_without_debugger(monkeypatch, tmp_path, capsys):
+    served = {}
+    monkeypatch.setattr(
+        fitbit_oauth_app,
+        "run_simple",
+        lambda host, port, app, **options: served.update(host=host, port=port, options=options),
+    )
+    for name in ("FITBIT_CLIENT_ID", "PORT", "FITBIT_SANDBOX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'main.db'}")
+    fitbit_oauth_app.main([])
+    assert (served["host"], served["port"]) == ("localhost", 4000)
+    assert served["options"]["threaded"] is True
+    assert served["options"]["use_debugger"] is False
+    assert served["options"]["request_handler"] is CallbackLogHandler
+    out = capsys.readouterr().out
+    assert "open http://localhost:4000" in out
+    assert "local stand-in for Fitbit" in out
+
+
+def test_no_next_parameter_can_send_the_user_elsewhere(browser, fitbit):
+    for target in ("//evil.example", "/\\evil.example", "https://evil.example"):
+        browser.get("/auth", query_string={"next": target})
+        state = PendingSignIn.get().state
+        fitbit.post(oauth.TOKEN_URL, json=token_body())
+        fitbit.get(PROFILE_URL, json=profile_body())
+        response = browser.get(
+            "/auth/callback", query_string={"code": AUTH_CODE, "state": state, "next": target}
+        )
+        assert response.headers["Location"] == "/"

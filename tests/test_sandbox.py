@@ -412,3 +412,45 @@ def test_rate_limit_is_150_calls_per_user_per_hour(fitbit):
 def test_an_app_name_with_fitbit_in_it_is_refused():
     with pytest.raises(ValueError):
         sandbox.RegisteredClient(CLIENT_ID, SECRET, REDIRECT, name="My Fitbit Dashboard")
+
+
+def test_client_id_in_the_body_must_match_the_header(fitbit):
+    response = exchange(fitbit, new_code(fitbit), client_id="OTHER1")
+    assert_fitbit_error(response, 401, "invalid_client")
+    assert exchange(fitbit, new_code(fitbit), client_id=CLIENT_ID).status_code == 200
+
+
+def test_unknown_path_and_method_answer_in_fitbits_shape(fitbit):
+    assert_fitbit_error(fitbit.get("/1/user/-/sleep.json"), 404, "not_found")
+    assert_fitbit_error(fitbit.get("/oauth2/token"), 405, "invalid_request")
+
+
+def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsys):
+    served = {}
+    monkeypatch.setattr(
+        sandbox,
+        "run_simple",
+        lambda host, port, app, **kw: served.update(host=host, port=port, app=app),
+    )
+    monkeypatch.setenv("FITBIT_CLIENT_ID", "ENV123")
+    monkeypatch.setenv("FITBIT_CLIENT_SECRET", "env-secret")
+    monkeypatch.setenv("FITBIT_REDIRECT_URI", "http://localhost:4000/auth/callback")
+    sandbox.main(["--port", "4555"])
+    assert (served["host"], served["port"]) == ("localhost", 4555)
+    assert served["app"].clients["ENV123"].client_secret == "env-secret"
+    out = capsys.readouterr().out
+    assert "FITBIT_TOKEN_URL=http://localhost:4555/oauth2/token" in out
+    assert "env-secret" not in out  # the reader's own secret is not echoed back
+
+
+def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, capsys):
+    served = {}
+    monkeypatch.setattr(sandbox, "run_simple", lambda host, port, app, **kw: served.update(app=app))
+    monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
+    monkeypatch.delenv("FITBIT_CLIENT_SECRET", raising=False)
+    sandbox.main([])
+    (client,) = served["app"].clients.values()
+    out = capsys.readouterr().out
+    assert f"FITBIT_CLIENT_ID={client.client_id}" in out
+    assert f"FITBIT_CLIENT_SECRET={client.client_secret}" in out
+    assert client.redirect_uri == "http://localhost:4000/auth/callback"
