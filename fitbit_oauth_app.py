@@ -8,15 +8,23 @@ them together: routes, browser sessions, CSRF, flash messages and error pages.
 import argparse
 import hmac
 import logging
+import math
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Environment, FileSystemLoader
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    ServiceUnavailable,
+)
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.routing import Map, Rule
@@ -27,19 +35,37 @@ from werkzeug.wrappers import Response
 
 import oauth
 import sandbox as sandbox_module
-from models import SESSION_LIFETIME, BrowserSession, PendingSignIn, User, db, open_database
+from models import (
+    SESSION_LIFETIME,
+    ApiCache,
+    BrowserSession,
+    PendingSignIn,
+    User,
+    db,
+    open_database,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PORT = 4000
 SANDBOX_PATH = "/sandbox"
+PROFILE_PATH = "/1/user/-/profile.json"
+STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"
+USERS_PER_PAGE = 50
+CHART_WIDTH, CHART_HEIGHT = 600, 150
 SESSION_COOKIE = "session"
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
 # security.md item 28: a strict policy; nothing on these pages needs scripts or frames.
+# Avatars come from Fitbit's image hosts, hence https: images.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "default-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
 )
 REVOKE_AT_FITBIT = "https://www.fitbit.com/settings/applications"
+NO_ACTIVITY_NOTE = (
+    "You did not allow access to your activity, so your steps are not shown. "
+    "Connect again and allow activity to see them."
+)
 SANDBOX_NOTICE = (
     "You are signing in to a local stand-in for Fitbit. Set FITBIT_CLIENT_ID and "
     "FITBIT_CLIENT_SECRET to use the real one."
@@ -62,6 +88,8 @@ class Config:
     # same process, and the client above is registered with it.
     sandbox: bool = False
     sandbox_expires_in: int = sandbox_module.DEFAULT_EXPIRES_IN
+    # How long a Fitbit answer is reused before asking again; 0 asks on every page view.
+    cache_seconds: int = 300
 
     @property
     def configured(self):
@@ -74,7 +102,10 @@ def config_from_env(environ, port):
     # From configuration, never from the request's Host header (security.md item 6).
     redirect_uri = environ.get("FITBIT_REDIRECT_URI") or f"http://localhost:{port}/auth/callback"
     scopes = environ.get("FITBIT_SCOPES") or oauth.DEFAULT_SCOPES
-    settings = {"database_url": environ.get("DATABASE_URL") or Config.database_url}
+    settings = {
+        "database_url": environ.get("DATABASE_URL") or Config.database_url,
+        "cache_seconds": seconds_setting(environ, "FITBIT_CACHE_SECONDS", Config.cache_seconds),
+    }
     if environ.get("SECRET_KEY"):
         settings["secret_key"] = environ["SECRET_KEY"].encode()
 
@@ -93,7 +124,7 @@ def config_from_env(environ, port):
             revoke_url=f"{root}/oauth2/revoke",
             api_url=root,
         )
-        expires_in = int(environ.get("SANDBOX_EXPIRES_IN") or Config.sandbox_expires_in)
+        expires_in = seconds_setting(environ, "SANDBOX_EXPIRES_IN", Config.sandbox_expires_in)
         return Config(client=client, sandbox=True, sandbox_expires_in=expires_in, **settings)
 
     client = oauth.Client(
@@ -107,6 +138,13 @@ def config_from_env(environ, port):
         api_url=environ.get("FITBIT_API_URL") or oauth.API_URL,
     )
     return Config(client=client, **settings)
+
+
+def seconds_setting(environ, name, default):
+    value = environ.get(name) or str(default)
+    if not (value.isascii() and value.isdigit()):
+        raise SystemExit(f"{name} must be a whole number of seconds, not {value!r}.")
+    return int(value)
 
 
 # --- Small helpers ---------------------------------------------------------------------
@@ -229,6 +267,29 @@ def token_status(user):
     return f"expired {in_words(user.expires_at)}; renewed on next use"
 
 
+def step_chart(series):
+    """Geometry of the steps chart: one bar per day, its height in proportion to the
+    count. The template only draws it."""
+    if not series:
+        return None
+    top = max(steps for _, steps in series) or 1
+    slot = CHART_WIDTH / len(series)
+    bars = []
+    for index, (day, steps) in enumerate(series):
+        height = round(steps / top * CHART_HEIGHT, 2)
+        bars.append(
+            {
+                "x": round(index * slot + slot * 0.1, 2),
+                "y": round(CHART_HEIGHT - height, 2),
+                "width": round(slot * 0.8, 2),
+                "height": height,
+                "day": day,
+                "steps": steps,
+            }
+        )
+    return {"bars": bars, "width": CHART_WIDTH, "height": CHART_HEIGHT, "top": top}
+
+
 class CallbackLogHandler(WSGIRequestHandler):
     """The development server logs every request line. The callback's query carries the
     authorization code, so it is blanked out of the access log (security.md item 16)."""
@@ -256,6 +317,9 @@ class FitbitOAuthApp:
             loader=FileSystemLoader(os.path.join(HERE, "templates")), autoescape=True
         )
         self.jinja.filters["token_status"] = token_status
+        self.jinja.filters["in_words"] = in_words
+        self.jinja.filters["thousands"] = "{:,}".format
+        self.jinja.filters["day"] = lambda day: f"{day:%a} {day.day} {day:%b}"
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -273,19 +337,61 @@ class FitbitOAuthApp:
         user = request.browser.user if request.browser else None
         if user is None:
             return self.render(request, "index.html")
-        display_name = user.display_name
+        shown = {"user": user, "display_name": user.display_name, "notes": []}
         if user.connected:
             try:
-                profile, _ = oauth.FitbitApi(self.client, self.tokens, user.fitbit_id).get(
-                    "/1/user/-/profile.json"
-                )
-                display_name = oauth.display_name(profile)
+                shown.update(self.dashboard(user, shown["notes"]))
             except oauth.ReconnectNeeded:
                 request.browser.add_flash(
                     "Fitbit no longer accepts this app's access. Connect again."
                 )
-                user = User.get_by_id(user.id)  # its tokens are gone now
-        return self.render(request, "index.html", user=user, display_name=display_name)
+                shown["user"] = User.get_by_id(user.id)  # its tokens are gone now
+        return self.render(request, "index.html", **shown)
+
+    def dashboard(self, user, notes):
+        """What the signed-in page shows: the profile, and the steps if `activity` was granted."""
+        shown = {}
+        profile = self.fitbit_data(user, PROFILE_PATH, notes)
+        if profile is not None:
+            shown["display_name"] = oauth.display_name(profile)
+            shown["avatar"], shown["member_since"] = oauth.profile_details(profile)
+        try:
+            if "activity" not in user.scope.split():
+                raise oauth.FitbitError(403, "insufficient_scope")  # no call needed to know
+            steps = self.fitbit_data(user, STEPS_PATH, notes)
+        except oauth.FitbitError as error:
+            if error.error_type != "insufficient_scope":
+                raise
+            notes.append(NO_ACTIVITY_NOTE)
+            return shown
+        if steps is not None:
+            series = oauth.step_series(steps)
+            shown["steps_today"] = series[-1][1] if series else None
+            shown["chart"] = step_chart(series)
+        return shown
+
+    def fitbit_data(self, user, path, notes):
+        """One Fitbit answer for this user: the cached one while it is fresh, else a new one.
+        When the hour's 150 calls are spent, the last answer (if any) stands in, with a note."""
+        cached = ApiCache.lookup(user, path)
+        if cached is not None and cached.fresh(timedelta(seconds=self.config.cache_seconds)):
+            return cached.data
+        if not user.budget_spent():
+            try:
+                data, headers = oauth.FitbitApi(self.client, self.tokens, user.fitbit_id).get(path)
+            except oauth.RateLimited as error:
+                user.record_budget(0, error.reset_at)
+            else:
+                user.record_budget(*oauth.rate_budget(headers))
+                ApiCache.store(user, path, data)
+                return data
+        note = (
+            "Fitbit's limit of 150 requests an hour is used up: fresh data comes after "
+            f"{user.rate_reset_at:%H:%M} UTC ({in_words(user.rate_reset_at)})."
+        )
+        if note not in notes:
+            notes.append(note)
+        return cached.data if cached is not None else None
 
     def on_auth(self, request):
         """Step 1: send the browser to Fitbit's consent page."""
@@ -318,17 +424,26 @@ class FitbitOAuthApp:
             raise BadRequest("Fitbit's answer has no authorization code.")
 
         tokens = oauth.exchange_code(self.client, code, pending.code_verifier)
-        profile, _ = oauth.api_get(self.client, "/1/user/-/profile.json", tokens.access_token)
+        profile, headers = oauth.api_get(self.client, PROFILE_PATH, tokens.access_token)
         name = oauth.display_name(profile)
         user = User.upsert(tokens, name)
+        user.record_budget(*oauth.rate_budget(headers))
+        ApiCache.store(user, PROFILE_PATH, profile)
         # A new session id at sign-in, so an id planted before it is worth nothing.
         self.start_session(request, user=user, carry_flashes=True)
         request.browser.add_flash(f"Hello {name}!")
         return self.clean_redirect(request)
 
     def on_users(self, request):
-        users = User.select().order_by(User.created_at)
-        return self.render(request, "users.html", users=users)
+        page = request.args.get("page", "1")
+        if not re.fullmatch(r"[1-9][0-9]{0,5}", page):
+            raise BadRequest("The page number must be a whole number, starting at 1.")
+        page = int(page)
+        pages = max(1, math.ceil(User.select().count() / USERS_PER_PAGE))
+        if page > pages:
+            raise NotFound(f"There is no page {page}: the users fit on {pages}.")
+        users = User.select().order_by(User.created_at, User.id).paginate(page, USERS_PER_PAGE)
+        return self.render(request, "users.html", users=users, page=page, pages=pages)
 
     def on_revoke(self, request):
         """Disconnect: revoke at Fitbit, and forget the tokens here whatever Fitbit says."""
@@ -421,7 +536,7 @@ class FitbitOAuthApp:
             browser=request.browser,
             config=self.config,
             sandbox_notice=SANDBOX_NOTICE,
-            url_for=request.urls.build,
+            url_for=lambda endpoint, **values: request.urls.build(endpoint, values),
             **context,
         )
         return Response(html, status=status, mimetype="text/html")

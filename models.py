@@ -14,6 +14,7 @@ from peewee import (
     DatabaseProxy,
     DateTimeField,
     ForeignKeyField,
+    IntegerField,
     Model,
     TextField,
 )
@@ -48,6 +49,10 @@ class User(BaseModel):
     scope = CharField(default="")
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)
+    last_sync_at = DateTimeField(null=True)  # the last answer from the Fitbit API
+    # Fitbit allows 150 API calls per user per hour; what its last answer said was left.
+    rate_remaining = IntegerField(null=True)
+    rate_reset_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "users"  # "user" is a reserved word in PostgreSQL
@@ -89,13 +94,67 @@ class User(BaseModel):
 
     @classmethod
     def clear_tokens(cls, fitbit_id):
-        cls.update(access_token=None, refresh_token=None, expires_at=None, updated_at=now()).where(
-            cls.fitbit_id == fitbit_id
-        ).execute()
+        """Disconnected: the tokens go, and so does the Fitbit data kept for this user."""
+        with db.atomic():
+            cls.update(
+                access_token=None, refresh_token=None, expires_at=None, updated_at=now()
+            ).where(cls.fitbit_id == fitbit_id).execute()
+            ApiCache.delete().where(
+                ApiCache.user.in_(cls.select(cls.id).where(cls.fitbit_id == fitbit_id))
+            ).execute()
 
     @property
     def connected(self):
         return self.refresh_token is not None
+
+    def record_budget(self, remaining, reset_at):
+        """Note Fitbit's rate-limit budget; a None leaves that part as it was."""
+        if remaining is not None:
+            self.rate_remaining = remaining
+        if reset_at is not None:
+            self.rate_reset_at = reset_at
+        User.update(rate_remaining=self.rate_remaining, rate_reset_at=self.rate_reset_at).where(
+            User.id == self.id
+        ).execute()
+
+    def budget_spent(self):
+        """True while Fitbit has said no calls are left and the hour has not turned."""
+        return (
+            self.rate_remaining == 0
+            and self.rate_reset_at is not None
+            and now() < self.rate_reset_at
+        )
+
+
+class ApiCache(BaseModel):
+    """Fitbit answers kept per user, so a reload does not spend the hour's 150 calls."""
+
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    path = CharField()
+    body = TextField()  # the JSON as Fitbit sent it
+    fetched_at = DateTimeField(default=now)
+
+    class Meta:
+        indexes = ((("user", "path"), True),)
+
+    @classmethod
+    def lookup(cls, user, path):
+        return cls.get_or_none((cls.user == user) & (cls.path == path))
+
+    @classmethod
+    def store(cls, user, path, data):
+        fields = {"body": json.dumps(data), "fetched_at": now()}
+        cls.insert(user=user, path=path, **fields).on_conflict(
+            conflict_target=[cls.user, cls.path], update=fields
+        ).execute()
+        User.update(last_sync_at=fields["fetched_at"]).where(User.id == user.id).execute()
+
+    @property
+    def data(self):
+        return json.loads(self.body)
+
+    def fresh(self, max_age):
+        return now() - self.fetched_at < max_age
 
 
 class BrowserSession(BaseModel):
@@ -143,7 +202,7 @@ class PendingSignIn(BaseModel):
         return PendingSignIn.delete().where(PendingSignIn.id == self.id).execute() == 1
 
 
-MODELS = [User, BrowserSession, PendingSignIn]
+MODELS = [User, BrowserSession, PendingSignIn, ApiCache]
 
 
 def open_database(database_url):

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -284,13 +284,24 @@ def error_from_response(response):
 
 
 def _rate_limit_reset(response):
-    # Fitbit-Rate-Limit-Reset counts the seconds until the budget refills at the top of
-    # the hour. Retry-After has been reported wrong, so it is not used.
+    # Without Fitbit-Rate-Limit-Reset, the budget refills at the top of the hour.
+    _, reset_at = rate_budget(response.headers)
     now = datetime.now(UTC)
-    try:
-        return now + timedelta(seconds=max(0, int(response.headers["Fitbit-Rate-Limit-Reset"])))
-    except (KeyError, ValueError):
-        return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return reset_at or now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def rate_budget(headers):
+    """(calls left this hour, when the budget refills) from Fitbit-Rate-Limit-* headers,
+    each None when absent. Fitbit-Rate-Limit-Reset counts seconds; Retry-After has been
+    reported wrong, so it is not used."""
+
+    def number(name):
+        value = headers.get(name, "")
+        return int(value) if value.isascii() and value.isdigit() else None
+
+    remaining, reset = number("Fitbit-Rate-Limit-Remaining"), number("Fitbit-Rate-Limit-Reset")
+    reset_at = datetime.now(UTC) + timedelta(seconds=reset) if reset is not None else None
+    return remaining, reset_at
 
 
 # --- Step 3: API calls with tokens that stay fresh ----------------------------------------
@@ -318,6 +329,41 @@ def display_name(profile):
         if isinstance(user.get(key), str) and user[key].strip():
             return user[key].strip()
     return "Fitbit user"
+
+
+def profile_details(profile):
+    """Avatar URL (or None) and member-since date (or None) from a profile answer."""
+    user = profile.get("user") if isinstance(profile, dict) else None
+    user = user if isinstance(user, dict) else {}
+    avatar = user.get("avatar150") or user.get("avatar")
+    if not isinstance(avatar, str) or not avatar.startswith(("https://", "http://")):
+        avatar = None  # only web addresses become an <img src>
+    try:
+        member_since = date.fromisoformat(user.get("memberSince"))
+    except (TypeError, ValueError):
+        member_since = None
+    return avatar, member_since
+
+
+def step_series(body):
+    """[(date, steps), ...] from an activities/steps answer. Fitbit sends each value as a
+    string ("8123"), but nothing promises it always will: numbers are taken too."""
+    series = body.get("activities-steps") if isinstance(body, dict) else None
+    if not isinstance(series, list):
+        raise BadResponse("no activities-steps")
+    days = []
+    for entry in series:
+        try:
+            value = entry["value"]
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ValueError(value)
+            steps = int(float(value))
+            if steps < 0:
+                raise ValueError(value)
+            days.append((date.fromisoformat(entry["dateTime"]), steps))
+        except (TypeError, KeyError, ValueError, OverflowError):
+            raise BadResponse("unreadable step count") from None
+    return days
 
 
 class TokenStore(Protocol):

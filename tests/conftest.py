@@ -4,6 +4,7 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
+from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -26,6 +27,7 @@ SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, AUTH_CODE)
 
 REDIRECT_URI = "http://localhost:4000/auth/callback"
 PROFILE_URL = oauth.API_URL + "/1/user/-/profile.json"
+STEPS_URL = oauth.API_URL + "/1/user/-/activities/steps/date/today/1m.json"
 
 
 def token_body(**overrides):
@@ -43,6 +45,17 @@ def token_body(**overrides):
 
 def profile_body(name="Alex"):
     return {"user": {"displayName": name, "encodedId": "ABC123", "memberSince": "2015-07-20"}}
+
+
+def steps_body(values=(8123, 10500, 4200), last_day=date(2026, 11, 23)):
+    """An activities/steps answer ending on last_day; values as Fitbit sends them (strings)."""
+    first = last_day - timedelta(days=len(values) - 1)
+    return {
+        "activities-steps": [
+            {"dateTime": (first + timedelta(days=n)).isoformat(), "value": str(value)}
+            for n, value in enumerate(values)
+        ]
+    }
 
 
 def fitbit_error(error_type, message="see the docs"):
@@ -93,11 +106,16 @@ def sign_in(browser, fitbit, name="Alex", **token_overrides):
     query = start_sign_in(browser)
     fitbit.post(oauth.TOKEN_URL, json=token_body(**token_overrides))
     fitbit.get(PROFILE_URL, json=profile_body(name))
+    fitbit.get(STEPS_URL, json=steps_body())
     return browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]})
 
 
 def token_calls(fitbit):
     return [call for call in fitbit.calls if call.request.url == oauth.TOKEN_URL]
+
+
+def api_calls(fitbit):
+    return [call for call in fitbit.calls if call.request.url.startswith(oauth.API_URL + "/1/")]
 
 
 @contextmanager

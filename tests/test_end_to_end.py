@@ -145,3 +145,17 @@ def test_app_with_the_wrong_secret_is_refused(tmp_path):
         assert page.status_code == 502
         assert "Fitbit did not recognise this app" in page.text
         assert User.select().count() == 0
+
+
+def test_signed_in_page_shows_a_month_of_steps(live_app):
+    page = Browser(live_app).sign_in()
+    bars = re.findall(r"<rect [^>]*><title>([^<]+)</title>", page.text)
+    assert len(bars) == 31  # a calendar month back from today, as Fitbit's 1m period gives
+    assert "steps today" in page.text and "Fitbit member since 14 March 2016" in page.text
+
+
+def test_without_activity_the_page_has_the_profile_and_a_note(live_app):
+    page = Browser(live_app).sign_in(scopes=("profile",))
+    assert "Hello, Alex R." in page.text
+    assert "You did not allow access to your activity" in page.text
+    assert "<svg" not in page.text

@@ -1,0 +1,334 @@
+"""The signed-in page's data: profile and steps, the cache, and Fitbit's hourly budget."""
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import (
+    PROFILE_URL,
+    STEPS_URL,
+    api_calls,
+    fitbit_error,
+    profile_body,
+    sign_in,
+    steps_body,
+)
+from freezegun import freeze_time
+from werkzeug.test import Client
+
+import oauth
+from fitbit_oauth_app import config_from_env, create_app
+from models import ApiCache, User
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def at(seconds):
+    return freeze_time(T0 + timedelta(seconds=seconds))
+
+
+def home(browser):
+    response = browser.get("/")
+    assert response.status_code == 200  # never an error page for any of this
+    return response.get_data(as_text=True)
+
+
+def chart(text):
+    """The chart's bars as (height, tooltip) pairs, read from the page's inline SVG."""
+    svg = re.search(r"<svg.*?</svg>", text, re.S).group(0)
+    root = ET.fromstring(svg.replace("<svg ", f'<svg xmlns="{SVG[1:-1]}" ', 1))
+    assert root.get("role") == "img" and root.find(f"{SVG}title").text
+    return [
+        (float(rect.get("height")), rect.find(f"{SVG}title").text)
+        for rect in root.iter(f"{SVG}rect")
+    ]
+
+
+@pytest.fixture
+def signed_in(browser, fitbit):
+    """Signed in at T0 and the home page seen once, so profile and steps are both cached."""
+    with at(0):
+        sign_in(browser, fitbit)
+        home(browser)
+    assert len(api_calls(fitbit)) == 2
+    return browser
+
+
+def app_with(config, **changes):
+    return Client(create_app(replace(config, **changes)))
+
+
+# --- The page ---------------------------------------------------------------------------
+
+
+def test_page_shows_profile_and_steps(browser, fitbit):
+    fitbit.get(
+        PROFILE_URL,
+        json={
+            "user": {
+                "displayName": "Alex",
+                "avatar150": "https://static0.example/a.png",
+                "memberSince": "2015-07-20",
+            }
+        },
+    )
+    sign_in(browser, fitbit)
+    text = home(browser)
+    assert '<img class="avatar" src="https://static0.example/a.png"' in text
+    assert "member since 20 July 2015" in text
+    assert "<strong>4,200</strong> steps today" in text
+    assert "Mon 23 Nov</td><td>4,200</td>" in text  # the numbers as text, too
+
+
+def test_an_avatar_that_is_not_a_web_address_is_left_out(browser, fitbit):
+    sign_in(browser, fitbit)
+    fitbit.replace(
+        "GET", PROFILE_URL, json={"user": {"displayName": "A", "avatar": "javascript:x"}}
+    )
+    ApiCache.delete().execute()
+    text = home(browser)
+    assert "javascript:" not in text and "<img" not in text
+
+
+def test_chart_draws_one_bar_per_day_in_proportion(browser, fitbit):
+    values = [1000, 4000, 2500, 0, 8000]
+    fitbit.get(STEPS_URL, json=steps_body(values))
+    sign_in(browser, fitbit)
+    fitbit.replace("GET", STEPS_URL, json=steps_body(values))
+    bars = chart(home(browser))
+    assert len(bars) == len(values)
+    # Heights are drawn to 0.01 of a unit.
+    expected = [v / 8000 * 150 for v in values]
+    assert [height for height, _ in bars] == pytest.approx(expected, abs=0.01)
+    assert bars[1][1] == "Fri 20 Nov: 4,000 steps"
+
+
+def test_string_and_integer_step_values_draw_the_same_chart(app, fitbit):
+    pages = []
+    for value_type in (str, int):
+        body = {
+            "activities-steps": [
+                {"dateTime": f"2026-11-2{n}", "value": value_type(v)}
+                for n, v in enumerate([5000, 7000, 3000], start=1)
+            ]
+        }
+        browser = Client(app)
+        sign_in(browser, fitbit, user_id=f"U{value_type.__name__}")
+        fitbit.replace("GET", STEPS_URL, json=body)
+        pages.append(chart(home(browser)))
+    assert pages[0] == pages[1]
+    assert [title for _, title in pages[0]][-1] == "Mon 23 Nov: 3,000 steps"
+
+
+def test_empty_step_series_says_so(browser, fitbit):
+    sign_in(browser, fitbit)
+    fitbit.replace("GET", STEPS_URL, json={"activities-steps": []})
+    text = home(browser)
+    assert "Fitbit has no step data for the last month." in text and "<svg" not in text
+
+
+def test_without_the_activity_scope_steps_are_skipped_with_a_note(browser, fitbit):
+    sign_in(browser, fitbit, scope="profile")
+    text = home(browser)
+    assert "Hello, Alex" in text
+    assert "You did not allow access to your activity" in text
+    assert [c.request.url for c in api_calls(fitbit)] == [PROFILE_URL]  # no steps call
+
+
+def test_insufficient_scope_from_fitbit_shows_the_profile_and_a_note(browser, fitbit):
+    sign_in(browser, fitbit)
+    fitbit.replace("GET", STEPS_URL, status=403, json=fitbit_error("insufficient_scope"))
+    text = home(browser)
+    assert "Hello, Alex" in text
+    assert "You did not allow access to your activity" in text and "<svg" not in text
+
+
+# --- The cache --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds, new_calls", [(299, 0), (300, 2)], ids=["hit", "miss"])
+def test_cache_lives_five_minutes(signed_in, fitbit, seconds, new_calls):
+    with at(seconds):
+        home(signed_in)
+    assert len(api_calls(fitbit)) == 2 + new_calls
+
+
+def test_a_fresh_answer_replaces_the_cached_one(signed_in, fitbit):
+    fitbit.replace("GET", PROFILE_URL, json=profile_body("Alexandra"))
+    with at(299):
+        assert "Hello, Alexandra" not in home(signed_in)
+    with at(300):
+        assert "Hello, Alexandra" in home(signed_in)
+
+
+def test_ten_reloads_within_the_cache_life_make_two_calls_in_all(browser, fitbit):
+    with at(0):
+        sign_in(browser, fitbit)  # the callback fetches (and caches) the profile
+    for second in range(0, 291, 30):  # ten views over four and a half minutes
+        with at(second):
+            home(browser)
+    assert [c.request.url for c in api_calls(fitbit)] == [PROFILE_URL, STEPS_URL]
+
+
+def test_calls_for_a_view_every_minute_for_twenty_minutes(browser, fitbit):
+    with at(0):
+        sign_in(browser, fitbit)
+    for minute in range(21):
+        with at(minute * 60):
+            home(browser)
+    # 2 at the start, then both answers again at minutes 5, 10, 15 and 20.
+    assert len(api_calls(fitbit)) == 2 + 4 * 2
+
+
+def test_cache_seconds_zero_asks_fitbit_every_time(config, fitbit):
+    browser = app_with(config, cache_seconds=0)
+    sign_in(browser, fitbit)
+    for _ in range(5):
+        home(browser)
+    assert len(api_calls(fitbit)) == 1 + 5 * 2
+
+
+def test_cache_seconds_setting():
+    assert config_from_env({}, 4000).cache_seconds == 300
+    assert config_from_env({"FITBIT_CACHE_SECONDS": "0"}, 4000).cache_seconds == 0
+    with pytest.raises(SystemExit, match="FITBIT_CACHE_SECONDS"):
+        config_from_env({"FITBIT_CACHE_SECONDS": "five"}, 4000)
+
+
+def test_cached_data_is_kept_per_user(app, fitbit):
+    alex, sam = Client(app), Client(app)
+    sign_in(alex, fitbit, name="Alex")
+    sign_in(sam, fitbit, name="Sam", user_id="SAM1")
+    assert "Hello, Alex" in home(alex) and "Hello, Sam" in home(sam)
+
+
+def test_disconnect_deletes_the_cached_data(signed_in, fitbit):
+    fitbit.post(oauth.REVOKE_URL, json={})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home(signed_in)).group(1)
+    signed_in.post("/auth/revoke", data={"csrf_token": token})
+    assert ApiCache.select().count() == 0
+
+
+# --- Fitbit's hourly budget ---------------------------------------------------------------
+
+
+def test_429_with_cached_data_shows_it_with_a_note(signed_in, fitbit):
+    fitbit.replace(
+        "GET",
+        PROFILE_URL,
+        status=429,
+        json=fitbit_error("system"),
+        headers={"Fitbit-Rate-Limit-Reset": "1440"},
+    )
+    with at(360):
+        text = home(signed_in)
+    assert "Hello, Alex" in text and len(chart(text)) == 3  # the cached answers
+    assert "fresh data comes after 12:30 UTC (in 24 minutes)" in text
+    assert len(api_calls(fitbit)) == 3  # the 429, and no steps call after it
+
+
+def test_429_without_cached_data_shows_the_note_alone(browser, fitbit):
+    with at(0):
+        sign_in(browser, fitbit)
+    fitbit.replace(
+        "GET",
+        STEPS_URL,
+        status=429,
+        json=fitbit_error("system"),
+        headers={"Fitbit-Rate-Limit-Reset": "600"},
+    )
+    with at(0):
+        text = home(browser)
+    assert "fresh data comes after 12:10 UTC" in text
+    assert "<svg" not in text and "Fitbit has no step data" not in text
+
+
+def test_a_spent_budget_makes_no_calls_until_the_hour_turns(browser, fitbit):
+    with at(0):
+        sign_in(browser, fitbit)
+        fitbit.replace(
+            "GET",
+            STEPS_URL,
+            json=steps_body(),
+            headers={"Fitbit-Rate-Limit-Remaining": "0", "Fitbit-Rate-Limit-Reset": "900"},
+        )
+        home(browser)
+    with at(400):  # the cache is stale, but no calls are left this hour
+        text = home(browser)
+    assert len(api_calls(fitbit)) == 2
+    assert "fresh data comes after 12:15 UTC" in text and len(chart(text)) == 3
+    with at(900):  # the budget is back
+        home(browser)
+    assert len(api_calls(fitbit)) == 4
+
+
+def test_the_budget_is_recorded_from_fitbits_headers(browser, fitbit):
+    fitbit.get(
+        PROFILE_URL,
+        json=profile_body(),
+        headers={"Fitbit-Rate-Limit-Remaining": "87", "Fitbit-Rate-Limit-Reset": "1200"},
+    )
+    with at(0):
+        sign_in(browser, fitbit)
+    user = User.get()
+    assert (user.rate_remaining, user.rate_reset_at) == (87, T0 + timedelta(seconds=1200))
+
+
+# --- /users -----------------------------------------------------------------------------
+
+
+def make_users(count):
+    for n in range(count):
+        tokens = oauth.Tokens(f"U{n:04}", "a", "r", T0 + timedelta(hours=8), "profile")
+        with freeze_time(T0 + timedelta(seconds=n)):
+            User.upsert(tokens, f"Person {n}")
+
+
+@pytest.mark.parametrize(
+    "count, page, status, first, last",
+    [
+        (0, "1", 200, None, None),
+        (0, "2", 404, None, None),
+        (50, "1", 200, "U0000", "U0049"),
+        (50, "2", 404, None, None),
+        (51, "1", 200, "U0000", "U0049"),
+        (51, "2", 200, "U0050", "U0050"),
+        (51, "3", 404, None, None),
+        (120, "3", 200, "U0100", "U0119"),
+    ],
+)
+def test_users_page_boundaries(app, count, page, status, first, last):
+    make_users(count)
+    response = Client(app).get("/users", query_string={"page": page})
+    assert response.status_code == status
+    ids = re.findall(r"<code>(U\d{4})</code>", response.get_data(as_text=True))
+    assert (ids[0] if ids else None, ids[-1] if ids else None) == (first, last)
+    assert len(ids) <= 50
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "", "²", "9" * 40])
+def test_a_bad_page_number_is_a_400(app, page):
+    response = Client(app).get("/users", query_string={"page": page})
+    assert response.status_code == 400
+    assert "whole number" in response.get_data(as_text=True)
+
+
+def test_users_page_links_to_its_neighbours(app):
+    make_users(120)
+    text = Client(app).get("/users?page=2").get_data(as_text=True)
+    assert 'href="/users?page=1"' in text and 'href="/users?page=3"' in text
+    assert "Page 2 of 3" in text
+
+
+def test_users_page_shows_connection_expiry_and_last_sync(app, browser, fitbit):
+    with at(0):
+        sign_in(browser, fitbit)
+        make_users(1)
+    with at(125):
+        text = Client(app).get("/users").get_data(as_text=True)
+    assert "expires in 7 hours" in text
+    assert "2 minutes ago" in text  # Alex's last sync, at sign-in
+    assert "never" in text  # Person 0 has never been synced
