@@ -2,7 +2,8 @@
 
 Run it with `python fitbit_oauth_app.py` and open http://localhost:4000. The OAuth steps
 themselves are in oauth.py, the database in models.py; this file is the web app that glues
-them together: routes, browser sessions, CSRF, flash messages and error pages.
+them together: routes, browser sessions, CSRF, flash messages, the signed-in page with its
+cache of Fitbit answers, and error pages.
 """
 
 import argparse
@@ -227,22 +228,16 @@ def in_words(moment):
 def explain(error):
     """(status, title, message) for a page about a Fitbit failure."""
     if isinstance(error, oauth.FitbitRetired):
-        return (
-            502,
-            "Fitbit retired this API",
-            (
-                "Fitbit shut down its legacy Web API in autumn 2026, so this app cannot reach it. "
-                "Start the app without FITBIT_CLIENT_ID to use the built-in stand-in."
-            ),
+        message = (
+            "Fitbit shut down its legacy Web API in autumn 2026, so this app cannot reach it. "
+            "Start the app without FITBIT_CLIENT_ID to use the built-in stand-in."
         )
+        return 502, "Fitbit retired this API", message
     if isinstance(error, oauth.FitbitUnavailable):
         return 502, "Fitbit is unavailable", "Fitbit did not answer. Try again in a few minutes."
     if isinstance(error, oauth.BadResponse):
-        return (
-            502,
-            "Unexpected answer from Fitbit",
-            ("Fitbit sent an answer this app cannot use, so nothing was stored. Try again."),
-        )
+        message = "Fitbit sent an answer this app cannot use, so nothing was stored. Try again."
+        return 502, "Unexpected answer from Fitbit", message
     if error.error_type == "invalid_grant":
         return (
             400,
@@ -250,11 +245,8 @@ def explain(error):
             "Fitbit no longer accepts this sign-in. Please sign in again.",
         )
     if error.error_type == "invalid_client":
-        return (
-            502,
-            "Fitbit did not recognise this app",
-            ("Check FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET."),
-        )
+        message = "Check FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET."
+        return 502, "Fitbit did not recognise this app", message
     return 502, "Fitbit refused the request", f"Fitbit answered {error.status} {error.error_type}."
 
 
@@ -355,9 +347,10 @@ class FitbitOAuthApp:
         if profile is not None:
             shown["display_name"] = oauth.display_name(profile)
             shown["avatar"], shown["member_since"] = oauth.profile_details(profile)
+        if "activity" not in user.scope.split():  # no need to ask Fitbit to know that
+            notes.append(NO_ACTIVITY_NOTE)
+            return shown
         try:
-            if "activity" not in user.scope.split():
-                raise oauth.FitbitError(403, "insufficient_scope")  # no call needed to know
             steps = self.fitbit_data(user, STEPS_PATH, notes)
         except oauth.FitbitError as error:
             if error.error_type != "insufficient_scope":
