@@ -31,6 +31,8 @@ DEFAULT_SCOPES = "activity profile"
 TIMEOUT = (5, 20)
 # Refresh a few minutes early, so a token never expires between our check and Fitbit's.
 REFRESH_LEEWAY = timedelta(minutes=5)
+# Fitbit's tokens live 8 hours; a lifetime over a year is a broken answer.
+MAX_EXPIRES_IN = 366 * 86400
 
 
 # --- Errors ----------------------------------------------------------------------------
@@ -233,8 +235,9 @@ def parse_token_response(response, requested_scope, previous_refresh_token=None)
     # bool is a subclass of int in Python; `true` is not a lifetime.
     if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
         raise BadResponse("expires_in is not a number")
-    if expires_in <= 0:
-        raise BadResponse("expires_in is not positive")
+    # A chained comparison is also false for NaN, which Python's json accepts.
+    if not 0 < expires_in <= MAX_EXPIRES_IN:
+        raise BadResponse("expires_in is out of range")
     scope = body.get("scope", requested_scope)  # RFC 6749 5.1: absent means as requested
     if not isinstance(scope, str):
         raise BadResponse("scope is not a string")
@@ -300,8 +303,10 @@ def rate_budget(headers):
         return int(value) if value.isascii() and value.isdigit() else None
 
     remaining, reset = number("Fitbit-Rate-Limit-Remaining"), number("Fitbit-Rate-Limit-Reset")
-    reset_at = datetime.now(UTC) + timedelta(seconds=reset) if reset is not None else None
-    return remaining, reset_at
+    if reset is None:
+        return remaining, None
+    # The budget refills every hour: a larger figure is an error, not a reason to wait.
+    return remaining, datetime.now(UTC) + timedelta(seconds=min(reset, 3600))
 
 
 # --- Step 3: API calls with tokens that stay fresh ----------------------------------------

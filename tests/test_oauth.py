@@ -181,6 +181,9 @@ def test_granted_scope_may_differ_from_the_requested_one(fitbit, client_config):
         {"json": token_body(expires_in=0)},
         {"json": token_body(expires_in=-5)},
         {"json": token_body(scope=["activity"])},
+        {"json": token_body(expires_in=1e300)},
+        {"body": json.dumps(token_body()).replace("28800", "NaN")},
+        {"body": json.dumps(token_body()).replace("28800", "Infinity")},
     ],
     ids=[
         "html",
@@ -199,6 +202,9 @@ def test_granted_scope_may_differ_from_the_requested_one(fitbit, client_config):
         "expires-in-zero",
         "expires-in-negative",
         "scope-not-string",
+        "expires-in-huge",
+        "expires-in-nan",
+        "expires-in-infinity",
     ],
 )
 def test_malformed_token_response_is_rejected(fitbit, client_config, kwargs):
@@ -267,6 +273,24 @@ def test_rate_limit_without_reset_header_waits_for_the_top_of_the_hour(fitbit, c
     with pytest.raises(oauth.RateLimited) as raised:
         oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
     assert raised.value.reset_at == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+
+
+@freeze_time(NOW)
+@pytest.mark.parametrize(
+    "headers, budget",
+    [
+        (
+            {"Fitbit-Rate-Limit-Remaining": "149", "Fitbit-Rate-Limit-Reset": "600"},
+            (149, NOW + timedelta(seconds=600)),
+        ),
+        ({}, (None, None)),
+        ({"Fitbit-Rate-Limit-Remaining": "-1", "Fitbit-Rate-Limit-Reset": "soon"}, (None, None)),
+        ({"Fitbit-Rate-Limit-Reset": "9" * 30}, (None, NOW + timedelta(hours=1))),
+    ],
+    ids=["normal", "absent", "garbage", "absurd-reset"],
+)
+def test_rate_budget_from_headers(headers, budget):
+    assert oauth.rate_budget(headers) == budget
 
 
 def test_tokens_never_show_their_secrets_in_repr():
