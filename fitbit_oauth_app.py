@@ -63,10 +63,13 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'"
 )
 REVOKE_AT_FITBIT = "https://www.fitbit.com/settings/applications"
-NO_ACTIVITY_NOTE = (
-    "You did not allow access to your activity, so your steps are not shown. "
-    "Connect again and allow activity to see them."
-)
+# What the page leaves out when the user did not grant a scope on Fitbit's consent page.
+MISSING_SCOPE_NOTES = {
+    "profile": "You did not allow access to your profile, so your name and picture are not "
+    "shown. Connect again and allow profile to see them.",
+    "activity": "You did not allow access to your activity, so your steps are not shown. "
+    "Connect again and allow activity to see them.",
+}
 SANDBOX_NOTICE = (
     "You are signing in to a local stand-in for Fitbit. Set FITBIT_CLIENT_ID and "
     "FITBIT_CLIENT_SECRET to use the real one."
@@ -341,27 +344,30 @@ class FitbitOAuthApp:
         return self.render(request, "index.html", **shown)
 
     def dashboard(self, user, notes):
-        """What the signed-in page shows: the profile, and the steps if `activity` was granted."""
+        """What the signed-in page shows: the profile and the steps, each if its scope was
+        granted (users can untick scopes on Fitbit's consent page)."""
         shown = {}
-        profile = self.fitbit_data(user, PROFILE_PATH, notes)
+        profile = self.granted_data(user, "profile", PROFILE_PATH, notes)
         if profile is not None:
             shown["display_name"] = oauth.display_name(profile)
             shown["avatar"], shown["member_since"] = oauth.profile_details(profile)
-        if "activity" not in user.scope.split():  # no need to ask Fitbit to know that
-            notes.append(NO_ACTIVITY_NOTE)
-            return shown
-        try:
-            steps = self.fitbit_data(user, STEPS_PATH, notes)
-        except oauth.FitbitError as error:
-            if error.error_type != "insufficient_scope":
-                raise
-            notes.append(NO_ACTIVITY_NOTE)
-            return shown
+        steps = self.granted_data(user, "activity", STEPS_PATH, notes)
         if steps is not None:
             series = oauth.step_series(steps)
             shown["steps_today"] = series[-1][1] if series else None
             shown["chart"] = step_chart(series)
         return shown
+
+    def granted_data(self, user, scope, path, notes):
+        """fitbit_data() for a path that needs `scope`, or None and a note without it."""
+        if scope in user.scope.split():  # no need to ask Fitbit to know it would say no
+            try:
+                return self.fitbit_data(user, path, notes)
+            except oauth.FitbitError as error:
+                if error.error_type != "insufficient_scope":
+                    raise
+        notes.append(MISSING_SCOPE_NOTES[scope])
+        return None
 
     def fitbit_data(self, user, path, notes):
         """One Fitbit answer for this user: the cached one while it is fresh, else a new one.
@@ -417,11 +423,15 @@ class FitbitOAuthApp:
             raise BadRequest("Fitbit's answer has no authorization code.")
 
         tokens = oauth.exchange_code(self.client, code, pending.code_verifier)
-        profile, headers = oauth.api_get(self.client, PROFILE_PATH, tokens.access_token)
-        name = oauth.display_name(profile)
-        user = User.upsert(tokens, name)
-        user.record_budget(*oauth.rate_budget(headers))
-        ApiCache.store(user, PROFILE_PATH, profile)
+        if "profile" in tokens.scope.split():
+            profile, headers = oauth.api_get(self.client, PROFILE_PATH, tokens.access_token)
+            name = oauth.display_name(profile)
+            user = User.upsert(tokens, name)
+            user.record_budget(*oauth.rate_budget(headers))
+            ApiCache.store(user, PROFILE_PATH, profile)
+        else:  # the user unticked profile: their Fitbit id is all we know them by
+            name = tokens.user_id
+            user = User.upsert(tokens, name)
         # A new session id at sign-in, so an id planted before it is worth nothing.
         self.start_session(request, user=user, carry_flashes=True)
         request.browser.add_flash(f"Hello {name}!")

@@ -168,6 +168,7 @@ def exchange_code(client, code, verifier):
             "code": code,
             "redirect_uri": client.redirect_uri,
             "code_verifier": verifier,
+            "client_id": client.client_id,  # as in Fitbit's own examples; never the secret
         },
     )
     return parse_token_response(response, requested_scope=client.scopes)

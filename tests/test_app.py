@@ -67,6 +67,7 @@ def test_whole_sign_in_flow(browser, fitbit):
                     "code": AUTH_CODE,
                     "redirect_uri": "http://localhost:4000/auth/callback",
                     "code_verifier": pending.code_verifier,
+                    "client_id": "23TEST",
                 }
             )
         ],

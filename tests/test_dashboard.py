@@ -138,6 +138,15 @@ def test_without_the_activity_scope_steps_are_skipped_with_a_note(browser, fitbi
     assert [c.request.url for c in api_calls(fitbit)] == [PROFILE_URL]  # no steps call
 
 
+def test_without_the_profile_scope_the_user_is_known_by_their_fitbit_id(browser, fitbit):
+    sign_in(browser, fitbit, scope="activity")
+    text = home(browser)
+    assert "Hello ABC123!" in text  # the flash: the id is all the app knows
+    assert "You did not allow access to your profile" in text
+    assert len(chart(text)) == 3
+    assert [c.request.url for c in api_calls(fitbit)] == [STEPS_URL]  # no profile call
+
+
 def test_insufficient_scope_from_fitbit_shows_the_profile_and_a_note(browser, fitbit):
     sign_in(browser, fitbit)
     fitbit.replace("GET", STEPS_URL, status=403, json=fitbit_error("insufficient_scope"))

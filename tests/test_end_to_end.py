@@ -159,3 +159,11 @@ def test_without_activity_the_page_has_the_profile_and_a_note(live_app):
     assert "Hello, Alex R." in page.text
     assert "You did not allow access to your activity" in page.text
     assert "<svg" not in page.text
+
+
+def test_without_profile_the_page_has_the_steps_and_a_note(live_app):
+    page = Browser(live_app).sign_in(scopes=("activity",))
+    assert page.status_code == 200
+    assert f"Hello {ALEX}!" in page.text
+    assert "You did not allow access to your profile" in page.text
+    assert len(re.findall(r"<rect ", page.text)) == 31

@@ -121,6 +121,7 @@ def test_token_request_is_exactly_what_fitbit_expects(fitbit, client_config):
                     "code": AUTH_CODE,
                     "redirect_uri": REDIRECT_URI,
                     "code_verifier": "the-verifier",
+                    "client_id": CLIENT_ID,
                 },
                 allow_blank=False,
             ),
