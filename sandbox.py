@@ -227,6 +227,7 @@ class Sandbox:
 
         request_id = secrets.token_urlsafe(32)
         with self.lock:
+            self.forget_the_unusable()
             self.consents[request_id] = ConsentRequest(
                 client, tuple(dict.fromkeys(scopes)), state, challenge, now()
             )
@@ -363,6 +364,14 @@ class Sandbox:
                 self.forget(client.client_id, grant.user_id)
         return fitbit_json({})
 
+    def forget_the_unusable(self):
+        """Drop consent pages, codes and call counts that can no longer matter, so a
+        stand-in left running does not grow without end. The caller holds the lock."""
+        cutoff, hour = now() - CODE_LIFETIME, now().strftime("%Y%m%d%H")
+        self.consents = {k: c for k, c in self.consents.items() if c.created_at > cutoff}
+        self.codes = {k: c for k, c in self.codes.items() if c.issued_at > cutoff}
+        self.calls = {k: n for k, n in self.calls.items() if k[2] == hour}
+
     def forget(self, client_id, user_id):
         """Drop every token of one user for one app. The caller holds the lock."""
 
@@ -417,17 +426,15 @@ class Sandbox:
         grant, headers = self.authorize_api_call(request, "activity")
         today = now().date()
         try:
-            end = today if second in DAY_PERIODS or second in MONTH_PERIODS else None
-            end = end or date.fromisoformat(second)
             base = today if first == "today" else date.fromisoformat(first)
+            if second in DAY_PERIODS:
+                start, end = base - timedelta(days=DAY_PERIODS[second] - 1), base
+            elif second in MONTH_PERIODS:
+                start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
+            else:  # /date/<start>/<end>.json
+                start, end = base, today if second == "today" else date.fromisoformat(second)
         except ValueError:
             raise OAuthError(400, "validation", "Invalid date or period.") from None
-        if second in DAY_PERIODS:
-            start, end = base - timedelta(days=DAY_PERIODS[second] - 1), base
-        elif second in MONTH_PERIODS:
-            start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
-        else:
-            start = base
         if start > end or (end - start).days >= MAX_RANGE_DAYS:
             raise OAuthError(400, "validation", "Invalid date range.")
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]

@@ -454,3 +454,15 @@ def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, c
     assert f"FITBIT_CLIENT_ID={client.client_id}" in out
     assert f"FITBIT_CLIENT_SECRET={client.client_secret}" in out
     assert client.redirect_uri == "http://localhost:4000/auth/callback"
+
+
+def test_stale_consents_codes_and_counts_are_dropped(stand_in, fitbit):
+    with freeze_time("2026-11-23 12:00:00"):
+        access = tokens(fitbit)["access_token"]
+        api(fitbit, "/1/user/-/profile.json", access)
+        consent(fitbit)  # a code that is never redeemed
+    assert stand_in.codes and stand_in.calls
+    with freeze_time("2026-11-23 13:00:00"):
+        fitbit.get("/oauth2/authorize", query_string=authorize_query())
+    assert stand_in.codes == {} and stand_in.calls == {}
+    assert len(stand_in.consents) == 1  # only the page just shown
