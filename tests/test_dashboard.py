@@ -224,14 +224,19 @@ def test_disconnect_deletes_the_cached_data(signed_in, fitbit):
 # --- Fitbit's hourly budget ---------------------------------------------------------------
 
 
-def test_429_with_cached_data_shows_it_with_a_note(signed_in, fitbit):
+def rate_limited(fitbit, url, reset_seconds):
+    """From now on Fitbit answers `url` with a 429, as when the hour's budget is spent."""
     fitbit.replace(
         "GET",
-        PROFILE_URL,
+        url,
         status=429,
         json=fitbit_error("system"),
-        headers={"Fitbit-Rate-Limit-Reset": "1440"},
+        headers={"Fitbit-Rate-Limit-Reset": str(reset_seconds)},
     )
+
+
+def test_429_with_cached_data_shows_it_with_a_note(signed_in, fitbit):
+    rate_limited(fitbit, PROFILE_URL, 1440)
     with at(360):
         text = home(signed_in)
     assert "Hello, Alex" in text and len(chart(text)) == 3  # the cached answers
@@ -242,13 +247,7 @@ def test_429_with_cached_data_shows_it_with_a_note(signed_in, fitbit):
 def test_429_without_cached_data_shows_the_note_alone(browser, fitbit):
     with at(0):
         sign_in(browser, fitbit)
-    fitbit.replace(
-        "GET",
-        STEPS_URL,
-        status=429,
-        json=fitbit_error("system"),
-        headers={"Fitbit-Rate-Limit-Reset": "600"},
-    )
+    rate_limited(fitbit, STEPS_URL, 600)
     with at(0):
         text = home(browser)
     assert "fresh data comes after 12:10 UTC" in text
