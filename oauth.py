@@ -410,9 +410,11 @@ class FitbitApi:
         try:
             return self._get(path, tokens)
         except FitbitError as error:
-            if error.status != 401 or error.error_type != "expired_token":
+            if error.status != 401 or error.error_type not in ("expired_token", "invalid_token"):
                 raise
-        # Our clock and Fitbit's disagree: refresh once and retry once. A second 401 is raised.
+        # expired_token: our clock and Fitbit's disagree. invalid_token: the grant may have
+        # been revoked at fitbit.com, and then the refresh fails with invalid_grant and the
+        # user is asked to connect again. Either way: refresh once, retry once.
         return self._get(path, self.refresh(tokens))
 
     def _get(self, path, tokens):

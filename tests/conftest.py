@@ -142,14 +142,22 @@ def url_of(server):
     return f"http://127.0.0.1:{server.server_port}"
 
 
-@pytest.fixture
-def live_app(tmp_path):
-    """The app as `make run` starts it, in sandbox mode, on a real socket. Yields its URL."""
+@contextmanager
+def running_app(tmp_path, expires_in=600):
+    """The app as `make run` starts it, in sandbox mode, on a real socket, with short-lived
+    tokens at the stand-in (10 minutes). Yields its URL and its configuration."""
     with listening() as (server,):
         env = {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
             "FITBIT_REDIRECT_URI": f"{url_of(server)}/auth/callback",
-            "SANDBOX_EXPIRES_IN": "600",
+            "SANDBOX_EXPIRES_IN": str(expires_in),
         }
-        server.app = create_app(config_from_env(env, server.server_port))
-        yield url_of(server)
+        config = config_from_env(env, server.server_port)
+        server.app = create_app(config)
+        yield url_of(server), config
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    with running_app(tmp_path) as (url, _):
+        yield url

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import requests
-from conftest import create_app, listening, url_of
+from conftest import create_app, listening, running_app, url_of
 from freezegun import freeze_time
 
 import oauth
@@ -167,3 +167,27 @@ def test_without_profile_the_page_has_the_steps_and_a_note(live_app):
     assert f"Hello {ALEX}!" in page.text
     assert "You did not allow access to your profile" in page.text
     assert len(re.findall(r"<rect ", page.text)) == 31
+
+
+def test_access_revoked_at_fitbit_leads_to_connect_again(tmp_path):
+    # Eight-hour tokens, so that nothing is refreshed ahead of time: the app learns of the
+    # revocation from the API's 401 invalid_token.
+    with (
+        running_app(tmp_path, expires_in=28800) as (url, config),
+        freeze_time("2026-11-23 12:00") as clock,
+    ):
+        browser = Browser(url)
+        browser.sign_in()
+        # The user revokes the app in Fitbit's own settings, not through this app.
+        revoked = requests.post(
+            url + "/sandbox/oauth2/revoke",
+            data={"token": User.get().refresh_token},
+            auth=(config.client.client_id, config.client.client_secret),
+            timeout=10,
+        )
+        assert revoked.status_code == 200
+        clock.tick(timedelta(minutes=6))  # past the cache, so the app asks Fitbit again
+        page = browser.get("/")
+    assert page.status_code == 200
+    assert "Connect again" in page.text
+    assert User.get().refresh_token is None

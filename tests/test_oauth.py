@@ -408,9 +408,19 @@ def test_a_second_expired_token_answer_is_an_error(fitbit, client_config):
     assert [c.request.method for c in fitbit.calls] == ["GET", "POST", "GET"]
 
 
-def test_invalid_token_answer_is_not_retried(fitbit, client_config):
+def test_invalid_token_after_a_revoke_at_fitbit_asks_to_reconnect(fitbit, client_config):
     store = MemoryStore(stored_tokens())
     fitbit.get(PROFILE_URL, status=401, json=fitbit_error("invalid_token"))
+    fitbit.post(oauth.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
+    with freeze_time(NOW), pytest.raises(oauth.ReconnectNeeded):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert [c.request.method for c in fitbit.calls] == ["GET", "POST"]
+    assert store.tokens is None
+
+
+def test_insufficient_scope_is_not_retried(fitbit, client_config):
+    store = MemoryStore(stored_tokens())
+    fitbit.get(PROFILE_URL, status=403, json=fitbit_error("insufficient_scope"))
     with freeze_time(NOW), pytest.raises(oauth.FitbitError):
         oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
     assert len(fitbit.calls) == 1
