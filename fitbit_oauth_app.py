@@ -155,6 +155,7 @@ def seconds_setting(environ, name, default):
 
 
 class Request(BaseRequest):
+    urls = None  # the URL map bound to this request: matches paths, builds links
     browser = None  # this browser's BrowserSession, once it has one
     new_cookie = None  # a new session id to hand to the browser with this response
 

@@ -1,7 +1,5 @@
 """Shared fixtures: an app on a fresh database file, a browser, and a fake Fitbit."""
 
-import os
-import sys
 import threading
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -12,10 +10,8 @@ import responses
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import oauth  # noqa: E402
-from fitbit_oauth_app import CallbackLogHandler, Config, config_from_env, create_app  # noqa: E402
+import oauth
+from fitbit_oauth_app import CallbackLogHandler, Config, config_from_env, create_app
 
 # Sentinel secrets: tests grep every page, cookie and log line for them.
 CLIENT_ID = "23TEST"
