@@ -326,11 +326,16 @@ def api_get(client, path, access_token):
         raise BadResponse("not JSON") from None
 
 
-def display_name(profile):
-    """The name to greet the user by, from /1/user/-/profile.json."""
+def _profile_user(profile):
     user = profile.get("user") if isinstance(profile, dict) else None
     if not isinstance(user, dict):
         raise BadResponse("profile has no user")
+    return user
+
+
+def display_name(profile):
+    """The name to greet the user by, from /1/user/-/profile.json."""
+    user = _profile_user(profile)
     for key in ("displayName", "fullName"):
         if isinstance(user.get(key), str) and user[key].strip():
             return user[key].strip()
@@ -339,8 +344,7 @@ def display_name(profile):
 
 def profile_details(profile):
     """Avatar URL (or None) and member-since date (or None) from a profile answer."""
-    user = profile.get("user") if isinstance(profile, dict) else None
-    user = user if isinstance(user, dict) else {}
+    user = _profile_user(profile)
     avatar = user.get("avatar150") or user.get("avatar")
     if not isinstance(avatar, str) or not avatar.startswith(("https://", "http://")):
         avatar = None  # only web addresses become an <img src>
