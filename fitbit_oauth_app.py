@@ -113,35 +113,38 @@ def config_from_env(environ, port):
     if environ.get("SECRET_KEY"):
         settings["secret_key"] = environ["SECRET_KEY"].encode()
 
-    if environ.get("FITBIT_SANDBOX") == "1" or not environ.get("FITBIT_CLIENT_ID"):
+    sandbox = environ.get("FITBIT_SANDBOX") == "1" or not environ.get("FITBIT_CLIENT_ID")
+    if sandbox:
+        # Generated credentials: a real secret set in the environment never reaches it.
         registered = sandbox_module.new_client(redirect_uri)
+        client_id, client_secret = registered.client_id, registered.client_secret
         # The stand-in lives in this same app, so it is wherever the redirect URI points.
         app_origin = urlsplit(redirect_uri)
         root = f"{app_origin.scheme}://{app_origin.netloc}{SANDBOX_PATH}"
-        client = oauth.Client(
-            client_id=registered.client_id,
-            client_secret=registered.client_secret,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            authorize_url=f"{root}/oauth2/authorize",
-            token_url=f"{root}/oauth2/token",
-            revoke_url=f"{root}/oauth2/revoke",
-            api_url=root,
+        authorize_url, token_url = f"{root}/oauth2/authorize", f"{root}/oauth2/token"
+        revoke_url, api_url = f"{root}/oauth2/revoke", root
+        settings["sandbox_expires_in"] = seconds_setting(
+            environ, "SANDBOX_EXPIRES_IN", Config.sandbox_expires_in
         )
-        expires_in = seconds_setting(environ, "SANDBOX_EXPIRES_IN", Config.sandbox_expires_in)
-        return Config(client=client, sandbox=True, sandbox_expires_in=expires_in, **settings)
+    else:
+        client_id = environ["FITBIT_CLIENT_ID"]
+        client_secret = environ.get("FITBIT_CLIENT_SECRET", "")
+        authorize_url = environ.get("FITBIT_AUTHORIZE_URL") or oauth.AUTHORIZE_URL
+        token_url = environ.get("FITBIT_TOKEN_URL") or oauth.TOKEN_URL
+        revoke_url = environ.get("FITBIT_REVOKE_URL") or oauth.REVOKE_URL
+        api_url = environ.get("FITBIT_API_URL") or oauth.API_URL
 
     client = oauth.Client(
-        client_id=environ["FITBIT_CLIENT_ID"],
-        client_secret=environ.get("FITBIT_CLIENT_SECRET", ""),
+        client_id=client_id,
+        client_secret=client_secret,
         redirect_uri=redirect_uri,
         scopes=scopes,
-        authorize_url=environ.get("FITBIT_AUTHORIZE_URL") or oauth.AUTHORIZE_URL,
-        token_url=environ.get("FITBIT_TOKEN_URL") or oauth.TOKEN_URL,
-        revoke_url=environ.get("FITBIT_REVOKE_URL") or oauth.REVOKE_URL,
-        api_url=environ.get("FITBIT_API_URL") or oauth.API_URL,
+        authorize_url=authorize_url,
+        token_url=token_url,
+        revoke_url=revoke_url,
+        api_url=api_url,
     )
-    return Config(client=client, **settings)
+    return Config(client=client, sandbox=sandbox, **settings)
 
 
 def seconds_setting(environ, name, default):
@@ -219,11 +222,9 @@ def in_words(moment):
     """'in 3 hours' or '5 minutes ago', for token expiry on the users page."""
     seconds = int((moment - datetime.now(UTC)).total_seconds())
     amount = abs(seconds)
-    unit, size = next(
-        (unit, size)
-        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
-        if amount >= size or size == 1
-    )
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if amount >= size or unit == "second":
+            break
     count = amount // size
     phrase = f"{count} {unit}{'' if count == 1 else 's'}"
     return f"in {phrase}" if seconds >= 0 else f"{phrase} ago"
@@ -382,8 +383,7 @@ class FitbitOAuthApp:
             except oauth.RateLimited as error:
                 user.record_budget(0, error.reset_at)
             else:
-                user.record_budget(*oauth.rate_budget(headers))
-                ApiCache.store(user, path, data)
+                self.keep_answer(user, path, data, headers)
                 return data
         note = (
             "Fitbit's limit of 150 requests an hour is used up: fresh data comes after "
@@ -392,6 +392,11 @@ class FitbitOAuthApp:
         if note not in notes:
             notes.append(note)
         return cached.data if cached is not None else None
+
+    def keep_answer(self, user, path, data, headers):
+        """Every API answer: note the hour's budget it reports, and cache what it says."""
+        user.record_budget(*oauth.rate_budget(headers))
+        ApiCache.store(user, path, data)
 
     def on_auth(self, request):
         """Step 1: send the browser to Fitbit's consent page."""
@@ -428,8 +433,7 @@ class FitbitOAuthApp:
             profile, headers = oauth.api_get(self.client, PROFILE_PATH, tokens.access_token)
             name = oauth.display_name(profile)
             user = User.upsert(tokens, name)
-            user.record_budget(*oauth.rate_budget(headers))
-            ApiCache.store(user, PROFILE_PATH, profile)
+            self.keep_answer(user, PROFILE_PATH, profile, headers)
         else:  # the user unticked profile: their Fitbit id is all we know them by
             name = tokens.user_id
             user = User.upsert(tokens, name)
