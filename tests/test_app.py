@@ -47,6 +47,12 @@ def session_cookie(browser):
     return cookie.value if cookie else None
 
 
+def callback(browser, state, **params):
+    """Come back from Fitbit to the callback with an authorization code and `state`."""
+    query = {"code": AUTH_CODE, "state": state, **params}
+    return browser.get("/auth/callback", query_string=query)
+
+
 # --- The whole flow ---------------------------------------------------------------------
 
 
@@ -77,9 +83,7 @@ def test_whole_sign_in_flow(browser, fitbit):
         json=profile_body("Alex"),
         match=[matchers.header_matcher({"Authorization": f"Bearer {ACCESS_TOKEN}"})],
     )
-    response = browser.get(
-        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
-    )
+    response = callback(browser, query["state"])
 
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
@@ -163,7 +167,7 @@ def test_redirect_uri_ignores_the_host_header(browser):
 
 def test_forged_state_is_refused_without_a_token_request(browser, fitbit):
     start_sign_in(browser)
-    response = browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": "forged"})
+    response = callback(browser, "forged")
     assert response.status_code == 400
     assert len(fitbit.calls) == 0
     assert PendingSignIn.select().count() == 1  # the real sign-in can still finish
@@ -173,9 +177,7 @@ def test_state_from_another_browser_is_refused(app, browser, fitbit):
     query = start_sign_in(browser)
     other = Client(app)
     start_sign_in(other)
-    response = other.get(
-        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
-    )
+    response = callback(other, query["state"])
     assert response.status_code == 400
     assert len(fitbit.calls) == 0
 
@@ -184,9 +186,8 @@ def test_replayed_callback_is_refused(browser, fitbit):
     query = start_sign_in(browser)
     fitbit.post(oauth.TOKEN_URL, json=token_body())
     fitbit.get(PROFILE_URL, json=profile_body())
-    callback = {"code": AUTH_CODE, "state": query["state"]}
-    assert browser.get("/auth/callback", query_string=callback).status_code == 302
-    assert browser.get("/auth/callback", query_string=callback).status_code == 400
+    assert callback(browser, query["state"]).status_code == 302
+    assert callback(browser, query["state"]).status_code == 400
     assert len(token_calls(fitbit)) == 1
 
 
@@ -200,14 +201,13 @@ def test_sign_in_expires_after_ten_minutes(browser, fitbit, back_at, status, tok
         query = start_sign_in(browser)
     fitbit.post(oauth.TOKEN_URL, json=token_body())
     fitbit.get(PROFILE_URL, json=profile_body())
-    callback = {"code": AUTH_CODE, "state": query["state"]}
     with freeze_time(f"2026-11-23 {back_at}"):
-        assert browser.get("/auth/callback", query_string=callback).status_code == status
+        assert callback(browser, query["state"]).status_code == status
     assert len(token_calls(fitbit)) == token_requests
 
 
 def test_callback_without_any_session_is_refused(browser, fitbit):
-    response = browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": "x" * 43})
+    response = callback(browser, "x" * 43)
     assert response.status_code == 400
     assert len(fitbit.calls) == 0
 
@@ -215,9 +215,7 @@ def test_callback_without_any_session_is_refused(browser, fitbit):
 def test_only_the_latest_sign_in_of_a_browser_counts(browser, fitbit):
     first = start_sign_in(browser)
     start_sign_in(browser)
-    response = browser.get(
-        "/auth/callback", query_string={"code": AUTH_CODE, "state": first["state"]}
-    )
+    response = callback(browser, first["state"])
     assert response.status_code == 400
     assert len(fitbit.calls) == 0
 
@@ -289,7 +287,7 @@ def callback_with_token_answer(browser, fitbit, **answer):
     state = start_sign_in(browser)["state"]
     fitbit.post(oauth.TOKEN_URL, **answer)
     fitbit.get(PROFILE_URL, json=profile_body())
-    return browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": state})
+    return callback(browser, state)
 
 
 @pytest.mark.parametrize(
@@ -596,7 +594,5 @@ def test_no_next_parameter_can_send_the_user_elsewhere(browser, fitbit):
         state = PendingSignIn.get().state
         fitbit.post(oauth.TOKEN_URL, json=token_body())
         fitbit.get(PROFILE_URL, json=profile_body())
-        response = browser.get(
-            "/auth/callback", query_string={"code": AUTH_CODE, "state": state, "next": target}
-        )
+        response = callback(browser, state, next=target)
         assert response.headers["Location"] == "/"
