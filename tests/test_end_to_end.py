@@ -148,7 +148,8 @@ def test_app_with_the_wrong_secret_is_refused(tmp_path):
 
 
 def test_signed_in_page_shows_a_month_of_steps(live_app):
-    page = Browser(live_app).sign_in()
+    with freeze_time("2026-11-23 12:00"):  # 24 October to 23 November: 31 days
+        page = Browser(live_app).sign_in()
     bars = re.findall(r"<rect [^>]*><title>([^<]+)</title>", page.text)
     assert len(bars) == 31  # a calendar month back from today, as Fitbit's 1m period gives
     assert "steps today" in page.text and "Fitbit member since 14 March 2016" in page.text
@@ -162,7 +163,8 @@ def test_without_activity_the_page_has_the_profile_and_a_note(live_app):
 
 
 def test_without_profile_the_page_has_the_steps_and_a_note(live_app):
-    page = Browser(live_app).sign_in(scopes=("activity",))
+    with freeze_time("2026-11-23 12:00"):
+        page = Browser(live_app).sign_in(scopes=("activity",))
     assert page.status_code == 200
     assert f"Hello {ALEX}!" in page.text
     assert "You did not allow access to your profile" in page.text
