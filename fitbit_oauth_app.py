@@ -19,6 +19,7 @@ from hashlib import sha256
 from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Environment, FileSystemLoader
+from peewee import OperationalError
 from werkzeug.exceptions import (
     BadRequest,
     Forbidden,
@@ -56,12 +57,26 @@ CHART_WIDTH, CHART_HEIGHT = 600, 150
 SESSION_COOKIE = "session"
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
-# security.md item 28: a strict policy; nothing on these pages needs scripts or frames.
+# docs/security.md item 28: a strict policy; nothing on these pages needs scripts or frames.
 # Avatars come from Fitbit's image hosts, hence https: images.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
 )
+# On every response this process sends, unless the response set its own: pages, static
+# files, error pages and the stand-in's answers alike. Pages hold personal data and
+# one-time flashes, so nothing is kept in a cache.
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cache-Control", "no-store"),
+)
+# The largest body any form of this app needs (a CSRF token); anything bigger is refused
+# with a 413 before it is read.
+MAX_BODY_BYTES = 16 * 1024
+# How many seconds a "try again" page asks the browser to wait.
+RETRY_AFTER_SECONDS = 5
 REVOKE_AT_FITBIT = "https://www.fitbit.com/settings/applications"
 # What the page leaves out when the user did not grant a scope on Fitbit's consent page.
 MISSING_SCOPE_NOTES = {
@@ -103,7 +118,7 @@ class Config:
 def config_from_env(environ, port):
     """Read the FITBIT_* settings and friends from environment variables. Without a
     FITBIT_CLIENT_ID, or with FITBIT_SANDBOX=1, the app talks to the built-in stand-in."""
-    # From configuration, never from the request's Host header (security.md item 6).
+    # From configuration, never from the request's Host header (docs/security.md item 6).
     redirect_uri = environ.get("FITBIT_REDIRECT_URI") or f"http://localhost:{port}/auth/callback"
     scopes = environ.get("FITBIT_SCOPES") or oauth.DEFAULT_SCOPES
     settings = {
@@ -158,6 +173,8 @@ def seconds_setting(environ, name, default):
 
 
 class Request(BaseRequest):
+    max_content_length = MAX_BODY_BYTES
+    max_form_memory_size = MAX_BODY_BYTES
     urls = None  # the URL map bound to this request: matches paths, builds links
     browser = None  # this browser's BrowserSession, once it has one
     new_cookie = None  # a new session id to hand to the browser with this response
@@ -178,11 +195,17 @@ class UserTokenStore:
             scope=user.scope,
         )
 
+    def take_lease(self, tokens, until):
+        return User.take_lease(tokens.user_id, tokens.refresh_token, until)
+
+    def release(self, tokens, lease):
+        User.release_lease(tokens.user_id, lease)
+
     def replace(self, old, new):
         return User.replace_tokens(old.refresh_token, new)
 
-    def forget(self, user_id):
-        User.clear_tokens(user_id)
+    def forget(self, dead):
+        return User.clear_tokens(dead.user_id, dead_refresh_token=dead.refresh_token)
 
 
 def callback_params(request):
@@ -289,7 +312,7 @@ def step_chart(series):
 
 class CallbackLogHandler(WSGIRequestHandler):
     """The development server logs every request line. The callback's query carries the
-    authorization code, so it is blanked out of the access log (security.md item 16)."""
+    authorization code, so it is blanked out of the access log (docs/security.md item 16)."""
 
     def log_request(self, code="-", size="-"):
         path, sep, _ = self.path.partition("?")
@@ -527,7 +550,7 @@ class FitbitOAuthApp:
         return pending
 
     def check_csrf(self, request):
-        """Every POST carries the token from the page's own form (security.md item 26)."""
+        """Every POST carries the token from the page's own form (docs/security.md item 26)."""
         expected = request.browser.csrf_token if request.browser else None
         if not same_secret(request.form.get("csrf_token"), expected):
             raise Forbidden(
@@ -551,7 +574,7 @@ class FitbitOAuthApp:
 
     def clean_redirect(self, request):
         """Leave the callback URL, code and all, out of the address bar, history and any
-        Referer header (security.md item 11)."""
+        Referer header (docs/security.md item 11)."""
         response = redirect(request.urls.build("index"), code=302)
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
@@ -587,17 +610,11 @@ class FitbitOAuthApp:
                 httponly=True,
                 samesite="Lax",  # Strict would drop the cookie on the way back from Fitbit
             )
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        # Pages hold personal data and one-time flashes: never from a cache.
-        response.headers["Cache-Control"] = "no-store"
         return response
 
     def dispatch_request(self, request):
-        request.urls = self.url_map.bind_to_environ(request.environ)
-        self.load_session(request)
         try:
+            self.load_session(request)
             endpoint, values = request.urls.match()
             response = getattr(self, f"on_{endpoint}")(request, **values)
         except HTTPException as error:
@@ -609,16 +626,63 @@ class FitbitOAuthApp:
                     response.headers[name] = value  # e.g. Allow on a 405
         except oauth.FitbitError as error:
             response = self.fitbit_error_page(request, error)
+        except oauth.RefreshBusy:
+            message = (
+                "Another request is renewing your access at Fitbit right now. Try again in a "
+                "few seconds."
+            )
+            response = self.error_page(
+                request, 503, "Renewing access", message, retry_after=RETRY_AFTER_SECONDS
+            )
         return self.finish(request, response)
 
     def wsgi_app(self, environ, start_response):
         request = Request(environ)
-        with db.connection_context():
-            response = self.dispatch_request(request)
+        request.urls = self.url_map.bind_to_environ(environ)
+        try:
+            with db.connection_context():
+                response = self.dispatch_request(request)
+        except OperationalError:
+            # Locked by another process past the busy timeout, or unreachable. Whatever was
+            # under way was rolled back, and no refresh token is spent without a lease that
+            # was written first, so the user's access at Fitbit is intact.
+            log.warning("The database is busy or unavailable on %s", request.path)
+            response = self.page_without_database(
+                request,
+                503,
+                "The database is busy",
+                "Nothing was lost. Try again in a few seconds.",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        except Exception:
+            log.exception("Unexpected error on %s", request.path)
+            message = "Something went wrong on our side. Nothing was stored. Try again."
+            response = self.page_without_database(request, 500, "Server error", message)
         return response(environ, start_response)
+
+    def page_without_database(self, request, status, title, message, retry_after=None):
+        """An error page that neither reads nor writes the database (no flashes, no user)."""
+        request.browser = None
+        return self.finish(request, self.error_page(request, status, title, message, retry_after))
 
     def __call__(self, environ, start_response):
         return self.wsgi_app(environ, start_response)
+
+
+def with_security_headers(wsgi_app):
+    """WSGI middleware: SECURITY_HEADERS on every response, whoever made it."""
+
+    def app(environ, start_response):
+        def start(status, headers, exc_info=None):
+            # Static files come with "Cache-Control: public"; nothing here is cached.
+            headers = [(name, value) for name, value in headers if name.lower() != "cache-control"]
+            present = {name.lower() for name, _ in headers}
+            headers.extend(h for h in SECURITY_HEADERS if h[0].lower() not in present)
+            return start_response(status, headers, exc_info)
+
+        return wsgi_app(environ, start)
+
+    return app
 
 
 def create_app(config):
@@ -633,6 +697,7 @@ def create_app(config):
         )
         stand_in = sandbox_module.Sandbox([registered], expires_in=config.sandbox_expires_in)
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PATH: stand_in})
+    app.wsgi_app = with_security_headers(app.wsgi_app)
     return app
 
 

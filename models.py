@@ -6,6 +6,7 @@ Nothing here knows about HTTP. The database is chosen at start-up from DATABASE_
 import json
 import logging
 import os
+import secrets
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
@@ -19,6 +20,7 @@ from peewee import (
     TextField,
 )
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator, migrate
 
 db = DatabaseProxy()
 
@@ -53,6 +55,9 @@ class User(BaseModel):
     # Fitbit allows 150 API calls per user per hour; what its last answer said was left.
     rate_remaining = IntegerField(null=True)
     rate_reset_at = DateTimeField(null=True)
+    # Who is spending the refresh token right now, and until when (see oauth.FitbitApi).
+    refresh_lease = CharField(null=True)
+    refresh_lease_until = DateTimeField(null=True)
 
     class Meta:
         table_name = "users"  # "user" is a reserved word in PostgreSQL
@@ -72,6 +77,25 @@ class User(BaseModel):
         return cls.by_fitbit_id(tokens.user_id)
 
     @classmethod
+    def take_lease(cls, fitbit_id, refresh_token, until):
+        """One conditional UPDATE, committed at once: it succeeds for exactly one worker
+        while the row still holds `refresh_token` and nobody holds an unexpired lease."""
+        lease = secrets.token_hex(16)
+        free = cls.refresh_lease_until.is_null() | (cls.refresh_lease_until < now())
+        taken = (
+            cls.update(refresh_lease=lease, refresh_lease_until=until)
+            .where((cls.fitbit_id == fitbit_id) & (cls.refresh_token == refresh_token) & free)
+            .execute()
+        )
+        return lease if taken == 1 else None
+
+    @classmethod
+    def release_lease(cls, fitbit_id, lease):
+        cls.update(refresh_lease=None, refresh_lease_until=None).where(
+            (cls.fitbit_id == fitbit_id) & (cls.refresh_lease == lease)
+        ).execute()
+
+    @classmethod
     def replace_tokens(cls, old_refresh_token, tokens):
         """Compare and swap: write the new pair only if the row still holds the refresh token
         that was spent. False when another worker changed the row first."""
@@ -84,24 +108,43 @@ class User(BaseModel):
 
     @staticmethod
     def _token_fields(tokens):
+        # New tokens end any refresh lease: there is nothing left to spend under it.
         return dict(
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token,
             expires_at=tokens.expires_at,
             scope=tokens.scope,
             updated_at=now(),
+            refresh_lease=None,
+            refresh_lease_until=None,
         )
 
     @classmethod
-    def clear_tokens(cls, fitbit_id):
-        """Disconnected: the tokens go, and so does the Fitbit data kept for this user."""
+    def clear_tokens(cls, fitbit_id, dead_refresh_token=None):
+        """Disconnected: the tokens go, and so does the Fitbit data kept for this user.
+        With `dead_refresh_token`, only if the row still holds that one, so a pair another
+        worker has just stored is never wiped. True if the row was cleared."""
+        which = cls.fitbit_id == fitbit_id
+        if dead_refresh_token is not None:
+            which &= cls.refresh_token == dead_refresh_token
         with db.atomic():
-            cls.update(
-                access_token=None, refresh_token=None, expires_at=None, updated_at=now()
-            ).where(cls.fitbit_id == fitbit_id).execute()
-            ApiCache.delete().where(
-                ApiCache.user.in_(cls.select(cls.id).where(cls.fitbit_id == fitbit_id))
-            ).execute()
+            cleared = (
+                cls.update(
+                    access_token=None,
+                    refresh_token=None,
+                    expires_at=None,
+                    refresh_lease=None,
+                    refresh_lease_until=None,
+                    updated_at=now(),
+                )
+                .where(which)
+                .execute()
+            )
+            if cleared:
+                ApiCache.delete().where(
+                    ApiCache.user.in_(cls.select(cls.id).where(cls.fitbit_id == fitbit_id))
+                ).execute()
+        return cleared == 1
 
     @property
     def connected(self):
@@ -202,11 +245,58 @@ class PendingSignIn(BaseModel):
         return PendingSignIn.delete().where(PendingSignIn.id == self.id).execute() == 1
 
 
-MODELS = [User, BrowserSession, PendingSignIn, ApiCache]
+class SchemaVersion(BaseModel):
+    """How far this database has been upgraded: one row, its version a key of MIGRATIONS."""
+
+    id = IntegerField(primary_key=True)  # always 1
+    version = IntegerField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+MODELS = [User, BrowserSession, PendingSignIn, ApiCache, SchemaVersion]
+
+
+def _add_refresh_lease(migrator):
+    return [
+        migrator.add_column("users", "refresh_lease", User.refresh_lease),
+        migrator.add_column("users", "refresh_lease_until", User.refresh_lease_until),
+    ]
+
+
+# What each version adds to the one before. Version 1 is the schema of the first release,
+# which recorded no version: a database with a users table and no version row is at 1.
+MIGRATIONS = {2: _add_refresh_lease}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def upgrade_schema(database):
+    """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION in
+    place, keeping every row. Safe when several processes start at the same moment."""
+    existing = db.table_exists(User._meta.table_name)
+    # Each transaction here starts with a write, so that with SQLite a second process
+    # waits for the first one's commit instead of failing on a stale read.
+    with db.atomic():
+        db.create_tables(MODELS, safe=True)
+        SchemaVersion.insert(
+            id=1, version=1 if existing else SCHEMA_VERSION
+        ).on_conflict_ignore().execute()
+    migrator = SchemaMigrator.from_database(database)
+    for version in range(2, SCHEMA_VERSION + 1):
+        with db.atomic():
+            # Claiming the step comes first: a second process finds it taken and does nothing.
+            claimed = (
+                SchemaVersion.update(version=version)
+                .where(SchemaVersion.version == version - 1)
+                .execute()
+            )
+            if claimed:
+                migrate(*MIGRATIONS[version](migrator))
 
 
 def open_database(database_url):
-    """Connect the models to DATABASE_URL and create any missing tables."""
+    """Connect the models to DATABASE_URL, and create or upgrade the tables."""
     if database_url.startswith("sqlite:"):
         path = urlparse(database_url).path[1:]
         if path and path != ":memory:" and not os.path.exists(path):
@@ -217,7 +307,7 @@ def open_database(database_url):
         database = connect(database_url)
     db.initialize(database)
     with db.connection_context():
-        db.create_tables(MODELS, safe=True)
+        upgrade_schema(database)
         # Sessions and sign-ins that can no longer be used are only clutter.
         BrowserSession.delete().where(
             BrowserSession.created_at < now() - SESSION_LIFETIME

@@ -13,7 +13,7 @@ arguments and return plain data, and every failure is a `FitbitError` carrying F
 import base64
 import hashlib
 import secrets
-import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -31,6 +31,12 @@ DEFAULT_SCOPES = "activity profile"
 TIMEOUT = (5, 20)
 # Refresh a few minutes early, so a token never expires between our check and Fitbit's.
 REFRESH_LEEWAY = timedelta(minutes=5)
+# One worker refreshes while the others wait: the lease outlasts a token POST that runs
+# into TIMEOUT, and the others re-read the row every LEASE_POLL_SECONDS for up to
+# LEASE_POLLS times (about 5 s) before answering "try again in a moment".
+REFRESH_LEASE = timedelta(seconds=30)
+LEASE_POLL_SECONDS = 0.05
+LEASE_POLLS = 100
 # Fitbit's tokens live 8 hours; a lifetime over a year is a broken answer.
 MAX_EXPIRES_IN = 366 * 86400
 
@@ -377,23 +383,28 @@ def step_series(body):
 
 
 class TokenStore(Protocol):
-    """Where the user's tokens live. `fitbit_oauth_app.py` backs this with the users table."""
+    """Where the user's tokens live. `fitbit_oauth_app.py` backs this with the users table,
+    which every process and worker of the app shares."""
 
     def load(self, user_id: str) -> Tokens | None: ...
 
+    def take_lease(self, tokens: Tokens, until: datetime) -> str | None:
+        """Claim the right to spend `tokens.refresh_token` until `until`, or None when the
+        stored refresh token has changed or somebody else holds an unexpired lease."""
+
+    def release(self, tokens: Tokens, lease: str) -> None:
+        """Give back a lease whose refresh failed, so the next request may try again."""
+
     def replace(self, old: Tokens, new: Tokens) -> bool:
-        """Store `new` only if the stored refresh token is still `old`'s (compare and swap)."""
+        """Store `new` only if the stored refresh token is still `old`'s (compare and swap),
+        ending the lease."""
 
-    def forget(self, user_id: str) -> None: ...
-
-
-_locks = {}
-_locks_guard = threading.Lock()
+    def forget(self, dead: Tokens) -> bool:
+        """Clear the tokens only if the stored refresh token is still `dead`'s."""
 
 
-def _user_lock(user_id):
-    with _locks_guard:
-        return _locks.setdefault(user_id, threading.Lock())
+class RefreshBusy(Exception):
+    """Another worker holds the refresh lease and has not finished: try again shortly."""
 
 
 class FitbitApi:
@@ -425,37 +436,46 @@ class FitbitApi:
         return api_get(self.client, path, tokens.access_token)
 
     def refresh(self, stale):
-        """Refresh `stale` tokens, making sure only one refresh per user is ever in flight.
+        """Refresh `stale` tokens, with exactly one refresh per expiry across every thread
+        and process that shares the database.
 
-        Fitbit's refresh tokens work once: two refreshes racing with the same one would
-        end the user's authorization. Threads queue on a per-user lock and re-read the
-        row inside it; other processes are caught by the compare-and-swap write.
+        Fitbit's refresh tokens work once: two refreshes racing with the same one would end
+        the user's authorization. So whoever wants to refresh first takes a short lease on
+        the user's row, in one conditional UPDATE of its own. The one who gets it spends the
+        refresh token; the others wait a moment, re-read the row and use the new pair.
+        No transaction is held open while Fitbit thinks, so nobody else waits on us.
         """
-        with _user_lock(self.user_id):
+        for _ in range(LEASE_POLLS):
             current = self.store.load(self.user_id)
             if current is None:
                 raise ReconnectNeeded()
             if current.refresh_token != stale.refresh_token:
-                return current  # another thread refreshed while we waited
-            try:
-                new = refresh(self.client, current)
-            except FitbitError as error:
-                if error.error_type != "invalid_grant":
-                    raise
-                return self._after_invalid_grant(current)
-            if not self.store.replace(current, new):
-                # The row changed under us (a disconnect, or a new sign-in): trust the row.
-                return self._reload()
-            return new
+                return current  # another worker refreshed while we waited
+            # Taking the lease is a write: if the database cannot take one now, we stop
+            # here, before spending a refresh token whose successor could not be stored.
+            lease = self.store.take_lease(current, datetime.now(UTC) + REFRESH_LEASE)
+            if lease is not None:
+                return self._refresh_holding(current, lease)
+            time.sleep(LEASE_POLL_SECONDS)
+        # The holder is slow, or died holding the lease: it runs out after REFRESH_LEASE.
+        raise RefreshBusy()
 
-    def _after_invalid_grant(self, current):
-        # Another process may have used this refresh token a moment ago and stored its
-        # pair: then ours is merely stale. Otherwise the grant is dead (revoked at Fitbit).
-        latest = self.store.load(self.user_id)
-        if latest is not None and latest.refresh_token != current.refresh_token:
-            return latest
-        self.store.forget(self.user_id)
-        raise ReconnectNeeded()
+    def _refresh_holding(self, current, lease):
+        try:
+            new = refresh(self.client, current)
+        except FitbitError as error:
+            if error.error_type != "invalid_grant":
+                self.store.release(current, lease)
+                raise
+            # The grant is dead (revoked at Fitbit). Clearing is conditional on this very
+            # refresh token, so a pair that someone else stored meanwhile is never wiped.
+            if self.store.forget(current):
+                raise ReconnectNeeded() from None
+            return self._reload()
+        if not self.store.replace(current, new):
+            # The row changed under us (a disconnect, or a new sign-in): trust the row.
+            return self._reload()
+        return new
 
     def _reload(self):
         tokens = self.store.load(self.user_id)

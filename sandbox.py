@@ -170,9 +170,10 @@ def months_before(day, months):
 
 
 class Sandbox:
-    def __init__(self, clients, expires_in=DEFAULT_EXPIRES_IN):
+    def __init__(self, clients, expires_in=DEFAULT_EXPIRES_IN, rate_limit=RATE_LIMIT):
         self.clients = {client.client_id: client for client in clients}
         self.expires_in = expires_in
+        self.rate_limit = rate_limit
         self.lock = threading.Lock()  # the server is threaded; all state below is shared
         self.consents = {}  # request id -> ConsentRequest
         self.codes = {}  # code -> AuthorizationCode
@@ -403,11 +404,11 @@ class Sandbox:
         with self.lock:
             used = self.calls[key] = self.calls.get(key, 0) + 1
         headers = {
-            "Fitbit-Rate-Limit-Limit": str(RATE_LIMIT),
-            "Fitbit-Rate-Limit-Remaining": str(max(0, RATE_LIMIT - used)),
+            "Fitbit-Rate-Limit-Limit": str(self.rate_limit),
+            "Fitbit-Rate-Limit-Remaining": str(max(0, self.rate_limit - used)),
             "Fitbit-Rate-Limit-Reset": str(3600 - moment.minute * 60 - moment.second),
         }
-        if used > RATE_LIMIT:
+        if used > self.rate_limit:
             raise OAuthError(429, "system", "Too Many Requests", headers)
         return access.grant, headers
 

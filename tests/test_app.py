@@ -3,7 +3,7 @@
 import logging
 import re
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -23,6 +23,7 @@ from conftest import (
     token_calls,
 )
 from freezegun import freeze_time
+from peewee import OperationalError
 from responses import matchers
 from werkzeug.serving import make_server
 from werkzeug.test import Client
@@ -146,13 +147,67 @@ def test_session_cookie_attributes(app, browser):
     assert BrowserSession.get_or_none(BrowserSession.key == value) is None
 
 
-def test_security_headers_on_every_page(browser):
-    for path in ("/", "/users", "/no-such-page"):
-        headers = browser.get(path).headers
-        assert headers["Content-Security-Policy"].startswith("default-src 'self'")
-        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
-        assert headers["X-Content-Type-Options"] == "nosniff"
-        assert headers["Referrer-Policy"]
+def assert_security_headers(headers):
+    assert headers["Content-Security-Policy"].startswith("default-src ")
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"]
+    assert headers["Cache-Control"] == "no-store"
+
+
+@pytest.fixture
+def sandbox_browser(tmp_path):
+    """A browser on the app in sandbox mode: the stand-in is mounted at /sandbox."""
+    config = config_from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'sb.db'}"}, 4000)
+    return Client(create_app(config))
+
+
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/", 200),
+        ("GET", "/users", 200),
+        ("GET", "/auth", 302),
+        ("GET", "/no-such-page", 404),
+        ("GET", "/logout", 405),
+        ("POST", "/logout", 403),
+        ("GET", "/static/style.css", 200),
+        ("GET", "/sandbox/oauth2/authorize", 400),  # the stand-in's HTML error page
+        ("GET", "/sandbox/1/user/-/profile.json", 401),  # its JSON error
+        ("GET", "/sandbox/avatars/7QW2XR.svg", 200),
+    ],
+)
+def test_security_headers_on_every_kind_of_response(sandbox_browser, method, path, status):
+    response = sandbox_browser.open(path, method=method)
+    response.close()
+    assert response.status_code == status
+    assert_security_headers(response.headers)
+
+
+def test_an_unexpected_error_is_a_500_page_in_the_layout(app, browser, monkeypatch, caplog):
+    def broken(request):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app, "on_users", broken)
+    response = browser.get("/users")
+    assert response.status_code == 500
+    assert "Server error" in page(response) and '<a class="home"' in page(response)
+    assert "a bug" not in page(response) and "Traceback" not in page(response)
+    assert_security_headers(response.headers)
+    assert "Unexpected error on /users" in caplog.text
+
+
+def test_a_busy_database_is_a_503_page_that_asks_to_retry(browser, monkeypatch):
+    def locked(key):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(BrowserSession, "find", locked)
+    browser.set_cookie("session", "x" * 43)
+    response = browser.get("/")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "The database is busy" in page(response) and '<a class="home"' in page(response)
+    assert_security_headers(response.headers)
 
 
 def test_redirect_uri_ignores_the_host_header(browser):
@@ -349,6 +404,26 @@ def test_home_page_refreshes_tokens_about_to_expire(browser, fitbit):
         assert browser.get("/").status_code == 200
     assert len(token_calls(fitbit)) == 2  # the sign-in, then the refresh
     assert (User.get().access_token, User.get().refresh_token) == ("fresh", "fresh-r")
+
+
+def test_a_refresh_held_by_another_worker_asks_to_retry_then_goes_on(browser, fitbit, monkeypatch):
+    monkeypatch.setattr(oauth, "LEASE_POLLS", 3)
+    with freeze_time("2026-11-23 08:00:00"):
+        sign_in(browser, fitbit)
+    fitbit.post(oauth.TOKEN_URL, json=token_body(access_token="fresh", refresh_token="fresh-r"))
+    with freeze_time("2026-11-23 17:00:00") as clock:
+        # A worker took the lease and died before Fitbit answered it.
+        User.take_lease("ABC123", REFRESH_TOKEN, datetime.now(UTC) + oauth.REFRESH_LEASE)
+        response = browser.get("/")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert "Try again in a few seconds" in page(response)
+        assert len(token_calls(fitbit)) == 1  # only the sign-in's
+        clock.tick(oauth.REFRESH_LEASE + timedelta(seconds=1))
+        response = browser.get("/")
+    assert response.status_code == 200 and "steps today" in page(response)
+    assert len(token_calls(fitbit)) == 2
+    assert User.get().refresh_token == "fresh-r"
 
 
 def test_dead_refresh_token_clears_tokens_and_asks_to_reconnect(browser, fitbit):

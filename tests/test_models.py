@@ -1,13 +1,27 @@
 """models.py on its own: users by Fitbit id, the token compare-and-swap, sessions."""
 
 import os
+import sqlite3
 import stat
-from datetime import UTC, datetime
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from freezegun import freeze_time
 
 import oauth
-from models import BrowserSession, PendingSignIn, User, db, open_database
+from models import (
+    SCHEMA_VERSION,
+    BrowserSession,
+    PendingSignIn,
+    SchemaVersion,
+    User,
+    db,
+    open_database,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 EXPIRY = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 
@@ -59,6 +73,87 @@ def test_replace_tokens_does_not_revive_a_disconnected_user(database):
     User.clear_tokens("ABC123")
     assert not User.replace_tokens("r1", tokens(access="a2", refresh="r2"))
     assert not User.get().connected
+
+
+def test_only_one_worker_gets_the_refresh_lease(database):
+    User.upsert(tokens(refresh="r1"), "Alex")
+    until = datetime.now(UTC) + oauth.REFRESH_LEASE
+    first = User.take_lease("ABC123", "r1", until)
+    assert first is not None
+    assert User.take_lease("ABC123", "r1", until) is None
+    User.release_lease("ABC123", "not-mine")  # someone else's release leaves ours alone
+    assert User.take_lease("ABC123", "r1", until) is None
+    User.release_lease("ABC123", first)
+    assert User.take_lease("ABC123", "r1", until) is not None
+
+
+def test_a_lease_runs_out_and_can_then_be_taken(database):
+    User.upsert(tokens(refresh="r1"), "Alex")
+    with freeze_time("2026-11-23 12:00") as clock:
+        assert User.take_lease("ABC123", "r1", datetime.now(UTC) + timedelta(seconds=30))
+        clock.tick(timedelta(seconds=29))
+        assert User.take_lease("ABC123", "r1", datetime.now(UTC) + timedelta(seconds=30)) is None
+        clock.tick(timedelta(seconds=2))
+        assert User.take_lease("ABC123", "r1", datetime.now(UTC) + timedelta(seconds=30))
+
+
+def test_no_lease_on_a_refresh_token_that_was_already_rotated(database):
+    User.upsert(tokens(refresh="r2"), "Alex")
+    assert User.take_lease("ABC123", "r1", datetime.now(UTC) + oauth.REFRESH_LEASE) is None
+
+
+def test_storing_the_new_pair_ends_the_lease(database):
+    User.upsert(tokens(refresh="r1"), "Alex")
+    assert User.take_lease("ABC123", "r1", datetime.now(UTC) + oauth.REFRESH_LEASE)
+    assert User.replace_tokens("r1", tokens(access="a2", refresh="r2"))
+    assert User.get().refresh_lease is None
+    assert User.take_lease("ABC123", "r2", datetime.now(UTC) + oauth.REFRESH_LEASE)
+
+
+def test_clearing_a_dead_refresh_token_never_wipes_a_newer_pair(database):
+    User.upsert(tokens(refresh="r2"), "Alex")  # another worker stored r2 a moment ago
+    assert not User.clear_tokens("ABC123", dead_refresh_token="r1")
+    assert User.get().refresh_token == "r2"
+    assert User.clear_tokens("ABC123", dead_refresh_token="r2")
+    assert not User.get().connected
+
+
+def make_first_release_database(path):
+    with open(os.path.join(HERE, "schema_v1.sql")) as schema:
+        sqlite3.connect(path).executescript(schema.read()).connection.close()
+
+
+def test_a_database_of_the_first_release_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "v1.db"
+    make_first_release_database(path)
+    open_database(f"sqlite:///{path}")
+    with db.connection_context():
+        assert SchemaVersion.get().version == SCHEMA_VERSION
+        alex, sam = User.select().order_by(User.id)
+        assert (alex.fitbit_id, alex.display_name, alex.refresh_token) == (
+            "7QW2XR",
+            "Alex R.",
+            "v1-refresh",
+        )
+        assert alex.connected and alex.rate_remaining == 140 and not sam.connected
+        # The new columns work: the upgraded row takes a refresh lease.
+        assert User.take_lease("7QW2XR", "v1-refresh", datetime.now(UTC) + oauth.REFRESH_LEASE)
+    open_database(f"sqlite:///{path}")  # a second start changes nothing
+    with db.connection_context():
+        assert User.select().count() == 2 and SchemaVersion.select().count() == 1
+
+
+def test_processes_starting_together_upgrade_the_database_once(tmp_path):
+    path = tmp_path / "v1.db"
+    make_first_release_database(path)
+    start = f"import models; models.open_database('sqlite:///{path}')"
+    root = os.path.dirname(HERE)
+    starts = [subprocess.Popen([sys.executable, "-c", start], cwd=root) for _ in range(4)]
+    assert [process.wait(30) for process in starts] == [0, 0, 0, 0]
+    open_database(f"sqlite:///{path}")
+    with db.connection_context():
+        assert SchemaVersion.get().version == SCHEMA_VERSION
+        assert User.by_fitbit_id("7QW2XR").refresh_token == "v1-refresh"
 
 
 def test_flashes_are_popped_once(database):

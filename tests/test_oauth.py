@@ -40,10 +40,12 @@ def stored_tokens(expires_at=NOW + timedelta(hours=8), refresh_token="old-refres
 
 
 class MemoryStore:
-    """An oauth.TokenStore in a dict, counting how often it is read."""
+    """An oauth.TokenStore in memory, with the users table's conditional writes, counting
+    how often it is read."""
 
     def __init__(self, tokens):
         self.tokens = tokens
+        self.lease = None  # (id, until)
         self.loads = 0
         self.lock = threading.Lock()
 
@@ -52,15 +54,34 @@ class MemoryStore:
             self.loads += 1
             return self.tokens
 
+    def holds(self, tokens):
+        return self.tokens is not None and self.tokens.refresh_token == tokens.refresh_token
+
+    def take_lease(self, tokens, until):
+        with self.lock:
+            if not self.holds(tokens) or (self.lease and self.lease[1] > datetime.now(UTC)):
+                return None
+            self.lease = (f"lease-{self.loads}", until)
+            return self.lease[0]
+
+    def release(self, tokens, lease):
+        with self.lock:
+            if self.lease and self.lease[0] == lease:
+                self.lease = None
+
     def replace(self, old, new):
         with self.lock:
-            if self.tokens is None or self.tokens.refresh_token != old.refresh_token:
+            if not self.holds(old):
                 return False
-            self.tokens = new
+            self.tokens, self.lease = new, None
             return True
 
-    def forget(self, user_id):
-        self.tokens = None
+    def forget(self, dead):
+        with self.lock:
+            if not self.holds(dead):
+                return False
+            self.tokens, self.lease = None, None
+            return True
 
 
 # --- Step 1 ----------------------------------------------------------------------------
@@ -456,7 +477,7 @@ def test_concurrent_requests_make_exactly_one_refresh(fitbit, client_config):
 
     def token_endpoint(request):
         # Hold the refresh until every thread has read the expiring tokens, so that
-        # without the per-user lock each of them would be here too.
+        # without the lease each of them would be here too.
         for _ in range(10_000):
             if store.loads >= threads_count:
                 break
@@ -485,6 +506,56 @@ def test_concurrent_requests_make_exactly_one_refresh(fitbit, client_config):
     assert used == ["new-access"] * threads_count
     profile_tokens = {c.request.headers["Authorization"] for c in fitbit.calls[1:]}
     assert profile_tokens == {"Bearer new-access"}
+
+
+def test_a_refresh_under_another_workers_lease_waits_and_uses_its_pair(fitbit, client_config):
+    # No token endpoint is registered: a POST from this worker would fail the test.
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    store.lease = ("another worker's", NOW + oauth.REFRESH_LEASE)
+    theirs = stored_tokens(expires_at=NOW + timedelta(hours=8), refresh_token="their-refresh")
+    fitbit.get(PROFILE_URL, json=profile_body())
+
+    def other_worker_finishes():
+        while store.loads < 3:  # this worker has looked, and is waiting
+            threading.Event().wait(0.001)
+        store.replace(store.tokens, theirs)
+
+    finisher = threading.Thread(target=other_worker_finishes)
+    with freeze_time(NOW):
+        finisher.start()
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    finisher.join()
+    assert [c.request.method for c in fitbit.calls] == ["GET"]
+    assert fitbit.calls[0].request.headers["Authorization"] == "Bearer old-access"
+    assert store.tokens is theirs
+
+
+def test_a_lease_left_by_a_dead_worker_holds_refreshes_up_until_it_runs_out(
+    fitbit, client_config, monkeypatch
+):
+    monkeypatch.setattr(oauth, "LEASE_POLLS", 3)
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    store.lease = ("a dead worker's", NOW + oauth.REFRESH_LEASE)
+    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    fitbit.get(PROFILE_URL, json=profile_body())
+    api = oauth.FitbitApi(client_config, store, "ABC123")
+    with freeze_time(NOW) as clock:
+        with pytest.raises(oauth.RefreshBusy):
+            api.get("/1/user/-/profile.json")
+        assert len(fitbit.calls) == 0 and store.tokens.refresh_token == "old-refresh"
+        clock.tick(oauth.REFRESH_LEASE + timedelta(seconds=1))
+        api.get("/1/user/-/profile.json")
+    assert store.tokens.refresh_token == "new-refresh"
+    assert len([c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]) == 1
+
+
+def test_a_refresh_that_fails_gives_the_lease_back(fitbit, client_config):
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+    fitbit.post(oauth.TOKEN_URL, status=503, json=fitbit_error("system"))
+    with freeze_time(NOW), pytest.raises(oauth.FitbitUnavailable):
+        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    assert store.lease is None  # the next request may try at once
+    assert store.tokens.refresh_token == "old-refresh"
 
 
 # --- Revoke ----------------------------------------------------------------------------

@@ -1,0 +1,300 @@
+"""Several app processes sharing one database file, against one stand-in for Fitbit.
+
+Real processes (`python fitbit_oauth_app.py`, as a reader starts it) on real sockets. The
+stand-in runs in this test process, so that it can count, slow down or stall the refreshes
+it is sent. Expiry is made by writing a past `expires_at` into the shared database: the
+app processes cannot be put under freezegun.
+"""
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from conftest import listening, url_of
+from werkzeug.wrappers import Response
+
+from models import User, db, open_database
+from sandbox import RegisteredClient, Sandbox
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLIENT_ID, CLIENT_SECRET = "PROC01", "processes-client-secret-SENTINEL"
+ROUNDS = 20
+REQUESTS_PER_PROCESS = 4
+
+
+class CountingStandIn(Sandbox):
+    """The stand-in, counting refresh POSTs, each one slowed down so that the other
+    requests of a round arrive while it is in flight. Clear `go` to hold refreshes until it
+    is set again; with `drop_held`, a held refresh then never reaches the token store, as
+    when the request died on the way."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refreshes = 0
+        self.issued = []  # every token handed out, to look for in the app's output
+        self.go = threading.Event()
+        self.go.set()
+        self.held = threading.Event()
+        self.drop_held = False
+
+    def on_token(self, request):
+        if request.form.get("grant_type") == "refresh_token":
+            with self.lock:
+                self.refreshes += 1
+            if not self.go.is_set():
+                self.held.set()
+                self.go.wait(60)
+                if self.drop_held:
+                    return Response(status=503)
+            time.sleep(0.05)
+        return super().on_token(request)
+
+    def issue_tokens(self, grant):
+        answer = super().issue_tokens(grant)
+        self.issued += [answer["access_token"], answer["refresh_token"]]
+        return answer
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def stand_in():
+    with listening() as (server,):
+        yield server
+
+
+@contextmanager
+def app_processes(tmp_path, stand_in_server, count=2):
+    """`count` app processes on one SQLite file, all registered as one client at the
+    stand-in; sign-ins come back to the first one. Yields their base URLs."""
+    ports = [free_port() for _ in range(count)]
+    redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
+    stand_in_url = url_of(stand_in_server)
+    stand_in_server.app = CountingStandIn(
+        [RegisteredClient(CLIENT_ID, CLIENT_SECRET, redirect_uri)],
+        expires_in=28800,
+        rate_limit=100_000,
+    )
+    env = {
+        **os.environ,
+        "FITBIT_CLIENT_ID": CLIENT_ID,
+        "FITBIT_CLIENT_SECRET": CLIENT_SECRET,
+        "FITBIT_REDIRECT_URI": redirect_uri,
+        "FITBIT_AUTHORIZE_URL": f"{stand_in_url}/oauth2/authorize",
+        "FITBIT_TOKEN_URL": f"{stand_in_url}/oauth2/token",
+        "FITBIT_REVOKE_URL": f"{stand_in_url}/oauth2/revoke",
+        "FITBIT_API_URL": stand_in_url,
+        "FITBIT_CACHE_SECONDS": "0",  # every page view calls Fitbit, so every round refreshes
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}",
+        "SECRET_KEY": "processes-secret-key",
+    }
+    processes, logs = [], []
+    try:
+        for port in ports:
+            log = open(tmp_path / f"app-{port}.log", "w+")  # noqa: SIM115 (closed below)
+            logs.append(log)
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "fitbit_oauth_app.py", "--host", "127.0.0.1"]
+                    + ["--port", str(port)],
+                    cwd=HERE,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url in urls:
+            wait_until_serving(url)
+        open_database(env["DATABASE_URL"])  # this process reads and edits the same rows
+        yield urls, processes, logs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(10)
+        for log in logs:
+            log.close()
+
+
+def wait_until_serving(url):
+    for _ in range(200):
+        try:
+            requests.get(url + "/static/style.css", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not start")
+
+
+def sign_in(url, user="7QW2XR"):
+    """The whole sign-in as a browser does it, through the app at `url`; returns the
+    browser's cookies."""
+    browser = requests.Session()
+    consent = browser.get(url + "/auth", timeout=10)
+    request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+    form = {"request_id": request_id, "user_id": user, "decision": "allow"}
+    form["scope"] = ["activity", "profile"]
+    page = browser.post(consent.url.split("?")[0], data=form, timeout=10)
+    assert page.status_code == 200 and "steps today" in page.text, page.text
+    return browser.cookies
+
+
+def expire(fitbit_id):
+    with db.connection_context():
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        User.update(expires_at=past).where(User.fitbit_id == fitbit_id).execute()
+
+
+def stored(fitbit_id):
+    with db.connection_context():
+        return User.by_fitbit_id(fitbit_id)
+
+
+def load_pages(urls, cookies, per_process):
+    """per_process concurrent GET / to each URL, released at the same moment."""
+    targets = [url for url in urls for _ in range(per_process)]
+    barrier = threading.Barrier(len(targets))
+    pages = [None] * len(targets)
+
+    def visit(index, url):
+        browser = requests.Session()
+        browser.cookies.update(cookies)
+        barrier.wait()
+        pages[index] = browser.get(url + "/", timeout=30)
+
+    threads = [threading.Thread(target=visit, args=pair) for pair in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return pages
+
+
+def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out(tmp_path):
+    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, logs):
+        cookies = sign_in(urls[0])
+        fitbit = server.app
+        per_round, logouts, failed_pages = [], 0, []
+        for _ in range(ROUNDS):
+            expire("7QW2XR")
+            before = fitbit.refreshes
+            pages = load_pages(urls, cookies, REQUESTS_PER_PROCESS)
+            per_round.append(fitbit.refreshes - before)
+            logouts += not stored("7QW2XR").connected
+            failed_pages += [
+                p for p in pages if p.status_code != 200 or "steps today" not in p.text
+            ]
+        print(f"token POSTs per round: {per_round}; logouts: {logouts} of {ROUNDS} rounds")
+        assert per_round == [1] * ROUNDS
+        assert logouts == 0
+        assert failed_pages == []
+        assert stored("7QW2XR").connected
+        output = "".join(log.seek(0) or log.read() for log in logs)
+    assert "Traceback" not in output
+    assert not [token for token in fitbit.issued if token in output]
+    assert CLIENT_SECRET not in output
+
+
+def test_a_locked_database_gives_a_retry_page_and_spends_no_refresh_token(tmp_path):
+    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, _logs):
+        cookies = sign_in(urls[0])
+        expire("7QW2XR")
+        spent_before = stored("7QW2XR").refresh_token
+        # Another process takes SQLite's write lock and keeps it past the busy timeout.
+        locker = sqlite3.connect(tmp_path / "shared.db", isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        try:
+            page = requests.get(urls[1] + "/", cookies=cookies, timeout=30)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert page.status_code == 503
+        assert page.headers["Retry-After"].isdigit()
+        assert "The database is busy" in page.text
+        assert '<a class="home"' in page.text  # the app's own layout, not a bare error
+        assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert page.headers["Cache-Control"] == "no-store"
+        assert server.app.refreshes == 0  # the refresh token was never sent
+        assert stored("7QW2XR").refresh_token == spent_before
+        # Once the lock is gone, the same stored refresh token still works at Fitbit.
+        page = requests.get(urls[1] + "/", cookies=cookies, timeout=30)
+        assert page.status_code == 200 and "steps today" in page.text
+        assert server.app.refreshes == 1
+        assert stored("7QW2XR").refresh_token != spent_before
+
+
+def test_another_user_signs_in_while_a_refresh_waits_on_fitbit(tmp_path):
+    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, _logs):
+        fitbit = server.app
+        alex = sign_in(urls[0])
+        expire("7QW2XR")
+        fitbit.go.clear()
+        waiting = {}
+        thread = threading.Thread(
+            target=lambda: waiting.update(
+                page=requests.get(urls[0] + "/", cookies=alex, timeout=90)
+            )
+        )
+        thread.start()
+        try:
+            assert fitbit.held.wait(10)
+            started = time.monotonic()
+            sign_in(urls[1], user="9KD3MS")  # Sam, through the other process
+            took = time.monotonic() - started
+            assert thread.is_alive()  # Alex's refresh is still waiting on Fitbit
+        finally:
+            fitbit.go.set()
+            thread.join()
+        assert took < 3
+        assert stored("9KD3MS").connected
+        assert waiting["page"].status_code == 200 and "steps today" in waiting["page"].text
+
+
+def test_a_worker_that_dies_mid_refresh_holds_the_others_up_only_briefly(tmp_path):
+    with stand_in() as server, app_processes(tmp_path, server) as (urls, processes, _logs):
+        fitbit = server.app
+        alex = sign_in(urls[0])
+        expire("7QW2XR")
+        fitbit.go.clear()
+        fitbit.drop_held = True
+        doomed = threading.Thread(
+            target=lambda: pytest.raises(
+                requests.RequestException, requests.get, urls[0] + "/", cookies=alex, timeout=90
+            )
+        )
+        doomed.start()
+        assert fitbit.held.wait(10)
+        processes[0].kill()  # the worker holding the lease dies before Fitbit answers
+        processes[0].wait(10)
+        doomed.join()
+        fitbit.go.set()
+
+        started = time.monotonic()
+        page = requests.get(urls[1] + "/", cookies=alex, timeout=90)
+        waited = time.monotonic() - started
+        assert page.status_code == 503 and page.headers["Retry-After"].isdigit()
+        assert "Try again in a few seconds" in page.text
+        assert waited < 8  # LEASE_POLLS of LEASE_POLL_SECONDS, and no more
+        # The dead worker's lease runs out (30 s; here written as passed), and the next
+        # request refreshes with the refresh token, which was never spent.
+        with db.connection_context():
+            gone = datetime.now(UTC) - timedelta(seconds=1)
+            User.update(refresh_lease_until=gone).where(User.fitbit_id == "7QW2XR").execute()
+        page = requests.get(urls[1] + "/", cookies=alex, timeout=30)
+        assert page.status_code == 200 and "steps today" in page.text
