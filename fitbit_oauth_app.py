@@ -315,7 +315,8 @@ class CallbackLogHandler(WSGIRequestHandler):
     authorization code, so it is blanked out of the access log (docs/security.md item 16)."""
 
     def log_request(self, code="-", size="-"):
-        path, sep, _ = self.path.partition("?")
+        # No path at all when the request line itself was refused (400, 414, 505).
+        path, sep, _ = getattr(self, "path", "").partition("?")
         if sep and path.endswith("/auth/callback"):
             original, self.path = self.path, f"{path}?[redacted]"
             try:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
@@ -17,6 +18,8 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    OperationalError,
+    SqliteDatabase,
     TextField,
 )
 from playhouse.db_url import connect
@@ -274,10 +277,8 @@ SCHEMA_VERSION = max(MIGRATIONS)
 def upgrade_schema(database):
     """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION in
     place, keeping every row. Safe when several processes start at the same moment."""
-    existing = db.table_exists(User._meta.table_name)
-    # Each transaction here starts with a write, so that with SQLite a second process
-    # waits for the first one's commit instead of failing on a stale read.
     with db.atomic():
+        existing = db.table_exists(User._meta.table_name)
         db.create_tables(MODELS, safe=True)
         SchemaVersion.insert(
             id=1, version=1 if existing else SCHEMA_VERSION
@@ -295,6 +296,19 @@ def upgrade_schema(database):
                 migrate(*MIGRATIONS[version](migrator))
 
 
+def use_wal(database):
+    """Write-ahead logging: readers go on while one process writes. The file keeps the mode,
+    but switching to it needs the file to itself for a moment and does not wait for it, so a
+    process starting beside another one tries again."""
+    for _ in range(100):
+        try:
+            database.execute_sql("PRAGMA journal_mode = wal")
+            return
+        except OperationalError:
+            time.sleep(0.05)
+    raise OperationalError("could not switch the database to write-ahead logging")
+
+
 def open_database(database_url):
     """Connect the models to DATABASE_URL, and create or upgrade the tables."""
     if database_url.startswith("sqlite:"):
@@ -302,11 +316,16 @@ def open_database(database_url):
         if path and path != ":memory:" and not os.path.exists(path):
             # Tokens live in this file: only its owner may read it.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        database = connect(database_url, pragmas={"journal_mode": "wal", "foreign_keys": 1})
+        # BEGIN IMMEDIATE: a transaction takes the write lock first, waiting for it if need
+        # be. Deferred, one that read before writing would fail at once ("database is
+        # locked") whenever another process had written in between.
+        database = connect(database_url, pragmas={"foreign_keys": 1}, lock_type="IMMEDIATE")
     else:
         database = connect(database_url)
     db.initialize(database)
     with db.connection_context():
+        if isinstance(database, SqliteDatabase):
+            use_wal(database)
         upgrade_schema(database)
         # Sessions and sign-ins that can no longer be used are only clutter.
         BrowserSession.delete().where(

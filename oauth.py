@@ -39,6 +39,9 @@ LEASE_POLL_SECONDS = 0.05
 LEASE_POLLS = 100
 # Fitbit's tokens live 8 hours; a lifetime over a year is a broken answer.
 MAX_EXPIRES_IN = 366 * 86400
+# Fitbit's budget is 150 calls an hour; figures beyond these are broken answers, kept capped.
+MAX_RATE_BUDGET = 100_000
+MAX_DAILY_STEPS = 1_000_000
 
 
 # --- Errors ----------------------------------------------------------------------------
@@ -305,15 +308,20 @@ def rate_budget(headers):
     each None when absent. Fitbit-Rate-Limit-Reset counts seconds; Retry-After has been
     reported wrong, so it is not used."""
 
-    def number(name):
+    def number(name, cap):
+        # Untrusted figures, capped before they are kept: twenty digits would not even fit
+        # in the database's integer column.
         value = headers.get(name, "")
-        return int(value) if value.isascii() and value.isdigit() else None
+        if not (value.isascii() and value.isdigit()):
+            return None
+        return cap if len(value) > len(str(cap)) else min(int(value), cap)
 
-    remaining, reset = number("Fitbit-Rate-Limit-Remaining"), number("Fitbit-Rate-Limit-Reset")
+    remaining = number("Fitbit-Rate-Limit-Remaining", MAX_RATE_BUDGET)
+    # The budget refills every hour: a larger figure is an error, not a reason to wait.
+    reset = number("Fitbit-Rate-Limit-Reset", 3600)
     if reset is None:
         return remaining, None
-    # The budget refills every hour: a larger figure is an error, not a reason to wait.
-    return remaining, datetime.now(UTC) + timedelta(seconds=min(reset, 3600))
+    return remaining, datetime.now(UTC) + timedelta(seconds=reset)
 
 
 # --- Step 3: API calls with tokens that stay fresh ----------------------------------------
@@ -376,7 +384,7 @@ def step_series(body):
             steps = int(float(value))
             if steps < 0:
                 raise ValueError(value)
-            days.append((date.fromisoformat(entry["dateTime"]), steps))
+            days.append((date.fromisoformat(entry["dateTime"]), min(steps, MAX_DAILY_STEPS)))
         except (TypeError, KeyError, ValueError, OverflowError):
             raise BadResponse("unreadable step count") from None
     return days

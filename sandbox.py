@@ -434,7 +434,7 @@ class Sandbox:
                 start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
             else:  # /date/<start>/<end>.json
                 start, end = base, today if second == "today" else date.fromisoformat(second)
-        except ValueError:
+        except (ValueError, OverflowError):  # not a date, or a period before year 1
             raise OAuthError(400, "validation", "Invalid date or period.") from None
         if start > end or (end - start).days >= MAX_RANGE_DAYS:
             raise OAuthError(400, "validation", "Invalid date range.")

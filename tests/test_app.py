@@ -2,6 +2,7 @@
 
 import logging
 import re
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from conftest import (
     SECRETS,
     STEPS_URL,
     fitbit_error,
+    listening,
     profile_body,
     sign_in,
     start_sign_in,
@@ -595,6 +597,56 @@ def test_access_log_never_shows_the_code(app, caplog):
     assert "GET /auth/callback?[redacted]" in caplog.text
     assert "GET /users?page=2" in caplog.text  # other lines are left as they were
     assert AUTH_CODE not in caplog.text
+
+
+def raw_exchange(port, data, done_sending=True):
+    """Send bytes as they are, and return the answer: all of it, or with done_sending=False
+    its first line, the connection left open as if more were on the way."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(data)
+        if not done_sending:
+            return connection.makefile("rb").readline().decode("latin-1")
+        connection.shutdown(socket.SHUT_WR)
+        return connection.makefile("rb").read().decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "request_line, status",
+    [
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1", "414"),
+        (b"BOGUS", "400"),
+        (b"GET / HTTP/9.9", "505"),
+        (b"GET / HTTP/1.1\r\nHost: " + b"h" * 70_000, "431"),
+    ],
+    ids=["huge-url", "no-method", "unknown-version", "huge-header"],
+)
+def test_malformed_request_lines_are_answered_not_dropped(app, capfd, request_line, status):
+    with listening() as (server,):
+        server.app = app
+        answer = raw_exchange(server.server_port, request_line + b"\r\n\r\n")
+    # Python's server answers a request line it cannot read in HTTP/0.9, without a status
+    # line, so the code is looked for in the error page as well.
+    assert answer.startswith(f"HTTP/1.0 {status} ") or f"Error code: {status}" in answer
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_huge_body_is_refused_before_it_is_read(app, browser, fitbit):
+    sign_in(browser, fitbit)
+    token = csrf_token(browser)
+    cookie = session_cookie(browser)
+    with listening() as (server,):
+        server.app = app
+        head = (
+            "POST /logout HTTP/1.1\r\nHost: localhost\r\n"
+            f"Cookie: session={cookie}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Content-Length: 300000000\r\n\r\n"
+            f"csrf_token={token}&"
+        )
+        # Only the start of the 300 MB is sent: an answer proves nothing waited for the rest.
+        answer = raw_exchange(server.server_port, head.encode(), done_sending=False)
+    assert answer.startswith("HTTP/1.1 413 ")
+    assert BrowserSession.select().count() == 1  # not signed out
 
 
 def test_users_page_says_when_a_token_has_lapsed(browser, fitbit):

@@ -123,6 +123,14 @@ def test_string_and_integer_step_values_draw_the_same_chart(app, fitbit):
     assert [title for _, title in pages[0]][-1] == "Mon 23 Nov: 3,000 steps"
 
 
+def test_an_absurd_step_count_is_capped_not_crashed_on(browser, fitbit):
+    fitbit.get(STEPS_URL, json=steps_body([4000, 10**30]))
+    sign_in(browser, fitbit)
+    fitbit.replace("GET", STEPS_URL, json=steps_body([4000, 10**30]))
+    bars = chart(home(browser))
+    assert bars[-1][1] == f"Mon 23 Nov: {oauth.MAX_DAILY_STEPS:,} steps"
+
+
 def test_empty_step_series_says_so(browser, fitbit):
     sign_in(browser, fitbit)
     fitbit.replace("GET", STEPS_URL, json={"activities-steps": []})
@@ -283,6 +291,20 @@ def test_the_budget_is_recorded_from_fitbits_headers(browser, fitbit):
         sign_in(browser, fitbit)
     user = User.get()
     assert (user.rate_remaining, user.rate_reset_at) == (87, T0 + timedelta(seconds=1200))
+
+
+def test_a_twenty_digit_budget_from_fitbit_is_capped_before_it_is_kept(browser, fitbit):
+    huge = {"Fitbit-Rate-Limit-Remaining": "9" * 20, "Fitbit-Rate-Limit-Reset": "9" * 20}
+    fitbit.get(PROFILE_URL, json=profile_body(), headers=huge)
+    with at(0):
+        response = sign_in(browser, fitbit)
+        assert response.status_code == 302
+        assert home(browser)  # and every page after it works
+    user = User.get()
+    assert (user.rate_remaining, user.rate_reset_at) == (
+        oauth.MAX_RATE_BUDGET,
+        T0 + timedelta(hours=1),
+    )
 
 
 # --- /users -----------------------------------------------------------------------------

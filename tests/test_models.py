@@ -143,9 +143,11 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(tmp_path):
         assert User.select().count() == 2 and SchemaVersion.select().count() == 1
 
 
-def test_processes_starting_together_upgrade_the_database_once(tmp_path):
-    path = tmp_path / "v1.db"
-    make_first_release_database(path)
+@pytest.mark.parametrize("first_release", [False, True], ids=["new-file", "first-release"])
+def test_processes_starting_together_set_up_the_database_once(tmp_path, first_release):
+    path = tmp_path / "shared.db"
+    if first_release:
+        make_first_release_database(path)
     start = f"import models; models.open_database('sqlite:///{path}')"
     root = os.path.dirname(HERE)
     starts = [subprocess.Popen([sys.executable, "-c", start], cwd=root) for _ in range(4)]
@@ -153,7 +155,8 @@ def test_processes_starting_together_upgrade_the_database_once(tmp_path):
     open_database(f"sqlite:///{path}")
     with db.connection_context():
         assert SchemaVersion.get().version == SCHEMA_VERSION
-        assert User.by_fitbit_id("7QW2XR").refresh_token == "v1-refresh"
+        assert db.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert User.select().count() == (2 if first_release else 0)
 
 
 def test_flashes_are_popped_once(database):

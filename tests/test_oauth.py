@@ -308,8 +308,11 @@ def test_rate_limit_without_reset_header_waits_for_the_top_of_the_hour(fitbit, c
         ({}, (None, None)),
         ({"Fitbit-Rate-Limit-Remaining": "-1", "Fitbit-Rate-Limit-Reset": "soon"}, (None, None)),
         ({"Fitbit-Rate-Limit-Reset": "9" * 30}, (None, NOW + timedelta(hours=1))),
+        ({"Fitbit-Rate-Limit-Remaining": "9" * 20}, (oauth.MAX_RATE_BUDGET, None)),
+        ({"Fitbit-Rate-Limit-Remaining": "9" * 5000}, (oauth.MAX_RATE_BUDGET, None)),
+        ({"Fitbit-Rate-Limit-Remaining": "١٢"}, (None, None)),  # Arabic-Indic 12
     ],
-    ids=["normal", "absent", "garbage", "absurd-reset"],
+    ids=["normal", "absent", "garbage", "absurd-reset", "20-digits", "5000-digits", "unicode"],
 )
 def test_rate_budget_from_headers(headers, budget):
     assert oauth.rate_budget(headers) == budget

@@ -202,7 +202,7 @@ def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out
         print(f"token POSTs per round: {per_round}; logouts: {logouts} of {ROUNDS} rounds")
         assert per_round == [1] * ROUNDS
         assert logouts == 0
-        assert failed_pages == []
+        assert [(p.status_code, p.url, p.text[-600:]) for p in failed_pages] == []
         assert stored("7QW2XR").connected
         output = "".join(log.seek(0) or log.read() for log in logs)
     assert "Traceback" not in output

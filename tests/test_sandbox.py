@@ -376,7 +376,17 @@ def test_steps_periods_and_ranges(fitbit, path, days):
     assert len(response.json["activities-steps"]) == days
 
 
-@pytest.mark.parametrize("path", ["today/2m", "yesterday/1m", "2026-11-10/2026-11-01"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "today/2m",
+        "yesterday/1m",
+        "2026-11-10/2026-11-01",
+        "0001-01-01/7d",  # a week back from the first day there is
+        "0001-01-01/1y",
+        "0001-01-01/9999-12-31",
+    ],
+)
 def test_bad_steps_request_is_a_validation_error(fitbit, path):
     access = tokens(fitbit)["access_token"]
     response = api(fitbit, f"/1/user/-/activities/steps/date/{path}.json", access)
