@@ -21,12 +21,14 @@ import base64
 import calendar
 import hashlib
 import hmac
+import itertools
 import json
+import logging
 import os
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -35,7 +37,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import run_simple
 from werkzeug.utils import redirect
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request as BaseRequest
+from werkzeug.wrappers import Response
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -52,6 +55,21 @@ PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")  # base64url of 32 bytes, unp
 DAY_PERIODS = {"1d": 1, "7d": 7, "30d": 30, "1w": 7}
 MONTH_PERIODS = {"1m": 1, "3m": 3, "6m": 6, "1y": 12}
 MAX_RANGE_DAYS = 1095
+# An expired access token is still recognised for a day, and answered "expired_token" as
+# Fitbit does; after that it is forgotten, and unknown.
+EXPIRED_TOKEN_MEMORY = timedelta(days=1)
+# Each request drops at most this many stale entries of each kind, so that the work per
+# request stays small and the stand-in left running does not grow without end.
+PRUNE_BATCH = 50
+# The largest form any endpoint here needs; a bigger body is refused before it is read.
+MAX_BODY_BYTES = 64 * 1024
+# On every answer, unless it sets its own.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 # Two people to sign in as; the data they "recorded" is made up from their id and the date.
 DEMO_USERS = {
@@ -72,6 +90,21 @@ def now():
     return datetime.now(UTC)
 
 
+class Request(BaseRequest):
+    max_content_length = MAX_BODY_BYTES
+    max_form_memory_size = MAX_BODY_BYTES
+
+
+def drop_stale(table, stale):
+    """Drop up to PRUNE_BATCH entries from the front of a dict while `stale(key, value)`.
+    Entries are added in time order, and each kind goes stale after the same time, so the
+    stale ones are all at the front."""
+    for key in list(itertools.islice(table, PRUNE_BATCH)):
+        if not stale(key, table[key]):
+            break
+        del table[key]
+
+
 @dataclass(frozen=True)
 class RegisteredClient:
     """An app registered at dev.fitbit.com: a Server (confidential) client."""
@@ -89,11 +122,13 @@ class RegisteredClient:
 
 @dataclass(frozen=True)
 class Grant:
-    """What one Allow granted: who, to which app, with what scope."""
+    """What one Allow granted: who, to which app, with what scope. Every token issued from
+    it, through all its refreshes, carries the same grant."""
 
     client_id: str
     user_id: str
     scope: str
+    grant_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
 @dataclass(frozen=True)
@@ -140,6 +175,11 @@ def fitbit_json(body, status=200, headers=None):
     return response
 
 
+def fitbit_error(status, error_type, message, headers=None):
+    body = {"errors": [{"errorType": error_type, "message": message}], "success": False}
+    return fitbit_json(body, status, headers)
+
+
 def same(given, expected):
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
@@ -177,6 +217,7 @@ class Sandbox:
         self.lock = threading.Lock()  # the server is threaded; all state below is shared
         self.consents = {}  # request id -> ConsentRequest
         self.codes = {}  # code -> AuthorizationCode
+        self.redeemed = {}  # code -> AuthorizationCode, used once already
         self.access_tokens = {}  # token -> AccessToken
         self.refresh_tokens = {}  # token -> Grant
         self.calls = {}  # (client id, user id, hour) -> API calls made
@@ -228,7 +269,6 @@ class Sandbox:
 
         request_id = secrets.token_urlsafe(32)
         with self.lock:
-            self.forget_the_unusable()
             self.consents[request_id] = ConsentRequest(
                 client, tuple(dict.fromkeys(scopes)), state, challenge, now()
             )
@@ -309,6 +349,12 @@ class Sandbox:
             )
         with self.lock:
             issued = self.codes.pop(code, None)  # single use, whatever happens next
+            if issued is not None:
+                self.redeemed[code] = issued
+            elif code in self.redeemed:
+                # RFC 6749 4.1.2: a code used twice revokes the tokens issued from it, in
+                # case the first use was an attacker's.
+                self.forget_grant(self.redeemed.pop(code).grant)
         if issued is None or now() > issued.issued_at + CODE_LIFETIME:
             raise OAuthError(400, "invalid_grant", "Authorization code invalid or expired.")
         if issued.grant.client_id != client.client_id or redirect_uri != issued.redirect_uri:
@@ -366,12 +412,21 @@ class Sandbox:
         return fitbit_json({})
 
     def forget_the_unusable(self):
-        """Drop consent pages, codes and call counts that can no longer matter, so a
-        stand-in left running does not grow without end. The caller holds the lock."""
-        cutoff, hour = now() - CODE_LIFETIME, now().strftime("%Y%m%d%H")
-        self.consents = {k: c for k, c in self.consents.items() if c.created_at > cutoff}
-        self.codes = {k: c for k, c in self.codes.items() if c.issued_at > cutoff}
-        self.calls = {k: n for k, n in self.calls.items() if k[2] == hour}
+        """Drop consent pages, codes, expired access tokens and call counts that can no
+        longer matter, a few at a time. The caller holds the lock."""
+        moment = now()
+        cutoff, hour = moment - CODE_LIFETIME, moment.strftime("%Y%m%d%H")
+        drop_stale(self.consents, lambda _, consent: consent.created_at <= cutoff)
+        drop_stale(self.codes, lambda _, issued: issued.issued_at <= cutoff)
+        drop_stale(self.redeemed, lambda _, issued: issued.issued_at <= cutoff)
+        forgotten = moment - EXPIRED_TOKEN_MEMORY
+        drop_stale(self.access_tokens, lambda _, access: access.expires_at <= forgotten)
+        drop_stale(self.calls, lambda key, _: key[2] != hour)
+
+    def forget_grant(self, grant):
+        """Drop every token issued from one grant. The caller holds the lock."""
+        self.access_tokens = {t: a for t, a in self.access_tokens.items() if a.grant != grant}
+        self.refresh_tokens = {t: g for t, g in self.refresh_tokens.items() if g != grant}
 
     def forget(self, client_id, user_id):
         """Drop every token of one user for one app. The caller holds the lock."""
@@ -474,22 +529,28 @@ class Sandbox:
 
     def dispatch_request(self, request):
         urls = self.url_map.bind_to_environ(request.environ)
+        with self.lock:
+            self.forget_the_unusable()
         try:
             endpoint, values = urls.match()
             return getattr(self, f"on_{endpoint}")(request, **values)
         except AuthorizePageError as error:
             return self.render("error.html", status=400, message=str(error))
         except OAuthError as error:
-            body = {"errors": [{"errorType": error.error_type, "message": error.message}]}
-            return fitbit_json({**body, "success": False}, error.status, error.headers)
+            return fitbit_error(error.status, error.error_type, error.message, error.headers)
         except HTTPException as error:
             # Fitbit answers unknown paths and methods in its JSON error shape too.
             error_type = "not_found" if error.code == 404 else "invalid_request"
-            body = {"errors": [{"errorType": error_type, "message": error.name}], "success": False}
-            return fitbit_json(body, error.code)
+            return fitbit_error(error.code, error_type, error.name)
+        except Exception:
+            logging.getLogger("sandbox").exception("The stand-in failed on %s", request.path)
+            return fitbit_error(500, "system", "Internal error.")
 
     def __call__(self, environ, start_response):
-        return self.dispatch_request(Request(environ))(environ, start_response)
+        response = self.dispatch_request(Request(environ))
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response(environ, start_response)
 
 
 def new_client(redirect_uri):

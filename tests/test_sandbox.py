@@ -3,7 +3,7 @@ client written independently from Fitbit's documentation would drive it."""
 
 import base64
 import re
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -476,3 +476,79 @@ def test_stale_consents_codes_and_counts_are_dropped(stand_in, fitbit):
         fitbit.get("/oauth2/authorize", query_string=authorize_query())
     assert stand_in.codes == {} and stand_in.calls == {}
     assert len(stand_in.consents) == 1  # only the page just shown
+
+
+def test_stale_entries_go_a_batch_at_a_time(stand_in, fitbit):
+    with freeze_time("2026-11-23 12:00:00"):
+        for _ in range(2 * sandbox.PRUNE_BATCH + 10):
+            fitbit.get("/oauth2/authorize", query_string=authorize_query())
+    assert len(stand_in.consents) == 2 * sandbox.PRUNE_BATCH + 10
+    left = []
+    with freeze_time("2026-11-23 12:11:00"):
+        for _ in range(3):
+            fitbit.get("/no-such-path")
+            left.append(len(stand_in.consents))
+    assert left == [sandbox.PRUNE_BATCH + 10, 10, 0]
+
+
+def test_expired_access_tokens_are_forgotten_after_a_day(stand_in, fitbit):
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        access = tokens(fitbit)["access_token"]
+        clock.tick(timedelta(hours=9))
+        assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", access), 401, "expired_token")
+        clock.tick(sandbox.EXPIRED_TOKEN_MEMORY)
+        assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", access), 401, "invalid_token")
+    assert stand_in.access_tokens == {}
+
+
+def test_a_replayed_code_revokes_the_tokens_issued_from_it(fitbit):
+    code = new_code(fitbit)
+    first = exchange(fitbit, code).json
+    other = tokens(fitbit)  # the same person's other grant is left alone
+    assert_fitbit_error(exchange(fitbit, code), 400, "invalid_grant")
+    assert_fitbit_error(
+        api(fitbit, "/1/user/-/profile.json", first["access_token"]), 401, "invalid_token"
+    )
+    assert_fitbit_error(refresh(fitbit, first["refresh_token"]), 400, "invalid_grant")
+    assert api(fitbit, "/1/user/-/profile.json", other["access_token"]).status_code == 200
+
+
+def test_tokens_refreshed_from_a_replayed_code_are_revoked_too(fitbit):
+    code = new_code(fitbit)
+    rotated = refresh(fitbit, exchange(fitbit, code).json["refresh_token"]).json
+    exchange(fitbit, code)
+    assert_fitbit_error(
+        api(fitbit, "/1/user/-/profile.json", rotated["access_token"]), 401, "invalid_token"
+    )
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/oauth2/authorize"),  # the HTML error page
+        ("GET", "/1/user/-/profile.json"),  # a JSON error
+        ("POST", "/oauth2/token"),
+        ("GET", "/avatars/7QW2XR.svg"),
+        ("GET", "/no-such-path"),
+    ],
+)
+def test_every_answer_carries_the_security_headers(fitbit, method, path):
+    headers = fitbit.open(path, method=method).headers
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "no-store"
+
+
+def test_a_huge_form_is_refused(fitbit):
+    form = {"grant_type": "refresh_token", "refresh_token": "x" * (sandbox.MAX_BODY_BYTES + 1)}
+    response = fitbit.post("/oauth2/token", data=form, headers=basic())
+    assert_fitbit_error(response, 413, "invalid_request")
+
+
+def test_a_bug_in_the_stand_in_is_a_json_500_in_fitbits_shape(stand_in, fitbit, monkeypatch):
+    def broken(request):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(stand_in, "on_profile", broken)
+    assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", "x"), 500, "system")
