@@ -26,6 +26,7 @@ from werkzeug.exceptions import (
     HTTPException,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
 )
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.shared_data import SharedDataMiddleware
@@ -39,12 +40,14 @@ import oauth
 import sandbox as sandbox_module
 from models import (
     SESSION_LIFETIME,
+    SIGN_IN_LIFETIME,
     ApiCache,
     BrowserSession,
     PendingSignIn,
     User,
     db,
     open_database,
+    prune,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,6 +80,10 @@ SECURITY_HEADERS = (
 MAX_BODY_BYTES = 16 * 1024
 # How many seconds a "try again" page asks the browser to wait.
 RETRY_AFTER_SECONDS = 5
+# Sign-ins in flight from one address (each holds a session and a pending sign-in for
+# ten minutes); each one started also deletes up to PRUNE_BATCH unusable rows of each kind.
+MAX_SIGN_INS_PER_ADDRESS = 20
+PRUNE_BATCH = 20
 REVOKE_AT_FITBIT = "https://www.fitbit.com/settings/applications"
 # What the page leaves out when the user did not grant a scope on Fitbit's consent page.
 MISSING_SCOPE_NOTES = {
@@ -426,12 +433,24 @@ class FitbitOAuthApp:
         """Step 1: send the browser to Fitbit's consent page."""
         if not self.config.configured:
             raise ServiceUnavailable("FITBIT_CLIENT_SECRET is not set. See the README.")
+        # Every start adds rows, so every start clears some, and one address can only have
+        # so many in flight: a script without cookies cannot fill the disk.
+        prune(most=PRUNE_BATCH)
+        address = self.keyed_hash(f"address:{request.remote_addr}")
+        if PendingSignIn.in_flight_from(address) >= MAX_SIGN_INS_PER_ADDRESS:
+            raise TooManyRequests(
+                "Too many sign-ins were started from your address in the last ten minutes. "
+                "Try again in a few minutes.",
+                retry_after=int(SIGN_IN_LIFETIME.total_seconds()),
+            )
         browser = self.browser_session(request)
         state, verifier = oauth.new_state(), oauth.new_code_verifier()
         with db.atomic():
             # One sign-in in flight per browser: starting again replaces the last one.
             PendingSignIn.delete().where(PendingSignIn.session == browser).execute()
-            PendingSignIn.create(session=browser, state=state, code_verifier=verifier)
+            PendingSignIn.create(
+                session=browser, state=state, code_verifier=verifier, client=address
+            )
         return redirect(oauth.authorize_url(self.client, state, verifier), code=302)
 
     def on_callback(self, request):
@@ -504,13 +523,13 @@ class FitbitOAuthApp:
 
     # Sessions, sign-ins and CSRF ------------------------------------------------------
 
-    def session_key(self, raw):
-        return hmac.new(self.config.secret_key, raw.encode("ascii"), sha256).hexdigest()
+    def keyed_hash(self, text):
+        return hmac.new(self.config.secret_key, text.encode(), sha256).hexdigest()
 
     def load_session(self, request):
         raw = request.cookies.get(SESSION_COOKIE, "")
         if raw and len(raw) <= 64 and raw.isascii():
-            request.browser = BrowserSession.find(self.session_key(raw))
+            request.browser = BrowserSession.find(self.keyed_hash(raw))
 
     def browser_session(self, request):
         """This browser's session, made on first need (a sign-in or a flash message)."""
@@ -527,7 +546,7 @@ class FitbitOAuthApp:
             request.browser.delete_instance()
         raw = secrets.token_urlsafe(32)
         request.browser = BrowserSession.create(
-            key=self.session_key(raw),
+            key=self.keyed_hash(raw),
             csrf_token=secrets.token_urlsafe(32),
             user=user,
             flashes=flashes,

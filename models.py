@@ -33,6 +33,9 @@ logging.getLogger("peewee").setLevel(logging.INFO)
 SESSION_LIFETIME = timedelta(days=14)
 # A sign-in must come back within the authorization code's own life at Fitbit.
 SIGN_IN_LIFETIME = timedelta(minutes=10)
+# A browser that has not signed in keeps its session this long: long enough for a flash
+# message or a sign-in in flight, too short for a pile of them to matter.
+ANONYMOUS_SESSION_LIFETIME = timedelta(hours=1)
 
 
 def now():
@@ -211,7 +214,7 @@ class BrowserSession(BaseModel):
     csrf_token = CharField()
     user = ForeignKeyField(User, null=True, on_delete="CASCADE")
     flashes = TextField(default="[]")
-    created_at = DateTimeField(default=now)
+    created_at = DateTimeField(default=now, index=True)
 
     @classmethod
     def find(cls, key):
@@ -236,7 +239,14 @@ class PendingSignIn(BaseModel):
     session = ForeignKeyField(BrowserSession, unique=True, on_delete="CASCADE")
     state = CharField()
     code_verifier = CharField()
-    created_at = DateTimeField(default=now)
+    created_at = DateTimeField(default=now, index=True)
+    # A keyed hash of the address it came from, to cap the sign-ins one client can start.
+    client = CharField(null=True, index=True)
+
+    @classmethod
+    def in_flight_from(cls, client):
+        fresh = cls.created_at > now() - SIGN_IN_LIFETIME
+        return cls.select().where((cls.client == client) & fresh).count()
 
     @property
     def expired(self):
@@ -246,6 +256,25 @@ class PendingSignIn(BaseModel):
         """Delete this sign-in; True for the one request that actually deleted it, so a
         callback replayed at the same moment cannot use it twice."""
         return PendingSignIn.delete().where(PendingSignIn.id == self.id).execute() == 1
+
+
+def prune(most=None):
+    """Delete sessions and sign-ins that can no longer be used: all of them, or at most
+    `most` of each kind, for a request that must not do unbounded work."""
+    moment = now()
+    unused = [
+        (PendingSignIn, PendingSignIn.created_at < moment - SIGN_IN_LIFETIME),
+        (BrowserSession, BrowserSession.created_at < moment - SESSION_LIFETIME),
+        (
+            BrowserSession,
+            BrowserSession.user.is_null()
+            & (BrowserSession.created_at < moment - ANONYMOUS_SESSION_LIFETIME)
+            & BrowserSession.key.not_in(PendingSignIn.select(PendingSignIn.session)),
+        ),
+    ]
+    for model, condition in unused:
+        key = model._meta.primary_key
+        model.delete().where(key.in_(model.select(key).where(condition).limit(most))).execute()
 
 
 class SchemaVersion(BaseModel):
@@ -261,16 +290,19 @@ class SchemaVersion(BaseModel):
 MODELS = [User, BrowserSession, PendingSignIn, ApiCache, SchemaVersion]
 
 
-def _add_refresh_lease(migrator):
+def _leases_and_pruning(migrator):
     return [
         migrator.add_column("users", "refresh_lease", User.refresh_lease),
         migrator.add_column("users", "refresh_lease_until", User.refresh_lease_until),
+        migrator.add_column("pendingsignin", "client", PendingSignIn.client),
+        migrator.add_index("pendingsignin", ("created_at",)),
+        migrator.add_index("browsersession", ("created_at",)),
     ]
 
 
 # What each version adds to the one before. Version 1 is the schema of the first release,
 # which recorded no version: a database with a users table and no version row is at 1.
-MIGRATIONS = {2: _add_refresh_lease}
+MIGRATIONS = {2: _leases_and_pruning}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -279,7 +311,9 @@ def upgrade_schema(database):
     place, keeping every row. Safe when several processes start at the same moment."""
     with db.atomic():
         existing = db.table_exists(User._meta.table_name)
-        db.create_tables(MODELS, safe=True)
+        # Only tables that are missing: the columns and indexes of existing ones are the
+        # migrations' work (SQLite would even index a missing column as a string constant).
+        db.create_tables([m for m in MODELS if not m.table_exists()])
         SchemaVersion.insert(
             id=1, version=1 if existing else SCHEMA_VERSION
         ).on_conflict_ignore().execute()
@@ -327,9 +361,5 @@ def open_database(database_url):
         if isinstance(database, SqliteDatabase):
             use_wal(database)
         upgrade_schema(database)
-        # Sessions and sign-ins that can no longer be used are only clutter.
-        BrowserSession.delete().where(
-            BrowserSession.created_at < now() - SESSION_LIFETIME
-        ).execute()
-        PendingSignIn.delete().where(PendingSignIn.created_at < now() - SIGN_IN_LIFETIME).execute()
+        prune()
     return database

@@ -31,6 +31,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 import fitbit_oauth_app
+import models
 import oauth
 from fitbit_oauth_app import CallbackLogHandler, config_from_env, create_app
 from models import BrowserSession, PendingSignIn, User
@@ -261,6 +262,54 @@ def test_sign_in_expires_after_ten_minutes(browser, fitbit, back_at, status, tok
     with freeze_time(f"2026-11-23 {back_at}"):
         assert callback(browser, query["state"]).status_code == status
     assert len(token_calls(fitbit)) == token_requests
+
+
+def start_without_cookies(app, address="192.0.2.7"):
+    return Client(app).get("/auth", environ_base={"REMOTE_ADDR": address})
+
+
+def test_one_address_can_have_only_so_many_sign_ins_in_flight(app):
+    cap = fitbit_oauth_app.MAX_SIGN_INS_PER_ADDRESS
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        statuses = [start_without_cookies(app).status_code for _ in range(cap + 5)]
+        assert statuses == [302] * cap + [429] * 5
+        refused = start_without_cookies(app)
+        assert refused.headers["Retry-After"] == "600"
+        assert "Too many sign-ins" in page(refused)
+        # Nothing piles up past the cap, and other addresses are not affected.
+        assert (BrowserSession.select().count(), PendingSignIn.select().count()) == (cap, cap)
+        assert start_without_cookies(app, address="198.51.100.1").status_code == 302
+        clock.tick(models.SIGN_IN_LIFETIME + timedelta(seconds=1))
+        assert start_without_cookies(app).status_code == 302
+
+
+def test_each_sign_in_started_clears_a_batch_of_unusable_rows(app):
+    batch = fitbit_oauth_app.PRUNE_BATCH
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        for n in range(2 * batch + 5):
+            start_without_cookies(app, address=f"192.0.2.{n}")
+        clock.tick(models.ANONYMOUS_SESSION_LIFETIME + timedelta(seconds=1))
+        left = []
+        for _ in range(3):
+            start_without_cookies(app)
+            left.append((PendingSignIn.select().count(), BrowserSession.select().count()))
+    # Each start deletes at most a batch of stale sign-ins and a batch of the sessions they
+    # leave behind, and adds one of each.
+    assert left == [(batch + 6, batch + 6), (7, 7), (3, 3)]
+
+
+def test_sessions_that_signed_in_outlive_the_anonymous_ones(app, browser, fitbit):
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        sign_in(browser, fitbit)
+        start_without_cookies(app)
+        clock.tick(models.ANONYMOUS_SESSION_LIFETIME + timedelta(seconds=1))
+        start_without_cookies(app)
+        assert BrowserSession.select().count() == 2  # the signed-in one and the newest
+        assert "Sign out" in page(browser.get("/"))
+        clock.tick(models.SESSION_LIFETIME)
+        start_without_cookies(app)
+        assert "Sign out" not in page(browser.get("/"))
+    assert BrowserSession.select().where(BrowserSession.user.is_null(False)).count() == 0
 
 
 def test_callback_without_any_session_is_refused(browser, fitbit):

@@ -143,6 +143,28 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(tmp_path):
         assert User.select().count() == 2 and SchemaVersion.select().count() == 1
 
 
+def schema_of(path):
+    """Each table's columns and each index's columns, as SQLite reports them."""
+    connection = sqlite3.connect(path)
+    names = connection.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite%'")
+    schema = {}
+    for kind, name in names.fetchall():
+        pragma = "table_info" if kind == "table" else "index_info"
+        schema[name] = sorted(
+            row[2 if kind == "index" else 1]
+            for row in connection.execute(f'PRAGMA {pragma}("{name}")')
+        )
+    connection.close()
+    return schema
+
+
+def test_an_upgraded_database_has_the_schema_of_a_new_one(tmp_path):
+    make_first_release_database(tmp_path / "old.db")
+    open_database(f"sqlite:///{tmp_path / 'old.db'}")
+    open_database(f"sqlite:///{tmp_path / 'new.db'}")
+    assert schema_of(tmp_path / "old.db") == schema_of(tmp_path / "new.db")
+
+
 @pytest.mark.parametrize("first_release", [False, True], ids=["new-file", "first-release"])
 def test_processes_starting_together_set_up_the_database_once(tmp_path, first_release):
     path = tmp_path / "shared.db"
