@@ -29,6 +29,7 @@ from werkzeug.exceptions import (
     TooManyRequests,
 )
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, run_simple
@@ -116,6 +117,10 @@ class Config:
     sandbox_expires_in: int = sandbox_module.DEFAULT_EXPIRES_IN
     # How long a Fitbit answer is reused before asking again; 0 asks on every page view.
     cache_seconds: int = 300
+    # Behind one TLS-terminating proxy: believe its X-Forwarded-Proto and X-Forwarded-For,
+    # so that the cookie is Secure. Off by default: without such a proxy, anyone could send
+    # those headers.
+    trust_proxy: bool = False
 
     @property
     def configured(self):
@@ -134,6 +139,7 @@ def config_from_env(environ, port):
     }
     if environ.get("SECRET_KEY"):
         settings["secret_key"] = environ["SECRET_KEY"].encode()
+    settings["trust_proxy"] = environ.get("TRUST_PROXY") == "1"
 
     sandbox = environ.get("FITBIT_SANDBOX") == "1" or not environ.get("FITBIT_CLIENT_ID")
     if sandbox:
@@ -718,6 +724,8 @@ def create_app(config):
         stand_in = sandbox_module.Sandbox([registered], expires_in=config.sandbox_expires_in)
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PATH: stand_in})
     app.wsgi_app = with_security_headers(app.wsgi_app)
+    if config.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
     return app
 
 

@@ -1,5 +1,6 @@
 """The web app through a browser's eyes: werkzeug's test Client, with Fitbit faked."""
 
+import dataclasses
 import logging
 import re
 import socket
@@ -148,6 +149,18 @@ def test_session_cookie_attributes(app, browser):
     assert "Secure" in https.headers["Set-Cookie"]
     # Only a keyed hash of the id is stored, never the id itself.
     assert BrowserSession.get_or_none(BrowserSession.key == value) is None
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["TRUST_PROXY=1", "by-default"])
+def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(config, trusted):
+    app = create_app(dataclasses.replace(config, trust_proxy=trusted))
+    response = Client(app).get("/auth", headers={"X-Forwarded-Proto": "https"})
+    assert ("Secure" in response.headers["Set-Cookie"]) is trusted
+
+
+def test_trust_proxy_setting():
+    assert config_from_env({"TRUST_PROXY": "1"}, 4000).trust_proxy
+    assert not config_from_env({}, 4000).trust_proxy
 
 
 def assert_security_headers(headers):
