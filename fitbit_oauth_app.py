@@ -405,6 +405,7 @@ class FitbitOAuthApp:
             except oauth.FitbitError as error:
                 if error.error_type != "insufficient_scope":
                     raise
+                log.info("Fitbit user %s: %s", user.fitbit_id, error)
         notes.append(MISSING_SCOPE_NOTES[scope])
         return None
 
@@ -418,6 +419,7 @@ class FitbitOAuthApp:
             try:
                 data, headers = oauth.FitbitApi(self.client, self.tokens, user.fitbit_id).get(path)
             except oauth.RateLimited as error:
+                log.warning("Fitbit user %s: %s", user.fitbit_id, error)
                 user.record_budget(0, error.reset_at)
             else:
                 self.keep_answer(user, path, data, headers)
@@ -486,6 +488,7 @@ class FitbitOAuthApp:
         else:  # the user unticked profile: their Fitbit id is all we know them by
             name = tokens.user_id
             user = User.upsert(tokens, name)
+        log.info("Fitbit user %s: signed in, scope %r", user.fitbit_id, tokens.scope)
         # A new session id at sign-in, so an id planted before it is worth nothing.
         self.start_session(request, user=user, carry_flashes=True)
         request.browser.add_flash(f"Hello {name}!")
@@ -509,9 +512,12 @@ class FitbitOAuthApp:
         if user is not None and user.connected:
             try:
                 oauth.revoke(self.client, user.refresh_token)
+                log.info("Fitbit user %s: disconnected, access revoked at Fitbit", user.fitbit_id)
                 message = "Disconnected. Fitbit has revoked this app's access."
             except oauth.FitbitError as error:
-                log.warning("Revoking at Fitbit failed: %s", error)
+                log.warning(
+                    "Fitbit user %s: disconnected, but revoking failed: %s", user.fitbit_id, error
+                )
                 message = (
                     "Disconnected here, but Fitbit did not confirm. You can revoke access "
                     f"yourself at {REVOKE_AT_FITBIT}."
@@ -614,7 +620,8 @@ class FitbitOAuthApp:
     def fitbit_error_page(self, request, error):
         """Every way Fitbit can fail, as a page that says what happened. Nothing Fitbit
         wrote is shown: its messages can repeat the token."""
-        log.warning("Fitbit call failed: %s", error)
+        user = request.browser.user if request.browser else None
+        log.warning("Fitbit user %s: %s", user.fitbit_id if user else "-", error)
         if isinstance(error, oauth.RateLimited):
             wait = max(1, int((error.reset_at - datetime.now(UTC)).total_seconds()))
             message = (

@@ -12,6 +12,7 @@ arguments and return plain data, and every failure is a `FitbitError` carrying F
 
 import base64
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ TOKEN_URL = "https://api.fitbit.com/oauth2/token"
 REVOKE_URL = "https://api.fitbit.com/oauth2/revoke"
 API_URL = "https://api.fitbit.com"
 DEFAULT_SCOPES = "activity profile"
+
+log = logging.getLogger("oauth")
 
 # requests waits forever unless told otherwise: (connect, read) seconds.
 TIMEOUT = (5, 20)
@@ -57,11 +60,21 @@ class FitbitError(Exception):
     def __init__(self, status, error_type, detail=""):
         self.status = status
         self.error_type = error_type
-        super().__init__(f"Fitbit answered {status} {error_type}{detail}")
+        super().__init__(self.describe(detail))
+
+    def describe(self, detail):
+        return f"Fitbit answered {self.status} {self.error_type}{detail}"
 
 
 class FitbitUnavailable(FitbitError):
     """A 5xx, a timeout or a refused connection: Fitbit's trouble, not the user's."""
+
+
+class FitbitUnreachable(FitbitUnavailable):
+    """Fitbit never answered: the connection failed or timed out."""
+
+    def describe(self, detail):
+        return f"could not reach Fitbit ({self.error_type})"
 
 
 class FitbitRetired(FitbitError):
@@ -270,9 +283,9 @@ def _send(method, url, **kwargs):
     try:
         return requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
     except requests.Timeout:
-        raise FitbitUnavailable(504, "timeout") from None
+        raise FitbitUnreachable(504, "timeout") from None
     except requests.RequestException:
-        raise FitbitUnavailable(502, "connection_error") from None
+        raise FitbitUnreachable(502, "connection_error") from None
 
 
 def error_from_response(response):
@@ -466,6 +479,7 @@ class FitbitApi:
                 return self._refresh_holding(current, lease)
             time.sleep(LEASE_POLL_SECONDS)
         # The holder is slow, or died holding the lease: it runs out after REFRESH_LEASE.
+        log.warning("Fitbit user %s: another worker is still refreshing", self.user_id)
         raise RefreshBusy()
 
     def _refresh_holding(self, current, lease):
@@ -478,11 +492,15 @@ class FitbitApi:
             # The grant is dead (revoked at Fitbit). Clearing is conditional on this very
             # refresh token, so a pair that someone else stored meanwhile is never wiped.
             if self.store.forget(current):
+                log.warning(
+                    "Fitbit user %s: refresh token refused, must connect again", self.user_id
+                )
                 raise ReconnectNeeded() from None
             return self._reload()
         if not self.store.replace(current, new):
             # The row changed under us (a disconnect, or a new sign-in): trust the row.
             return self._reload()
+        log.info("Fitbit user %s: tokens refreshed", self.user_id)
         return new
 
     def _reload(self):

@@ -442,6 +442,21 @@ def test_token_endpoint_failures_give_a_clear_page(browser, fitbit, answer, stat
     assert User.select().count() == 0
 
 
+@pytest.mark.parametrize(
+    "answer, logged",
+    [
+        ({"body": requests.ConnectionError()}, "could not reach Fitbit (connection_error)"),
+        ({"body": requests.ReadTimeout()}, "could not reach Fitbit (timeout)"),
+        ({"status": 502, "body": "<html>bad gateway</html>"}, "Fitbit answered 502 unknown"),
+    ],
+    ids=["refused", "timeout", "answered-502"],
+)
+def test_the_log_says_whether_fitbit_answered_at_all(browser, fitbit, caplog, answer, logged):
+    callback_with_token_answer(browser, fitbit, **answer)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"Fitbit user -: {logged}"]
+
+
 @freeze_time("2026-11-23 12:00:00")
 def test_rate_limited_token_endpoint_says_when_to_try_again(browser, fitbit):
     response = callback_with_token_answer(

@@ -1,9 +1,11 @@
 """The app and the stand-in on real sockets, driven with requests the way a browser would:
 every redirect followed, every form read from the page, no in-process shortcut."""
 
+import logging
 import re
 from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from conftest import create_app, listening, running_app, url_of
@@ -11,7 +13,7 @@ from freezegun import freeze_time
 
 import oauth
 from fitbit_oauth_app import Config
-from models import User
+from models import PendingSignIn, User
 from sandbox import RegisteredClient, Sandbox
 
 ALEX, SAM = "7QW2XR", "9KD3MS"
@@ -193,3 +195,45 @@ def test_access_revoked_at_fitbit_leads_to_connect_again(tmp_path):
     assert page.status_code == 200
     assert "Connect again" in page.text
     assert User.get().refresh_token is None
+
+
+def test_a_whole_flow_logs_each_step_and_no_secret(tmp_path, caplog, capfd):
+    """Sign in, a refresh, a disconnect: every log record and everything the server printed,
+    searched for every token, code, verifier and secret that was issued or used."""
+    caplog.set_level(logging.DEBUG)
+    secrets = []
+    with (
+        running_app(tmp_path) as (url, config),
+        freeze_time("2026-11-23 12:00:00") as clock,
+    ):
+        secrets.append(config.client.client_secret)
+        browser = Browser(url)
+        consent = browser.get("/auth")
+        secrets.append(PendingSignIn.get().code_verifier)
+        request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+        form = {"request_id": request_id, "user_id": ALEX, "decision": "allow"}
+        back = browser.http.post(
+            consent.url.split("?")[0],
+            data={**form, "scope": ["activity", "profile"]},
+            allow_redirects=False,
+            timeout=10,
+        )
+        secrets.append(parse_qs(urlsplit(back.headers["Location"]).query)["code"][0])
+        browser.page = browser.http.get(back.headers["Location"], timeout=10)
+        assert "Hello Alex R.!" in browser.page.text
+        secrets += [User.get().access_token, User.get().refresh_token]
+        clock.tick(timedelta(minutes=6))  # the 10-minute tokens are due
+        assert "steps today" in browser.get("/").text
+        secrets += [User.get().access_token, User.get().refresh_token]
+        assert "Fitbit has revoked" in browser.submit("/auth/revoke").text
+
+    printed = capfd.readouterr()
+    # Everything but the test's own browser (urllib3), which sees the code like any browser.
+    records = [r.getMessage() for r in caplog.records if not r.name.startswith("urllib3")]
+    logged = "\n".join([*records, printed.out, printed.err])
+    for step in ("signed in", "tokens refreshed", "disconnected, access revoked at Fitbit"):
+        assert f"Fitbit user {ALEX}: {step}" in logged
+    assert "GET /auth/callback?[redacted]" in logged
+    assert len(set(secrets)) == 7
+    leaked = [secret for secret in secrets if secret in logged]
+    assert [line for line in logged.splitlines() if any(s in line for s in leaked)] == []
