@@ -331,6 +331,26 @@ def test_callback_without_any_session_is_refused(browser, fitbit):
     assert len(fitbit.calls) == 0
 
 
+def test_callback_without_state_is_refused_even_with_a_sign_in_in_flight(browser, fitbit):
+    start_sign_in(browser)
+    response = browser.get("/auth/callback", query_string={"code": AUTH_CODE})
+    assert response.status_code == 400
+    assert "no state parameter" in page(response)
+    assert len(fitbit.calls) == 0
+    assert PendingSignIn.select().count() == 1  # the real answer can still come back
+
+
+@pytest.mark.parametrize("days, signed_in", [(13, True), (14, False)])
+def test_sessions_expire_on_the_server_whatever_the_browser_keeps(browser, fitbit, days, signed_in):
+    with freeze_time("2026-11-01 12:00:00") as clock:
+        sign_in(browser, fitbit)
+        cookie = session_cookie(browser)
+        clock.tick(timedelta(days=days, seconds=1))
+        # A browser that ignores Max-Age, or a stolen cookie, sends the id all the same.
+        browser.set_cookie("session", cookie)
+        assert ("Sign out" in page(browser.get("/"))) is signed_in
+
+
 def test_only_the_latest_sign_in_of_a_browser_counts(browser, fitbit):
     first = start_sign_in(browser)
     start_sign_in(browser)

@@ -1,0 +1,187 @@
+"""Generated input at every route and at the token-response parser (hypothesis).
+
+Two properties hold whatever arrives: no answer is a 5xx, and no token request is ever sent
+unless the callback carries the state of this very browser's pending sign-in.
+"""
+
+import itertools
+import json
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, quote
+
+import pytest
+import requests
+import responses
+from conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, token_body
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from werkzeug.test import Client
+
+import oauth
+from fitbit_oauth_app import Config, create_app
+
+ROUTES = [
+    ("GET", "/"),
+    ("GET", "/auth"),
+    ("GET", "/auth/callback"),
+    ("GET", "/users"),
+    ("POST", "/auth/revoke"),
+    ("POST", "/logout"),
+    ("GET", "/static/style.css"),
+    ("GET", "/sandbox/oauth2/authorize"),
+    ("POST", "/sandbox/oauth2/authorize"),
+    ("POST", "/sandbox/oauth2/token"),
+    ("POST", "/sandbox/oauth2/revoke"),
+    ("GET", "/sandbox/1/user/-/profile.json"),
+    ("GET", "/sandbox/1/user/-/activities/steps/date/today/1m.json"),
+]
+addresses = itertools.count(1)
+# Stands in for the browser's real state in generated input, replaced before sending.
+REAL_STATE = "{state}"
+
+# Text as an attacker would send it: printable, odd, non-ASCII, and %-escapes good or bad.
+pieces = st.sampled_from(list("abcXYZ019-._~%&=+;?/\\ \"'<>é€\x00\x7f") + ["%FF", "%C3%A9"])
+raw = st.lists(pieces, max_size=40).map("".join)
+names = st.sampled_from(["code", "state", "error", "error_description", "page", "csrf_token"])
+values = st.one_of(raw, st.just(REAL_STATE), st.text(max_size=600))
+pairs = st.lists(st.tuples(st.one_of(names, raw), values), max_size=6)
+
+
+def encode(pairs, state):
+    def part(text):
+        return text.replace(REAL_STATE, state)
+
+    return "&".join(f"{quote(part(k), safe='%')}={quote(part(v), safe='%')}" for k, v in pairs)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """One app in sandbox mode for all examples: the stand-in is mounted, and the client
+    points at Fitbit's real URLs, which `responses` answers."""
+    client = oauth.Client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
+    database = tmp_path_factory.mktemp("properties") / "p.db"
+    return create_app(Config(client, f"sqlite:///{database}", sandbox=True))
+
+
+def fake_fitbit():
+    mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+    mock.post(oauth.TOKEN_URL, json=token_body())
+    mock.get(oauth.API_URL + "/1/user/-/profile.json", json={"user": {"displayName": "A"}})
+    mock.post(oauth.REVOKE_URL, json={})
+    return mock
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def send(app, method, path, query, form, cookie, with_own_cookie):
+    """From a browser that has started a sign-in (or from another one, which has not), send
+    one generated request. Returns the answer and the token requests it caused."""
+    # Each call from an address of its own (IPv6's documentation prefix), so that the cap on
+    # sign-ins in flight from one address does not turn them all into 429s.
+    address = {"REMOTE_ADDR": f"2001:db8::{next(addresses):x}"}
+    browser = Client(app)
+    started = browser.get("/auth", environ_base=address)
+    state = parse_qs(started.headers["Location"].split("?", 1)[1])["state"][0]
+    if not with_own_cookie:
+        browser = Client(app)
+    if cookie is not None:
+        browser.set_cookie("session", cookie.encode("utf-8", "replace").decode("latin-1"))
+    with fake_fitbit() as fitbit:
+        response = browser.open(
+            path,
+            method=method,
+            query_string=encode(query, state),
+            data=encode(form, state),
+            content_type="application/x-www-form-urlencoded",
+            environ_base=address,
+        )
+        response.close()
+        token_requests = [c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]
+    return response, token_requests, parse_qs(encode(query, state), keep_blank_values=True), state
+
+
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@SETTINGS
+@given(
+    route=st.sampled_from(ROUTES),
+    query=pairs,
+    form=pairs,
+    cookie=st.one_of(st.none(), raw, st.text(max_size=100)),
+    with_own_cookie=st.booleans(),
+)
+def test_no_generated_request_to_any_route_gets_a_5xx(
+    app, route, query, form, cookie, with_own_cookie
+):
+    response, token_requests, sent, state = send(app, *route, query, form, cookie, with_own_cookie)
+    assert response.status_code < 500
+    if token_requests:
+        assert route == ("GET", "/auth/callback") and sent.get("state") == [state]
+
+
+callback_names = st.sampled_from(["code", "state", "state", "error", "error_description"])
+
+
+# The one request that should reach the token endpoint, so that the property is seen to hold
+# with a token request too; and near misses: another browser, another state.
+@example([("code", "c"), ("state", REAL_STATE)], None, True)
+@example([("code", "c"), ("state", REAL_STATE)], None, False)
+@example([("code", "c"), ("state", "forged")], None, True)
+@SETTINGS
+@given(
+    query=st.lists(st.tuples(callback_names, values), max_size=5),
+    cookie=st.one_of(st.none(), raw),
+    with_own_cookie=st.booleans(),
+)
+def test_only_this_browsers_own_state_reaches_the_token_endpoint(
+    app, query, cookie, with_own_cookie
+):
+    response, token_requests, sent, state = send(
+        app, "GET", "/auth/callback", query, [], cookie, with_own_cookie
+    )
+    assert response.status_code < 500
+    if token_requests:
+        assert len(token_requests) == 1
+        assert with_own_cookie and cookie is None and sent.get("state") == [state]
+        assert parse_qs(token_requests[0].request.body)["code"] == sent["code"]
+
+
+@st.composite
+def token_answers(draw):
+    """Bodies a token endpoint, or something pretending to be one, might send."""
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=10,
+    )
+    fields = st.fixed_dictionaries(
+        {},
+        optional={name: json_values | st.just(good) for name, good in token_body().items()},
+    )
+    body = draw(st.one_of(fields, json_values))
+    text = draw(st.one_of(st.just(json.dumps(body)), st.text(max_size=50)))
+    return draw(st.sampled_from([200, 200, 400, 401, 410, 429, 500, 503])), text
+
+
+@settings(max_examples=500, deadline=None)
+@given(answer=token_answers())
+def test_the_token_response_parser_only_ever_returns_tokens_or_a_fitbit_error(answer):
+    status, text = answer
+    response = requests.Response()
+    response.status_code, response._content = status, text.encode()
+    response.headers["Content-Type"] = "application/json"
+    try:
+        tokens = oauth.parse_token_response(response, requested_scope="activity profile")
+    except oauth.FitbitError:
+        return
+    assert status == 200
+    assert tokens.access_token and tokens.refresh_token and tokens.user_id
+    assert tokens.expires_at > datetime.now(UTC)
