@@ -36,6 +36,7 @@ import models
 import oauth
 from fitbit_oauth_app import CallbackLogHandler, config_from_env, create_app
 from models import BrowserSession, PendingSignIn, User
+from sandbox import Sandbox
 
 
 def page(response):
@@ -810,6 +811,15 @@ def test_main_serves_localhost_4000_threaded_without_debugger(monkeypatch, tmp_p
     out = capsys.readouterr().out
     assert "open http://localhost:4000" in out
     assert "local stand-in for Fitbit" in out
+
+
+def test_every_template_is_autoescaped(app):
+    for jinja in (app.jinja, Sandbox([]).jinja):
+        assert jinja.autoescape is True
+        html = jinja.get_template("error.html").render(
+            message="<script>x</script>", title="t", url_for=lambda *a: "/", config=app.config
+        )
+        assert "&lt;script&gt;" in html and "<script>" not in html
 
 
 def test_no_next_parameter_can_send_the_user_elsewhere(browser, fitbit):

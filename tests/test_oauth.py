@@ -161,6 +161,16 @@ def test_token_request_is_exactly_what_fitbit_expects(fitbit, client_config):
     assert call.request.req_kwargs["timeout"] == oauth.TIMEOUT
 
 
+def test_every_outbound_request_has_a_timeout(fitbit, client_config):
+    fitbit.post(oauth.TOKEN_URL, json=token_body())
+    fitbit.get(PROFILE_URL, json=profile_body())
+    fitbit.post(oauth.REVOKE_URL, json={})
+    oauth.exchange_code(client_config, AUTH_CODE, "the-verifier")
+    oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+    oauth.revoke(client_config, REFRESH_TOKEN)
+    assert [call.request.req_kwargs["timeout"] for call in fitbit.calls] == [oauth.TIMEOUT] * 3
+
+
 def test_token_request_does_not_follow_a_redirect(fitbit, client_config):
     fitbit.post(oauth.TOKEN_URL, status=307, headers={"Location": "https://evil.example/token"})
     with pytest.raises(oauth.FitbitError):

@@ -1,0 +1,46 @@
+"""docs/security.md is the project's security claim: it must name tests that exist."""
+
+import ast
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROW = re.compile(r"^\| (\d+) \| (.+) \| (.+) \|$")
+
+
+def rows():
+    with open(os.path.join(ROOT, "docs", "security.md")) as doc:
+        return [ROW.match(line).groups() for line in doc if ROW.match(line)]
+
+
+def defined_tests():
+    names = set()
+    tests = os.path.join(ROOT, "tests")
+    for name in os.listdir(tests):
+        if name.startswith("test_") and name.endswith(".py"):
+            with open(os.path.join(tests, name)) as source:
+                tree = ast.parse(source.read())
+            names |= {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    return names
+
+
+def test_every_row_names_tests_that_exist():
+    defined = defined_tests()
+    for number, _, proof in rows():
+        named = re.findall(r"`(test_\w+)`", proof)
+        assert named, f"item {number} names no test"
+        assert [name for name in named if name not in defined] == [], f"item {number}"
+
+
+def test_items_are_numbered_one_by_one():
+    assert [int(number) for number, _, _ in rows()] == list(range(1, len(rows()) + 1))
+
+
+def test_every_item_the_code_cites_is_in_the_table():
+    numbers = {int(number) for number, _, _ in rows()}
+    cited = set()
+    for name in os.listdir(ROOT):
+        if name.endswith(".py"):
+            with open(os.path.join(ROOT, name)) as source:
+                cited |= {int(n) for n in re.findall(r"security\.md item (\d+)", source.read())}
+    assert cited and cited <= numbers
