@@ -79,6 +79,8 @@ SECURITY_HEADERS = (
 # The largest body any form of this app needs (a CSRF token); anything bigger is refused
 # with a 413 before it is read.
 MAX_BODY_BYTES = 16 * 1024
+# Tries at storing a refreshed pair while the database is locked (see UserTokenStore).
+STORE_ATTEMPTS = 5
 # How many seconds a "try again" page asks the browser to wait.
 RETRY_AFTER_SECONDS = 5
 # Sign-ins in flight from one address (each holds a session and a pending sign-in for
@@ -215,7 +217,16 @@ class UserTokenStore:
         User.release_lease(tokens.user_id, lease)
 
     def replace(self, old, new):
-        return User.replace_tokens(old.refresh_token, new)
+        # Once Fitbit has answered, the new pair is the only live one: losing it would log
+        # the user out. So a locked database is waited out, each try waiting SQLite's busy
+        # timeout (5 s), for about as long as the refresh lease lasts.
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                return User.replace_tokens(old.refresh_token, new)
+            except OperationalError:
+                if attempt == STORE_ATTEMPTS - 1:
+                    log.error("Fitbit user %s: the new tokens could not be stored", new.user_id)
+                    raise
 
     def forget(self, dead):
         return User.clear_tokens(dead.user_id, dead_refresh_token=dead.refresh_token)

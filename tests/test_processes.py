@@ -46,11 +46,13 @@ class CountingStandIn(Sandbox):
         self.go.set()
         self.held = threading.Event()
         self.drop_held = False
+        self.on_refresh = lambda: None
 
     def on_token(self, request):
         if request.form.get("grant_type") == "refresh_token":
             with self.lock:
                 self.refreshes += 1
+            self.on_refresh()
             if not self.go.is_set():
                 self.held.set()
                 self.go.wait(60)
@@ -237,6 +239,34 @@ def test_a_locked_database_gives_a_retry_page_and_spends_no_refresh_token(tmp_pa
         assert page.status_code == 200 and "steps today" in page.text
         assert server.app.refreshes == 1
         assert stored("7QW2XR").refresh_token != spent_before
+
+
+def test_a_database_locked_while_fitbit_answers_loses_no_refresh_token(tmp_path):
+    """The worst moment: the refresh token is spent, and the database is locked by another
+    process before the new pair can be written, for longer than SQLite's busy timeout."""
+    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, _logs):
+        cookies = sign_in(urls[0])
+        expire("7QW2XR")
+        spent = stored("7QW2XR").refresh_token
+        locked, released = threading.Event(), threading.Event()
+
+        def hold_the_lock():
+            locker = sqlite3.connect(tmp_path / "shared.db", isolation_level=None)
+            locker.execute("BEGIN IMMEDIATE")
+            locked.set()
+            time.sleep(7)  # past the 5 s busy timeout of the first try to store
+            locker.execute("ROLLBACK")
+            locker.close()
+            released.set()
+
+        holder = threading.Thread(target=hold_the_lock)
+        server.app.on_refresh = lambda: (holder.start(), locked.wait(5))
+        page = requests.get(urls[1] + "/", cookies=cookies, timeout=60)
+        holder.join()
+        assert released.is_set()
+        assert page.status_code == 200 and "steps today" in page.text
+        assert server.app.refreshes == 1
+        assert stored("7QW2XR").connected and stored("7QW2XR").refresh_token != spent
 
 
 def test_another_user_signs_in_while_a_refresh_waits_on_fitbit(tmp_path):
