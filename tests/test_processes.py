@@ -18,7 +18,6 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import requests
 from conftest import listening, url_of
 from werkzeug.wrappers import Response
@@ -187,6 +186,25 @@ def load_pages(urls, cookies, per_process):
     return pages
 
 
+def view_with_the_refresh_held(fitbit, url, cookies):
+    """GET / in a thread of its own, for a user whose tokens are due, and wait until the
+    stand-in holds its refresh. Returns the thread, and a dict that gets the page, or the
+    error if the connection failed."""
+    fitbit.go.clear()
+    result = {}
+
+    def view():
+        try:
+            result["page"] = requests.get(url + "/", cookies=cookies, timeout=90)
+        except requests.RequestException as error:
+            result["error"] = error
+
+    thread = threading.Thread(target=view)
+    thread.start()
+    assert fitbit.held.wait(10)
+    return thread, result
+
+
 def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out(tmp_path):
     with stand_in() as server, app_processes(tmp_path, server) as (urls, _, logs):
         cookies = sign_in(urls[0])
@@ -274,16 +292,8 @@ def test_another_user_signs_in_while_a_refresh_waits_on_fitbit(tmp_path):
         fitbit = server.app
         alex = sign_in(urls[0])
         expire("7QW2XR")
-        fitbit.go.clear()
-        waiting = {}
-        thread = threading.Thread(
-            target=lambda: waiting.update(
-                page=requests.get(urls[0] + "/", cookies=alex, timeout=90)
-            )
-        )
-        thread.start()
+        thread, waiting = view_with_the_refresh_held(fitbit, urls[0], alex)
         try:
-            assert fitbit.held.wait(10)
             started = time.monotonic()
             sign_in(urls[1], user="9KD3MS")  # Sam, through the other process
             took = time.monotonic() - started
@@ -301,18 +311,12 @@ def test_a_worker_that_dies_mid_refresh_holds_the_others_up_only_briefly(tmp_pat
         fitbit = server.app
         alex = sign_in(urls[0])
         expire("7QW2XR")
-        fitbit.go.clear()
         fitbit.drop_held = True
-        doomed = threading.Thread(
-            target=lambda: pytest.raises(
-                requests.RequestException, requests.get, urls[0] + "/", cookies=alex, timeout=90
-            )
-        )
-        doomed.start()
-        assert fitbit.held.wait(10)
+        doomed, view = view_with_the_refresh_held(fitbit, urls[0], alex)
         processes[0].kill()  # the worker holding the lease dies before Fitbit answers
         processes[0].wait(10)
         doomed.join()
+        assert "error" in view  # its browser saw the connection drop
         fitbit.go.set()
 
         started = time.monotonic()
