@@ -36,10 +36,10 @@ TIMEOUT = (5, 20)
 REFRESH_LEEWAY = timedelta(minutes=5)
 # One worker refreshes while the others wait: the lease outlasts a token POST that runs
 # into TIMEOUT, and the others re-read the row every LEASE_POLL_SECONDS for up to
-# LEASE_POLLS times (about 5 s) before answering "try again in a moment".
+# LEASE_POLLS times (about 10 s) before answering "try again in a moment".
 REFRESH_LEASE = timedelta(seconds=30)
 LEASE_POLL_SECONDS = 0.05
-LEASE_POLLS = 100
+LEASE_POLLS = 200
 # Fitbit's tokens live 8 hours; a lifetime over a year is a broken answer.
 MAX_EXPIRES_IN = 366 * 86400
 # Fitbit's budget is 150 calls an hour; figures beyond these are broken answers, kept capped.
