@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
+PG_STAMP := $(VENV)/.installed-postgres
+# The PostgreSQL driver, only when a PostgreSQL database is named.
+POSTGRES = $(if $(findstring postgres,$(DATABASE_URL) $(TEST_DATABASE_URL)),$(PG_STAMP))
 
 # Settings from .env, when there is one (copy .env.example).
 ifneq (,$(wildcard .env))
@@ -22,10 +25,16 @@ $(STAMP): requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-run: install
+$(PG_STAMP): $(STAMP) requirements-postgres.txt
+	$(BIN)/pip install --quiet -r requirements-postgres.txt
+	touch $(PG_STAMP)
+
+run: install $(POSTGRES)
 	$(BIN)/python fitbit_oauth_app.py
 
-test: install
+# With TEST_DATABASE_URL (a PostgreSQL database that may be wiped), the database tests run on
+# PostgreSQL too; `.ci/with-postgres make test` makes a throwaway one.
+test: install $(POSTGRES)
 	$(BIN)/pytest
 
 # Headless Chromium from Debian (apt-get install chromium); nothing downloads a browser.

@@ -19,11 +19,12 @@ from peewee import (
     IntegerField,
     Model,
     OperationalError,
+    PostgresqlDatabase,
     SqliteDatabase,
     TextField,
 )
 from playhouse.db_url import connect
-from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, migrate
 
 db = DatabaseProxy()
 
@@ -291,7 +292,16 @@ MODELS = [User, BrowserSession, PendingSignIn, ApiCache, SchemaVersion]
 
 
 def _leases_and_pruning(migrator):
-    return [
+    # The first release made PostgreSQL's datetime columns TIMESTAMP, without a zone.
+    zoned = []
+    if isinstance(migrator, PostgresqlMigrator):
+        for model in (User, ApiCache, BrowserSession, PendingSignIn):
+            for field in model._meta.sorted_fields:
+                if isinstance(field, DateTimeField) and field.name not in NEW_IN_2:
+                    zoned.append(
+                        migrator.alter_column_type(model._meta.table_name, field.column_name, field)
+                    )
+    return zoned + [
         migrator.add_column("users", "refresh_lease", User.refresh_lease),
         migrator.add_column("users", "refresh_lease_until", User.refresh_lease_until),
         migrator.add_column("pendingsignin", "client", PendingSignIn.client),
@@ -300,6 +310,9 @@ def _leases_and_pruning(migrator):
     ]
 
 
+NEW_IN_2 = {"refresh_lease_until"}
+# Any number, the same in every process: the key of the advisory lock taken for upgrades.
+SCHEMA_LOCK = 4000
 # What each version adds to the one before. Version 1 is the schema of the first release,
 # which recorded no version: a database with a users table and no version row is at 1.
 MIGRATIONS = {2: _leases_and_pruning}
@@ -308,8 +321,13 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 def upgrade_schema(database):
     """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION in
-    place, keeping every row. Safe when several processes start at the same moment."""
+    place, keeping every row: all in one transaction, one process at a time."""
     with db.atomic():
+        if isinstance(database, PostgresqlDatabase):
+            # Two processes running CREATE TABLE IF NOT EXISTS at the same moment can both
+            # try to create the table, so they take turns. SQLite's BEGIN IMMEDIATE already
+            # makes them.
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         existing = db.table_exists(User._meta.table_name)
         # Only tables that are missing: the columns and indexes of existing ones are the
         # migrations' work (SQLite would even index a missing column as a string constant).
@@ -317,17 +335,11 @@ def upgrade_schema(database):
         SchemaVersion.insert(
             id=1, version=1 if existing else SCHEMA_VERSION
         ).on_conflict_ignore().execute()
-    migrator = SchemaMigrator.from_database(database)
-    for version in range(2, SCHEMA_VERSION + 1):
-        with db.atomic():
-            # Claiming the step comes first: a second process finds it taken and does nothing.
-            claimed = (
-                SchemaVersion.update(version=version)
-                .where(SchemaVersion.version == version - 1)
-                .execute()
-            )
-            if claimed:
-                migrate(*MIGRATIONS[version](migrator))
+        version = SchemaVersion.get().version
+        migrator = SchemaMigrator.from_database(database)
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            migrate(*MIGRATIONS[step](migrator))
+        SchemaVersion.update(version=SCHEMA_VERSION).execute()
 
 
 def use_wal(database):
@@ -354,6 +366,16 @@ def open_database(database_url):
         # be. Deferred, one that read before writing would fail at once ("database is
         # locked") whenever another process had written in between.
         database = connect(database_url, pragmas={"foreign_keys": 1}, lock_type="IMMEDIATE")
+    elif database_url.startswith(("postgres:", "postgresql:")):
+        database = connect(
+            database_url,
+            # Every moment here is a UTC datetime with its zone. PostgreSQL's plain TIMESTAMP
+            # would hand them back without one, and comparing those with aware ones fails.
+            field_types={"DATETIME": "TIMESTAMPTZ"},
+            # UTC, so times come back as they went in; and a lock wait ends as SQLite's
+            # does, after 5 s with an OperationalError, not never.
+            options="-c timezone=UTC -c lock_timeout=5s",
+        )
     else:
         database = connect(database_url)
     db.initialize(database)

@@ -1,5 +1,6 @@
 """Shared fixtures: an app on a fresh database file, a browser, and a fake Fitbit."""
 
+import os
 import threading
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -7,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from playhouse.db_url import connect
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
@@ -24,6 +26,43 @@ SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, AUTH_CODE)
 REDIRECT_URI = "http://localhost:4000/auth/callback"
 PROFILE_URL = oauth.API_URL + "/1/user/-/profile.json"
 STEPS_URL = oauth.API_URL + "/1/user/-/activities/steps/date/today/1m.json"
+
+
+# The database tests run on SQLite, and on PostgreSQL too where TEST_DATABASE_URL names one
+# that may be wiped (`.ci/with-postgres make test` makes a throwaway cluster).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+DATABASES = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
+
+
+def pytest_report_header(config):
+    if TEST_DATABASE_URL:
+        return "databases: SQLite and PostgreSQL (TEST_DATABASE_URL)"
+    return "databases: SQLite only (set TEST_DATABASE_URL to run on PostgreSQL too)"
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(pytest_report_header(None))
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path):
+    """A fresh, empty database of each kind: a new SQLite file, or PostgreSQL emptied."""
+    url = f"sqlite:///{tmp_path / 'test.db'}" if request.param == "sqlite" else TEST_DATABASE_URL
+    empty_database(url)
+    return url
+
+
+def empty_database(url):
+    """Delete everything in a test database: the SQLite file, or PostgreSQL's tables."""
+    if url.startswith("sqlite"):
+        path = urlsplit(url).path[1:]
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+    else:
+        database = connect(url)
+        database.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        database.close()
 
 
 def token_body(**overrides):

@@ -1,14 +1,15 @@
 """models.py on its own: users by Fitbit id, the token compare-and-swap, sessions."""
 
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import empty_database
 from freezegun import freeze_time
+from playhouse.db_url import connect
 
 import oauth
 from models import (
@@ -27,11 +28,10 @@ EXPIRY = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def database(tmp_path):
-    path = tmp_path / "models.db"
-    open_database(f"sqlite:///{path}")
+def database(database_url):
+    open_database(database_url)
     with db.connection_context():
-        yield path
+        yield database_url
 
 
 def tokens(user_id="ABC123", access="a1", refresh="r1"):
@@ -118,15 +118,20 @@ def test_clearing_a_dead_refresh_token_never_wipes_a_newer_pair(database):
     assert not User.get().connected
 
 
-def make_first_release_database(path):
-    with open(os.path.join(HERE, "schema_v1.sql")) as schema:
-        sqlite3.connect(path).executescript(schema.read()).connection.close()
+def make_first_release_database(database_url):
+    """The first release's tables, with two users in them: one connected, one not."""
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    with open(os.path.join(HERE, f"schema_v1_{kind}.sql")) as schema:
+        statements = [sql for sql in schema.read().split(";\n") if sql.strip()]
+    database = connect(database_url)
+    for sql in statements:
+        database.execute_sql(sql)
+    database.close()
 
 
-def test_a_database_of_the_first_release_is_upgraded_in_place(tmp_path):
-    path = tmp_path / "v1.db"
-    make_first_release_database(path)
-    open_database(f"sqlite:///{path}")
+def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
+    make_first_release_database(database_url)
+    open_database(database_url)
     with db.connection_context():
         assert SchemaVersion.get().version == SCHEMA_VERSION
         alex, sam = User.select().order_by(User.id)
@@ -136,40 +141,40 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(tmp_path):
             "v1-refresh",
         )
         assert alex.connected and alex.rate_remaining == 140 and not sam.connected
+        assert alex.expires_at == EXPIRY  # the same moment, now with its zone
         # The new columns work: the upgraded row takes a refresh lease.
         assert User.take_lease("7QW2XR", "v1-refresh", datetime.now(UTC) + oauth.REFRESH_LEASE)
-    open_database(f"sqlite:///{path}")  # a second start changes nothing
+    open_database(database_url)  # a second start changes nothing
     with db.connection_context():
         assert User.select().count() == 2 and SchemaVersion.select().count() == 1
 
 
-def schema_of(path):
-    """Each table's columns and each index's columns, as SQLite reports them."""
-    connection = sqlite3.connect(path)
-    names = connection.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite%'")
+def schema_of(database_url):
+    """Each table's columns with their types, and each index, as the database reports them."""
+    database = connect(database_url)
     schema = {}
-    for kind, name in names.fetchall():
-        pragma = "table_info" if kind == "table" else "index_info"
-        schema[name] = sorted(
-            row[2 if kind == "index" else 1]
-            for row in connection.execute(f'PRAGMA {pragma}("{name}")')
-        )
-    connection.close()
+    for table in database.get_tables():
+        columns = [(c.name, c.data_type.lower(), c.null) for c in database.get_columns(table)]
+        indexes = [(i.name, tuple(i.columns), i.unique) for i in database.get_indexes(table)]
+        schema[table] = (sorted(columns), sorted(indexes))
+    database.close()
     return schema
 
 
-def test_an_upgraded_database_has_the_schema_of_a_new_one(tmp_path):
-    make_first_release_database(tmp_path / "old.db")
-    open_database(f"sqlite:///{tmp_path / 'old.db'}")
-    open_database(f"sqlite:///{tmp_path / 'new.db'}")
-    assert schema_of(tmp_path / "old.db") == schema_of(tmp_path / "new.db")
+def test_an_upgraded_database_has_the_schema_of_a_new_one(database_url):
+    open_database(database_url)
+    new = schema_of(database_url)
+    empty_database(database_url)
+    make_first_release_database(database_url)
+    open_database(database_url)
+    assert schema_of(database_url) == new
 
 
 @pytest.mark.parametrize("first_release", [False, True], ids=["new-file", "first-release"])
 def test_processes_starting_together_set_up_the_database_once(tmp_path, first_release):
     path = tmp_path / "shared.db"
     if first_release:
-        make_first_release_database(path)
+        make_first_release_database(f"sqlite:///{path}")
     start = f"import models; models.open_database('sqlite:///{path}')"
     root = os.path.dirname(HERE)
     starts = [subprocess.Popen([sys.executable, "-c", start], cwd=root) for _ in range(4)]
@@ -203,5 +208,6 @@ def test_deleting_a_session_deletes_its_pending_sign_in(database):
     assert PendingSignIn.select().count() == 0
 
 
-def test_sqlite_file_is_created_private(database):
-    assert stat.S_IMODE(os.stat(database).st_mode) == 0o600
+def test_sqlite_file_is_created_private(tmp_path):
+    open_database(f"sqlite:///{tmp_path / 'private.db'}")
+    assert stat.S_IMODE(os.stat(tmp_path / "private.db").st_mode) == 0o600

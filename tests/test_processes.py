@@ -17,9 +17,11 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import requests
 from conftest import listening, url_of
+from playhouse.db_url import connect
 from werkzeug.wrappers import Response
 
 from models import User, db, open_database
@@ -66,6 +68,24 @@ class CountingStandIn(Sandbox):
         return answer
 
 
+@contextmanager
+def write_lock(database_url):
+    """Hold the lock that the app's writes need, from another connection: SQLite's write
+    lock, or on PostgreSQL a lock on the users table that lets reads through."""
+    if database_url.startswith("sqlite"):
+        locker = sqlite3.connect(urlsplit(database_url).path[1:], isolation_level=None)
+        run, lock = locker.execute, "BEGIN IMMEDIATE"
+    else:
+        locker = connect(database_url)
+        run, lock = locker.execute_sql, "BEGIN; LOCK TABLE users IN SHARE MODE"
+    run(lock)
+    try:
+        yield
+    finally:
+        run("ROLLBACK")
+        locker.close()
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,8 +99,8 @@ def stand_in():
 
 
 @contextmanager
-def app_processes(tmp_path, stand_in_server, count=2):
-    """`count` app processes on one SQLite file, all registered as one client at the
+def app_processes(tmp_path, stand_in_server, database_url, count=2):
+    """`count` app processes on one database, all registered as one client at the
     stand-in; sign-ins come back to the first one. Yields their base URLs."""
     ports = [free_port() for _ in range(count)]
     redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
@@ -100,7 +120,7 @@ def app_processes(tmp_path, stand_in_server, count=2):
         "FITBIT_REVOKE_URL": f"{stand_in_url}/oauth2/revoke",
         "FITBIT_API_URL": stand_in_url,
         "FITBIT_CACHE_SECONDS": "0",  # every page view calls Fitbit, so every round refreshes
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}",
+        "DATABASE_URL": database_url,
         "SECRET_KEY": "processes-secret-key",
     }
     processes, logs = [], []
@@ -205,8 +225,10 @@ def view_with_the_refresh_held(fitbit, url, cookies):
     return thread, result
 
 
-def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out(tmp_path):
-    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, logs):
+def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out(
+    tmp_path, database_url
+):
+    with stand_in() as server, app_processes(tmp_path, server, database_url) as (urls, _, logs):
         cookies = sign_in(urls[0])
         fitbit = server.app
         per_round, logouts, failed_pages = [], 0, []
@@ -230,19 +252,14 @@ def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out
     assert CLIENT_SECRET not in output
 
 
-def test_a_locked_database_gives_a_retry_page_and_spends_no_refresh_token(tmp_path):
-    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, _logs):
+def test_a_locked_database_gives_a_retry_page_and_spends_no_refresh_token(tmp_path, database_url):
+    with stand_in() as server, app_processes(tmp_path, server, database_url) as (urls, _, _logs):
         cookies = sign_in(urls[0])
         expire("7QW2XR")
         spent_before = stored("7QW2XR").refresh_token
-        # Another process takes SQLite's write lock and keeps it past the busy timeout.
-        locker = sqlite3.connect(tmp_path / "shared.db", isolation_level=None)
-        locker.execute("BEGIN IMMEDIATE")
-        try:
+        # Another process locks the database past the 5 s the app waits for a lock.
+        with write_lock(database_url):
             page = requests.get(urls[1] + "/", cookies=cookies, timeout=30)
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
         assert page.status_code == 503
         assert page.headers["Retry-After"].isdigit()
         assert "The database is busy" in page.text
@@ -259,22 +276,19 @@ def test_a_locked_database_gives_a_retry_page_and_spends_no_refresh_token(tmp_pa
         assert stored("7QW2XR").refresh_token != spent_before
 
 
-def test_a_database_locked_while_fitbit_answers_loses_no_refresh_token(tmp_path):
+def test_a_database_locked_while_fitbit_answers_loses_no_refresh_token(tmp_path, database_url):
     """The worst moment: the refresh token is spent, and the database is locked by another
-    process before the new pair can be written, for longer than SQLite's busy timeout."""
-    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, _logs):
+    process before the new pair can be written, for longer than the app waits for a lock."""
+    with stand_in() as server, app_processes(tmp_path, server, database_url) as (urls, _, _logs):
         cookies = sign_in(urls[0])
         expire("7QW2XR")
         spent = stored("7QW2XR").refresh_token
         locked, released = threading.Event(), threading.Event()
 
         def hold_the_lock():
-            locker = sqlite3.connect(tmp_path / "shared.db", isolation_level=None)
-            locker.execute("BEGIN IMMEDIATE")
-            locked.set()
-            time.sleep(7)  # past the 5 s busy timeout of the first try to store
-            locker.execute("ROLLBACK")
-            locker.close()
+            with write_lock(database_url):
+                locked.set()
+                time.sleep(7)  # past the 5 s lock wait of the first try to store
             released.set()
 
         holder = threading.Thread(target=hold_the_lock)
@@ -287,8 +301,8 @@ def test_a_database_locked_while_fitbit_answers_loses_no_refresh_token(tmp_path)
         assert stored("7QW2XR").connected and stored("7QW2XR").refresh_token != spent
 
 
-def test_another_user_signs_in_while_a_refresh_waits_on_fitbit(tmp_path):
-    with stand_in() as server, app_processes(tmp_path, server) as (urls, _, _logs):
+def test_another_user_signs_in_while_a_refresh_waits_on_fitbit(tmp_path, database_url):
+    with stand_in() as server, app_processes(tmp_path, server, database_url) as (urls, _, _logs):
         fitbit = server.app
         alex = sign_in(urls[0])
         expire("7QW2XR")
@@ -306,8 +320,11 @@ def test_another_user_signs_in_while_a_refresh_waits_on_fitbit(tmp_path):
         assert waiting["page"].status_code == 200 and "steps today" in waiting["page"].text
 
 
-def test_a_worker_that_dies_mid_refresh_holds_the_others_up_only_briefly(tmp_path):
-    with stand_in() as server, app_processes(tmp_path, server) as (urls, processes, _logs):
+def test_a_worker_that_dies_mid_refresh_holds_the_others_up_only_briefly(tmp_path, database_url):
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url) as (urls, processes, _logs),
+    ):
         fitbit = server.app
         alex = sign_in(urls[0])
         expire("7QW2XR")
