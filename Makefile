@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
 PG_STAMP := $(VENV)/.installed-postgres
+PROD_STAMP := $(VENV)/.installed-prod
+PORT ?= 4000
+WORKERS ?= 4
 # The PostgreSQL driver, only when a PostgreSQL database is named.
 POSTGRES = $(if $(findstring postgres,$(DATABASE_URL) $(TEST_DATABASE_URL)),$(PG_STAMP))
 
@@ -15,7 +18,7 @@ include .env
 export
 endif
 
-.PHONY: install run test e2e lint fmt clean
+.PHONY: install run serve test e2e lint fmt clean
 
 install: $(STAMP)
 
@@ -29,12 +32,21 @@ $(PG_STAMP): $(STAMP) requirements-postgres.txt
 	$(BIN)/pip install --quiet -r requirements-postgres.txt
 	touch $(PG_STAMP)
 
+$(PROD_STAMP): $(STAMP) requirements-prod.txt
+	$(BIN)/pip install --quiet -r requirements-prod.txt
+	touch $(PROD_STAMP)
+
 run: install $(POSTGRES)
 	$(BIN)/python fitbit_oauth_app.py
 
+# The same app under gunicorn, with $(WORKERS) worker processes sharing the database.
+serve: install $(PROD_STAMP) $(POSTGRES)
+	PORT=$(PORT) $(BIN)/gunicorn --workers $(WORKERS) --bind localhost:$(PORT) \
+		'fitbit_oauth_app:app_from_env()'
+
 # With TEST_DATABASE_URL (a PostgreSQL database that may be wiped), the database tests run on
 # PostgreSQL too; `.ci/with-postgres make test` makes a throwaway one.
-test: install $(POSTGRES)
+test: install $(PROD_STAMP) $(POSTGRES)
 	$(BIN)/pytest
 
 # Headless Chromium from Debian (apt-get install chromium); nothing downloads a browser.

@@ -49,6 +49,7 @@ from models import (
     db,
     open_database,
     prune,
+    shared_secret,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,6 +102,7 @@ SANDBOX_NOTICE = (
 )
 
 log = logging.getLogger("fitbit_oauth_app")
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 # --- Configuration ---------------------------------------------------------------------
@@ -110,9 +112,9 @@ log = logging.getLogger("fitbit_oauth_app")
 class Config:
     client: oauth.Client
     database_url: str = "sqlite:///fitbit_app.db"
-    # Keys the hash of session ids in the database. Without SECRET_KEY a random one is
-    # made at start-up, and browsers sign in again after a restart.
-    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    # Keys the hash of session ids in the database. Without SECRET_KEY, a random key is
+    # made once and kept in the database, so that every process and worker uses the same.
+    secret_key: bytes | None = field(default=None, repr=False)
     # Sandbox mode: the stand-in for Fitbit in sandbox.py is served from /sandbox in this
     # same process, and the client above is registered with it.
     sandbox: bool = False
@@ -357,6 +359,8 @@ class FitbitOAuthApp:
     def __init__(self, config):
         self.config = config
         self.client = config.client
+        with db.connection_context():
+            self.secret_key = config.secret_key or shared_secret("session-key")
         self.tokens = UserTokenStore()
         self.jinja = Environment(
             loader=FileSystemLoader(os.path.join(HERE, "templates")), autoescape=True
@@ -547,7 +551,7 @@ class FitbitOAuthApp:
     # Sessions, sign-ins and CSRF ------------------------------------------------------
 
     def keyed_hash(self, text):
-        return hmac.new(self.config.secret_key, text.encode(), sha256).hexdigest()
+        return hmac.new(self.secret_key, text.encode(), sha256).hexdigest()
 
     def load_session(self, request):
         raw = request.cookies.get(SESSION_COOKIE, "")
@@ -747,12 +751,21 @@ def create_app(config):
     return app
 
 
+def app_from_env(environ=None):
+    """The app as the environment configures it, for a WSGI server that starts its own
+    workers: gunicorn 'fitbit_oauth_app:app_from_env()'. The port only sets the default
+    redirect URI, so PORT should be the port the server listens on."""
+    environ = os.environ if environ is None else environ
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    return create_app(config_from_env(environ, int(environ.get("PORT") or DEFAULT_PORT)))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
     config = config_from_env(os.environ, args.port)
     app = create_app(config)

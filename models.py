@@ -278,6 +278,22 @@ def prune(most=None):
         model.delete().where(key.in_(model.select(key).where(condition).limit(most))).execute()
 
 
+class SharedSecret(BaseModel):
+    """Random values made once and shared by every process that uses this database."""
+
+    name = CharField(primary_key=True)
+    value = CharField()
+
+    class Meta:
+        table_name = "shared_secret"
+
+
+def shared_secret(name):
+    """The secret called `name`, made by whichever process asks first."""
+    SharedSecret.insert(name=name, value=secrets.token_hex(32)).on_conflict_ignore().execute()
+    return SharedSecret.get_by_id(name).value.encode()
+
+
 class SchemaVersion(BaseModel):
     """How far this database has been upgraded: one row, its version a key of MIGRATIONS."""
 
@@ -288,7 +304,7 @@ class SchemaVersion(BaseModel):
         table_name = "schema_version"
 
 
-MODELS = [User, BrowserSession, PendingSignIn, ApiCache, SchemaVersion]
+MODELS = [User, BrowserSession, PendingSignIn, ApiCache, SharedSecret, SchemaVersion]
 
 
 def _leases_and_pruning(migrator):

@@ -99,9 +99,10 @@ def stand_in():
 
 
 @contextmanager
-def app_processes(tmp_path, stand_in_server, database_url, count=2):
+def app_processes(tmp_path, stand_in_server, database_url, count=2, gunicorn_workers=None):
     """`count` app processes on one database, all registered as one client at the
-    stand-in; sign-ins come back to the first one. Yields their base URLs."""
+    stand-in; sign-ins come back to the first one. Each is `python fitbit_oauth_app.py`,
+    or with `gunicorn_workers`, gunicorn with that many workers. Yields their base URLs."""
     ports = [free_port() for _ in range(count)]
     redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
     stand_in_url = url_of(stand_in_server)
@@ -121,19 +122,24 @@ def app_processes(tmp_path, stand_in_server, database_url, count=2):
         "FITBIT_API_URL": stand_in_url,
         "FITBIT_CACHE_SECONDS": "0",  # every page view calls Fitbit, so every round refreshes
         "DATABASE_URL": database_url,
-        "SECRET_KEY": "processes-secret-key",
+        # No SECRET_KEY: the processes agree on the key kept in the database.
     }
+    env.pop("SECRET_KEY", None)
     processes, logs = [], []
     try:
         for port in ports:
             log = open(tmp_path / f"app-{port}.log", "w+")  # noqa: SIM115 (closed below)
             logs.append(log)
+            command = [sys.executable, "fitbit_oauth_app.py", "--host", "127.0.0.1"]
+            command += ["--port", str(port)]
+            if gunicorn_workers:
+                command = [sys.executable, "-m", "gunicorn", "--workers", str(gunicorn_workers)]
+                command += ["--bind", f"127.0.0.1:{port}", "fitbit_oauth_app:app_from_env()"]
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "fitbit_oauth_app.py", "--host", "127.0.0.1"]
-                    + ["--port", str(port)],
+                    command,
                     cwd=HERE,
-                    env=env,
+                    env={**env, "PORT": str(port)},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -349,3 +355,28 @@ def test_a_worker_that_dies_mid_refresh_holds_the_others_up_only_briefly(tmp_pat
             User.update(refresh_lease_until=gone).where(User.fitbit_id == "7QW2XR").execute()
         page = requests.get(urls[1] + "/", cookies=alex, timeout=30)
         assert page.status_code == 200 and "steps today" in page.text
+
+
+def test_gunicorn_with_four_workers_refreshes_once_for_forty_requests(tmp_path, database_url):
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url, count=1, gunicorn_workers=4) as (
+            urls,
+            _,
+            logs,
+        ),
+    ):
+        cookies = sign_in(urls[0])
+        pids = set()
+        for _ in range(3):
+            expire("7QW2XR")
+            before = server.app.refreshes
+            pages = load_pages(urls, cookies, 40)
+            assert server.app.refreshes - before == 1
+            assert [page.status_code for page in pages] == [200] * 40
+            assert all("steps today" in page.text for page in pages)
+            assert stored("7QW2XR").connected
+        output = logs[0].seek(0) or logs[0].read()
+        pids = set(re.findall(r"Booting worker with pid: (\d+)", output))
+    assert len(pids) == 4
+    assert "Traceback" not in output
