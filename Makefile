@@ -9,6 +9,8 @@ PG_STAMP := $(VENV)/.installed-postgres
 PROD_STAMP := $(VENV)/.installed-prod
 PORT ?= 4000
 WORKERS ?= 4
+THREADS ?= 16
+GUNICORN_OPTIONS = --workers $(WORKERS) --worker-class gthread --threads $(THREADS)
 # The PostgreSQL driver, only when a PostgreSQL database is named.
 POSTGRES = $(if $(findstring postgres,$(DATABASE_URL) $(TEST_DATABASE_URL)),$(PG_STAMP))
 
@@ -39,9 +41,11 @@ $(PROD_STAMP): $(STAMP) requirements-prod.txt
 run: install $(POSTGRES)
 	$(BIN)/python fitbit_oauth_app.py
 
-# The same app under gunicorn, with $(WORKERS) worker processes sharing the database.
+# The same app under gunicorn: $(WORKERS) processes sharing the database, each with
+# $(THREADS) threads, since a page waits on Fitbit. In sandbox mode Fitbit is the stand-in
+# in this same server, and each page view holds one thread while its calls need another.
 serve: install $(PROD_STAMP) $(POSTGRES)
-	PORT=$(PORT) $(BIN)/gunicorn --workers $(WORKERS) --bind localhost:$(PORT) \
+	PORT=$(PORT) $(BIN)/gunicorn $(GUNICORN_OPTIONS) --bind localhost:$(PORT) \
 		'fitbit_oauth_app:app_from_env()'
 
 # With TEST_DATABASE_URL (a PostgreSQL database that may be wiped), the database tests run on
@@ -66,5 +70,5 @@ fmt: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache fitbit_app.db fitbit_app.db-shm fitbit_app.db-wal
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis fitbit_app.db* fitbit_sandbox.db*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -7,6 +7,7 @@ cache of Fitbit answers, and error pages.
 """
 
 import argparse
+import dataclasses
 import hmac
 import logging
 import math
@@ -119,6 +120,8 @@ class Config:
     # same process, and the client above is registered with it.
     sandbox: bool = False
     sandbox_expires_in: int = sandbox_module.DEFAULT_EXPIRES_IN
+    # The stand-in's own SQLite file, shared by every worker and kept across restarts.
+    sandbox_database: str = sandbox_module.DEFAULT_DATABASE
     # How long a Fitbit answer is reused before asking again; 0 asks on every page view.
     cache_seconds: int = 300
     # Behind one TLS-terminating proxy: believe its X-Forwarded-Proto and X-Forwarded-For,
@@ -128,7 +131,7 @@ class Config:
 
     @property
     def configured(self):
-        return bool(self.client.client_id and self.client.client_secret)
+        return self.sandbox or bool(self.client.client_id and self.client.client_secret)
 
 
 def config_from_env(environ, port):
@@ -147,9 +150,12 @@ def config_from_env(environ, port):
 
     sandbox = environ.get("FITBIT_SANDBOX") == "1" or not environ.get("FITBIT_CLIENT_ID")
     if sandbox:
-        # Generated credentials: a real secret set in the environment never reaches it.
-        registered = sandbox_module.new_client(redirect_uri)
-        client_id, client_secret = registered.client_id, registered.client_secret
+        settings["sandbox_database"] = (
+            environ.get("SANDBOX_DATABASE") or sandbox_module.DEFAULT_DATABASE
+        )
+        # The stand-in registers the app itself in create_app(): a real secret set in the
+        # environment never reaches it.
+        client_id = client_secret = ""
         # The stand-in lives in this same app, so it is wherever the redirect URI points.
         app_origin = urlsplit(redirect_uri)
         root = f"{app_origin.scheme}://{app_origin.netloc}{SANDBOX_PATH}"
@@ -735,15 +741,24 @@ def with_security_headers(wsgi_app):
 
 def create_app(config):
     open_database(config.database_url)
+    if config.sandbox:
+        stand_in = sandbox_module.Sandbox(
+            expires_in=config.sandbox_expires_in, database=config.sandbox_database
+        )
+        # The app's registration at the stand-in: made by the first worker to start, and
+        # the same for every other one and after a restart.
+        registered = stand_in.store.generated_client(config.client.redirect_uri)
+        client = dataclasses.replace(
+            config.client,
+            client_id=registered.client_id,
+            client_secret=registered.client_secret,
+        )
+        config = dataclasses.replace(config, client=client)
     app = FitbitOAuthApp(config)
     app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/static": os.path.join(HERE, "static")})
     if config.sandbox:
         # The app still reaches the stand-in over real HTTP, like any other Fitbit: the
         # mount only saves the reader from starting a second server.
-        registered = sandbox_module.RegisteredClient(
-            config.client.client_id, config.client.client_secret, config.client.redirect_uri
-        )
-        stand_in = sandbox_module.Sandbox([registered], expires_in=config.sandbox_expires_in)
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PATH: stand_in})
     app.wsgi_app = with_security_headers(app.wsgi_app)
     if config.trust_proxy:

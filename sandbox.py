@@ -13,7 +13,9 @@ the client in oauth.py.
     GET  /1/user/-/activities/steps/date/<date>/<period>.json
 
 Run it alone with `python sandbox.py --port 4001`; the app mounts it at /sandbox itself
-when no FITBIT_CLIENT_ID is set. Everything lives in memory and is gone on restart.
+when no FITBIT_CLIENT_ID is set. What it remembers (apps, codes, tokens) is kept in the
+SQLite file SANDBOX_DATABASE (fitbit_sandbox.db), by sandbox_store.py, so that every worker
+shares it and a restart keeps it.
 """
 
 import argparse
@@ -21,14 +23,11 @@ import base64
 import calendar
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import os
 import re
 import secrets
-import threading
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -40,6 +39,14 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
+from sandbox_store import (
+    AuthorizationCode,
+    ConsentRequest,
+    Grant,
+    RegisteredClient,
+    StandInStore,
+)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SCOPES = (
@@ -49,6 +56,7 @@ SCOPES = (
 ).split()
 CODE_LIFETIME = timedelta(minutes=10)
 DEFAULT_EXPIRES_IN = 28800  # eight hours, as at Fitbit
+DEFAULT_DATABASE = "fitbit_sandbox.db"
 RATE_LIMIT = 150  # API calls per user per app per hour
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")  # base64url of 32 bytes, unpadded
@@ -93,67 +101,6 @@ def now():
 class Request(BaseRequest):
     max_content_length = MAX_BODY_BYTES
     max_form_memory_size = MAX_BODY_BYTES
-
-
-def drop_stale(table, stale):
-    """Drop up to PRUNE_BATCH entries from the front of a dict while `stale(key, value)`.
-    Entries are added in time order, and each kind goes stale after the same time, so the
-    stale ones are all at the front."""
-    for key in list(itertools.islice(table, PRUNE_BATCH)):
-        if not stale(key, table[key]):
-            break
-        del table[key]
-
-
-@dataclass(frozen=True)
-class RegisteredClient:
-    """An app registered at dev.fitbit.com: a Server (confidential) client."""
-
-    client_id: str
-    client_secret: str
-    redirect_uri: str
-    name: str = "OAuth Teaching App"
-
-    def __post_init__(self):
-        # dev.fitbit.com refuses application names with the word "Fitbit" in them.
-        if "fitbit" in self.name.lower():
-            raise ValueError('An application name may not contain the word "Fitbit".')
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What one Allow granted: who, to which app, with what scope. Every token issued from
-    it, through all its refreshes, carries the same grant."""
-
-    client_id: str
-    user_id: str
-    scope: str
-    grant_id: str = field(default_factory=lambda: secrets.token_hex(8))
-
-
-@dataclass(frozen=True)
-class AuthorizationCode:
-    grant: Grant
-    redirect_uri: str
-    code_challenge: str
-    issued_at: datetime
-
-
-@dataclass(frozen=True)
-class ConsentRequest:
-    """An authorization request waiting for the user to click Allow or Deny."""
-
-    client: RegisteredClient
-    scopes: tuple
-    state: str | None
-    code_challenge: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class AccessToken:
-    grant: Grant
-    expires_at: datetime
 
 
 class OAuthError(Exception):
@@ -210,17 +157,17 @@ def months_before(day, months):
 
 
 class Sandbox:
-    def __init__(self, clients, expires_in=DEFAULT_EXPIRES_IN, rate_limit=RATE_LIMIT):
-        self.clients = {client.client_id: client for client in clients}
+    """The stand-in as a WSGI app. Its state lives in `database` (see sandbox_store.py),
+    shared by every worker that opens the same file; `clients` are registered in it."""
+
+    def __init__(
+        self, clients=(), expires_in=DEFAULT_EXPIRES_IN, rate_limit=RATE_LIMIT, database=":memory:"
+    ):
+        self.store = StandInStore(database)
+        for client in clients:
+            self.store.register(client)
         self.expires_in = expires_in
         self.rate_limit = rate_limit
-        self.lock = threading.Lock()  # the server is threaded; all state below is shared
-        self.consents = {}  # request id -> ConsentRequest
-        self.codes = {}  # code -> AuthorizationCode
-        self.redeemed = {}  # code -> AuthorizationCode, used once already
-        self.access_tokens = {}  # token -> AccessToken
-        self.refresh_tokens = {}  # token -> Grant
-        self.calls = {}  # (client id, user id, hour) -> API calls made
         self.jinja = Environment(
             loader=FileSystemLoader(os.path.join(HERE, "templates", "sandbox")), autoescape=True
         )
@@ -247,7 +194,7 @@ class Sandbox:
         never lead to a redirect: that would make this an open redirector."""
         args = request.args
         try:
-            client = self.clients.get(single(args, "client_id") or "")
+            client = self.store.client(single(args, "client_id") or "")
             if client is None:
                 raise AuthorizePageError("This app is not registered (unknown client_id).")
             if single(args, "redirect_uri") != client.redirect_uri:
@@ -268,10 +215,10 @@ class Sandbox:
             raise AuthorizePageError(error.message) from None
 
         request_id = secrets.token_urlsafe(32)
-        with self.lock:
-            self.consents[request_id] = ConsentRequest(
-                client, tuple(dict.fromkeys(scopes)), state, challenge, now()
-            )
+        self.store.add_consent(
+            request_id,
+            ConsentRequest(client, tuple(dict.fromkeys(scopes)), state, challenge, now()),
+        )
         return self.render(
             "consent.html",
             client=client,
@@ -283,8 +230,7 @@ class Sandbox:
     def on_decide(self, request):
         """Allow or Deny. The request id in the form is single-use and unguessable, which
         also makes it this form's CSRF token."""
-        with self.lock:
-            consent = self.consents.pop(request.form.get("request_id", ""), None)
+        consent = self.store.take_consent(request.form.get("request_id", ""))
         if consent is None or now() > consent.created_at + CODE_LIFETIME:
             raise AuthorizePageError("This consent page has expired. Start again from the app.")
 
@@ -295,10 +241,10 @@ class Sandbox:
 
         code = secrets.token_hex(20)
         grant = Grant(consent.client.client_id, user_id, " ".join(granted))
-        with self.lock:
-            self.codes[code] = AuthorizationCode(
-                grant, consent.client.redirect_uri, consent.code_challenge, now()
-            )
+        self.store.add_code(
+            code,
+            AuthorizationCode(grant, consent.client.redirect_uri, consent.code_challenge, now()),
+        )
         return self.back_to_app(consent, code=code)
 
     def back_to_app(self, consent, **result):
@@ -319,7 +265,7 @@ class Sandbox:
             client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
         except ValueError:
             client_id = secret = ""
-        client = self.clients.get(client_id)
+        client = self.store.client(client_id)
         if scheme.lower() != "basic" or client is None or not same(secret, client.client_secret):
             raise OAuthError(401, "invalid_client", "Invalid authorization header.")
         if request.form.get("client_id", client_id) != client_id:
@@ -347,14 +293,9 @@ class Sandbox:
             raise OAuthError(
                 400, "invalid_request", "code, redirect_uri and code_verifier are required."
             )
-        with self.lock:
-            issued = self.codes.pop(code, None)  # single use, whatever happens next
-            if issued is not None:
-                self.redeemed[code] = issued
-            elif code in self.redeemed:
-                # RFC 6749 4.1.2: a code used twice revokes the tokens issued from it, in
-                # case the first use was an attacker's.
-                self.forget_grant(self.redeemed.pop(code).grant)
+        # Single use, whatever happens next. RFC 6749 4.1.2: a code used twice also revokes
+        # the tokens issued from it, in case the first use was an attacker's.
+        issued, _ = self.store.redeem_code(code)
         if issued is None or now() > issued.issued_at + CODE_LIFETIME:
             raise OAuthError(400, "invalid_grant", "Authorization code invalid or expired.")
         if issued.grant.client_id != client.client_id or redirect_uri != issued.redirect_uri:
@@ -373,21 +314,15 @@ class Sandbox:
         token = single(form, "refresh_token")
         if not token:
             raise OAuthError(400, "invalid_request", "refresh_token is required.")
-        with self.lock:
-            grant = self.refresh_tokens.get(token)
-            if grant is None or grant.client_id != client.client_id:
-                raise OAuthError(400, "invalid_grant", "Refresh token invalid.")
-            # Single use: spending it rotates the pair, and the old one is dead at once.
-            del self.refresh_tokens[token]
+        # Single use: spending it rotates the pair, and the old one is dead at once.
+        grant = self.store.spend_refresh_token(token, client.client_id)
+        if grant is None:
+            raise OAuthError(400, "invalid_grant", "Refresh token invalid.")
         return grant
 
     def issue_tokens(self, grant):
         access, refresh = secrets.token_urlsafe(32), secrets.token_hex(32)
-        with self.lock:
-            self.access_tokens[access] = AccessToken(
-                grant, now() + timedelta(seconds=self.expires_in)
-            )
-            self.refresh_tokens[refresh] = grant
+        self.store.add_tokens(grant, access, refresh, now() + timedelta(seconds=self.expires_in))
         return {
             "access_token": access,
             "expires_in": self.expires_in,
@@ -404,38 +339,21 @@ class Sandbox:
         token = single(request.form, "token")
         if not token:
             raise OAuthError(400, "invalid_request", "token is required.")
-        with self.lock:
-            found = self.access_tokens.get(token)
-            grant = found.grant if found else self.refresh_tokens.get(token)
-            if grant is not None and grant.client_id == client.client_id:
-                self.forget(client.client_id, grant.user_id)
+        grant = self.store.grant_of(token)
+        if grant is not None and grant.client_id == client.client_id:
+            self.store.forget_user(client.client_id, grant.user_id)
         return fitbit_json({})
 
     def forget_the_unusable(self):
-        """Drop consent pages, codes, expired access tokens and call counts that can no
-        longer matter, a few at a time. The caller holds the lock."""
+        """Drop consent pages, codes, long-expired access tokens and old call counts, a few
+        at a time."""
         moment = now()
-        cutoff, hour = moment - CODE_LIFETIME, moment.strftime("%Y%m%d%H")
-        drop_stale(self.consents, lambda _, consent: consent.created_at <= cutoff)
-        drop_stale(self.codes, lambda _, issued: issued.issued_at <= cutoff)
-        drop_stale(self.redeemed, lambda _, issued: issued.issued_at <= cutoff)
-        forgotten = moment - EXPIRED_TOKEN_MEMORY
-        drop_stale(self.access_tokens, lambda _, access: access.expires_at <= forgotten)
-        drop_stale(self.calls, lambda key, _: key[2] != hour)
-
-    def forget_grant(self, grant):
-        """Drop every token issued from one grant. The caller holds the lock."""
-        self.access_tokens = {t: a for t, a in self.access_tokens.items() if a.grant != grant}
-        self.refresh_tokens = {t: g for t, g in self.refresh_tokens.items() if g != grant}
-
-    def forget(self, client_id, user_id):
-        """Drop every token of one user for one app. The caller holds the lock."""
-
-        def others(grant):
-            return grant.client_id != client_id or grant.user_id != user_id
-
-        self.access_tokens = {t: a for t, a in self.access_tokens.items() if others(a.grant)}
-        self.refresh_tokens = {t: g for t, g in self.refresh_tokens.items() if others(g)}
+        self.store.prune(
+            code_cutoff=moment - CODE_LIFETIME,
+            token_cutoff=moment - EXPIRED_TOKEN_MEMORY,
+            hour=moment.strftime("%Y%m%d%H"),
+            most=PRUNE_BATCH,
+        )
 
     # The Web API -----------------------------------------------------------------------
 
@@ -444,8 +362,7 @@ class Sandbox:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise OAuthError(401, "invalid_client", "Authorization header required.")
-        with self.lock:
-            access = self.access_tokens.get(token)
+        access = self.store.access_token(token)
         if access is None:
             raise OAuthError(401, "invalid_token", "Access token invalid.")
         if now() >= access.expires_at:
@@ -455,9 +372,8 @@ class Sandbox:
             raise OAuthError(403, "insufficient_scope", f"This call needs the {scope} scope.")
 
         moment = now()
-        key = (access.grant.client_id, access.grant.user_id, moment.strftime("%Y%m%d%H"))
-        with self.lock:
-            used = self.calls[key] = self.calls.get(key, 0) + 1
+        grant = access.grant
+        used = self.store.count_call(grant.client_id, grant.user_id, moment.strftime("%Y%m%d%H"))
         headers = {
             "Fitbit-Rate-Limit-Limit": str(self.rate_limit),
             "Fitbit-Rate-Limit-Remaining": str(max(0, self.rate_limit - used)),
@@ -529,8 +445,7 @@ class Sandbox:
 
     def dispatch_request(self, request):
         urls = self.url_map.bind_to_environ(request.environ)
-        with self.lock:
-            self.forget_the_unusable()
+        self.forget_the_unusable()
         try:
             endpoint, values = urls.match()
             return getattr(self, f"on_{endpoint}")(request, **values)
@@ -553,15 +468,6 @@ class Sandbox:
         return response(environ, start_response)
 
 
-def new_client(redirect_uri):
-    """Credentials for a client that nobody registered by hand."""
-    return RegisteredClient(
-        client_id=secrets.token_hex(3).upper(),
-        client_secret=secrets.token_hex(16),
-        redirect_uri=redirect_uri,
-    )
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description="A local stand-in for Fitbit.")
     parser.add_argument("--host", default="localhost")
@@ -570,19 +476,22 @@ def main(argv=None):
 
     env = os.environ
     redirect_uri = env.get("FITBIT_REDIRECT_URI") or "http://localhost:4000/auth/callback"
+    expires_in = int(env.get("SANDBOX_EXPIRES_IN") or DEFAULT_EXPIRES_IN)
+    database = env.get("SANDBOX_DATABASE") or DEFAULT_DATABASE
+    stand_in = Sandbox(expires_in=expires_in, database=database)
     if env.get("FITBIT_CLIENT_ID") and env.get("FITBIT_CLIENT_SECRET"):
         client = RegisteredClient(
             env["FITBIT_CLIENT_ID"], env["FITBIT_CLIENT_SECRET"], redirect_uri
         )
+        stand_in.store.register(client)
         credentials = "using FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET from the environment"
     else:
-        client = new_client(redirect_uri)
+        client = stand_in.store.generated_client(redirect_uri)
         credentials = (
-            "generated for this run:\n"
+            f"generated once and kept in {database}:\n"
             f"   FITBIT_CLIENT_ID={client.client_id}\n"
             f"   FITBIT_CLIENT_SECRET={client.client_secret}"
         )
-    expires_in = int(env.get("SANDBOX_EXPIRES_IN") or DEFAULT_EXPIRES_IN)
     root = f"http://{args.host}:{args.port}"
     print(
         f" * Fitbit stand-in on {root}, one client registered, {credentials}\n"
@@ -593,7 +502,7 @@ def main(argv=None):
         f"   FITBIT_REVOKE_URL={root}/oauth2/revoke\n"
         f"   FITBIT_API_URL={root}"
     )
-    run_simple(args.host, args.port, Sandbox([client], expires_in), threaded=True)
+    run_simple(args.host, args.port, stand_in, threaded=True)
 
 
 if __name__ == "__main__":

@@ -186,10 +186,10 @@ def running_app(tmp_path, expires_in=600):
             "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
             "FITBIT_REDIRECT_URI": f"{url_of(server)}/auth/callback",
             "SANDBOX_EXPIRES_IN": str(expires_in),
+            "SANDBOX_DATABASE": str(tmp_path / "stand-in.db"),
         }
-        config = config_from_env(env, server.server_port)
-        server.app = create_app(config)
-        yield url_of(server), config
+        server.app = create_app(config_from_env(env, server.server_port))
+        yield url_of(server), server.app.config  # with the credentials the stand-in made
 
 
 @pytest.fixture

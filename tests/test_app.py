@@ -175,7 +175,8 @@ def assert_security_headers(headers):
 @pytest.fixture
 def sandbox_browser(tmp_path):
     """A browser on the app in sandbox mode: the stand-in is mounted at /sandbox."""
-    config = config_from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'sb.db'}"}, 4000)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'sb.db'}", "SANDBOX_DATABASE": ":memory:"}
+    config = config_from_env(env, 4000)
     return Client(create_app(config))
 
 
@@ -803,6 +804,7 @@ def test_main_serves_localhost_4000_threaded_without_debugger(monkeypatch, tmp_p
     for name in ("FITBIT_CLIENT_ID", "PORT", "FITBIT_SANDBOX"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'main.db'}")
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
     fitbit_oauth_app.main([])
     assert (served["host"], served["port"]) == ("localhost", 4000)
     assert served["options"]["threaded"] is True

@@ -41,7 +41,7 @@ class CountingStandIn(Sandbox):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.refreshes = 0
+        self.refreshes, self.lock = 0, threading.Lock()
         self.issued = []  # every token handed out, to look for in the app's output
         self.go = threading.Event()
         self.go.set()
@@ -380,3 +380,48 @@ def test_gunicorn_with_four_workers_refreshes_once_for_forty_requests(tmp_path, 
         pids = set(re.findall(r"Booting worker with pid: (\d+)", output))
     assert len(pids) == 4
     assert "Traceback" not in output
+
+
+@contextmanager
+def gunicorn_in_sandbox_mode(tmp_path, port):
+    """`make serve` as a newcomer runs it: gunicorn, 4 workers of 16 threads, no credentials,
+    so every worker mounts the stand-in, which keeps its state in its own database."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FITBIT_", "SECRET_KEY"))},
+        "PORT": str(port),
+        "FITBIT_REDIRECT_URI": f"http://127.0.0.1:{port}/auth/callback",
+        "FITBIT_CACHE_SECONDS": "0",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "SANDBOX_DATABASE": str(tmp_path / "stand-in.db"),
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--worker-class", "gthread"]
+    command += ["--threads", "16", "--bind", f"127.0.0.1:{port}", "fitbit_oauth_app:app_from_env()"]
+    with open(tmp_path / "gunicorn.log", "a") as log:
+        server = subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=log)
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}")
+            open_database(env["DATABASE_URL"])
+            yield
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(20)
+
+
+def test_the_stand_in_under_gunicorn_is_one_fitbit_for_all_workers_and_restarts(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with gunicorn_in_sandbox_mode(tmp_path, port):
+        # A code minted by one worker is redeemed through whichever worker gets the POST.
+        cookies = sign_in(url)
+        expire("7QW2XR")
+        pages = load_pages([url], cookies, 20)
+        assert [page.status_code for page in pages] == [200] * 20
+        assert all("steps today" in page.text for page in pages)
+    with gunicorn_in_sandbox_mode(tmp_path, port):  # a restart: nobody is forgotten
+        page = requests.get(url + "/", cookies=cookies, timeout=30)
+        assert page.status_code == 200 and "steps today" in page.text
+    output = (tmp_path / "gunicorn.log").read_text()
+    assert output.count("Booting worker with pid") == 8
+    assert output.count("Fitbit user 7QW2XR: signed in") == 1
+    assert output.count("Fitbit user 7QW2XR: tokens refreshed") == 1
+    assert "Traceback" not in output and "Connect again" not in page.text

@@ -60,7 +60,9 @@ def app(tmp_path_factory):
     points at Fitbit's real URLs, which `responses` answers."""
     client = oauth.Client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
     database = tmp_path_factory.mktemp("properties") / "p.db"
-    return create_app(Config(client, f"sqlite:///{database}", sandbox=True))
+    return create_app(
+        Config(client, f"sqlite:///{database}", sandbox=True, sandbox_database=":memory:")
+    )
 
 
 def fake_fitbit():

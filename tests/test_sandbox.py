@@ -439,7 +439,8 @@ def test_unknown_path_and_method_answer_in_fitbits_shape(fitbit):
     assert_fitbit_error(fitbit.get("/oauth2/token"), 405, "invalid_request")
 
 
-def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsys):
+def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
     served = {}
     monkeypatch.setattr(
         sandbox,
@@ -451,23 +452,27 @@ def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsy
     monkeypatch.setenv("FITBIT_REDIRECT_URI", "http://localhost:4000/auth/callback")
     sandbox.main(["--port", "4555"])
     assert (served["host"], served["port"]) == ("localhost", 4555)
-    assert served["app"].clients["ENV123"].client_secret == "env-secret"
+    assert served["app"].store.client("ENV123").client_secret == "env-secret"
     out = capsys.readouterr().out
     assert "FITBIT_TOKEN_URL=http://localhost:4555/oauth2/token" in out
     assert "env-secret" not in out  # the reader's own secret is not echoed back
 
 
-def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, capsys):
+def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
     served = {}
     monkeypatch.setattr(sandbox, "run_simple", lambda host, port, app, **kw: served.update(app=app))
     monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
     monkeypatch.delenv("FITBIT_CLIENT_SECRET", raising=False)
     sandbox.main([])
-    (client,) = served["app"].clients.values()
+    (client,) = served["app"].store.clients()
     out = capsys.readouterr().out
     assert f"FITBIT_CLIENT_ID={client.client_id}" in out
     assert f"FITBIT_CLIENT_SECRET={client.client_secret}" in out
     assert client.redirect_uri == "http://localhost:4000/auth/callback"
+    # Started again, it remembers them: an app configured with them keeps working.
+    sandbox.main([])
+    assert served["app"].store.clients() == [client]
 
 
 def test_stale_consents_codes_and_counts_are_dropped(stand_in, fitbit):
@@ -475,23 +480,25 @@ def test_stale_consents_codes_and_counts_are_dropped(stand_in, fitbit):
         access = tokens(fitbit)["access_token"]
         api(fitbit, "/1/user/-/profile.json", access)
         consent(fitbit)  # a code that is never redeemed
-    assert stand_in.codes and stand_in.calls
+    store = stand_in.store
+    assert (store.count("codes"), store.count("calls"), store.count("grants")) == (2, 1, 2)
     with freeze_time("2026-11-23 13:00:00"):
         fitbit.get("/oauth2/authorize", query_string=authorize_query())
-    assert stand_in.codes == {} and stand_in.calls == {}
-    assert len(stand_in.consents) == 1  # only the page just shown
+    assert (store.count("codes"), store.count("calls")) == (0, 0)
+    assert store.count("grants") == 1  # the one whose tokens are still held
+    assert store.count("consents") == 1  # only the page just shown
 
 
 def test_stale_entries_go_a_batch_at_a_time(stand_in, fitbit):
     with freeze_time("2026-11-23 12:00:00"):
         for _ in range(2 * sandbox.PRUNE_BATCH + 10):
             fitbit.get("/oauth2/authorize", query_string=authorize_query())
-    assert len(stand_in.consents) == 2 * sandbox.PRUNE_BATCH + 10
+    assert stand_in.store.count("consents") == 2 * sandbox.PRUNE_BATCH + 10
     left = []
     with freeze_time("2026-11-23 12:11:00"):
         for _ in range(3):
             fitbit.get("/no-such-path")
-            left.append(len(stand_in.consents))
+            left.append(stand_in.store.count("consents"))
     assert left == [sandbox.PRUNE_BATCH + 10, 10, 0]
 
 
@@ -502,7 +509,7 @@ def test_expired_access_tokens_are_forgotten_after_a_day(stand_in, fitbit):
         assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", access), 401, "expired_token")
         clock.tick(sandbox.EXPIRED_TOKEN_MEMORY)
         assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", access), 401, "invalid_token")
-    assert stand_in.access_tokens == {}
+    assert stand_in.store.count("access_tokens") == 0
 
 
 def test_a_replayed_code_revokes_the_tokens_issued_from_it(fitbit):
