@@ -20,7 +20,7 @@ include .env
 export
 endif
 
-.PHONY: install run serve test e2e lint fmt clean
+.PHONY: install run serve test bench e2e lint fmt clean
 
 install: $(STAMP)
 
@@ -52,6 +52,14 @@ serve: install $(PROD_STAMP) $(POSTGRES)
 # PostgreSQL too; `.ci/with-postgres make test` makes a throwaway one.
 test: install $(PROD_STAMP) $(POSTGRES)
 	$(BIN)/pytest
+
+# What a page costs against a bare Werkzeug app under the same gunicorn. wrk comes from
+# Debian's package where it can be installed; without it, bench.py uses its own client.
+bench: install $(PROD_STAMP)
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } \
+		>/dev/null 2>&1 || true
+	$(BIN)/python bench.py
 
 # Headless Chromium from Debian (apt-get install chromium); nothing downloads a browser.
 $(E2E_STAMP): $(STAMP) requirements-e2e.txt

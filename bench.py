@@ -1,0 +1,291 @@
+"""`make bench`: what a page of this app costs, next to a bare Werkzeug "hello" app.
+
+Both run under the same server with the same options: gunicorn, 2 sync workers, on this
+machine's loopback. (Sync workers take a connection per request, so the load is shared
+evenly; a keep-alive connection stays with the worker that took it, and wrk's 16 of them
+can end up on one worker.) The app runs in sandbox mode with
+1,000 users in its database, one of them signed in through the stand-in. Each page is
+loaded by wrk (Debian's package) when it is installed, or else by the small threaded client
+below, and the results are printed as a table. Nothing here is a test: the figures depend
+on the machine, and only their ratios to "hello" travel.
+
+    python bench.py [--seconds 8] [--connections 16]
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import requests
+from werkzeug.wrappers import Request, Response
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SYNC = ["--worker-class", "sync"]
+SEEDED_USERS = 1000
+
+
+@Request.application
+def hello(request):
+    """The baseline: the least a Werkzeug app can do per request."""
+    return Response("Hello")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(app, env, workers, log_path, options=SYNC, port=None):
+    """gunicorn serving `app` (on a free port unless told); yields (base URL, seconds from
+    start to the first answer)."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), *options]
+    command += ["--bind", f"127.0.0.1:{port}", app]
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "a") as log:
+        started = time.monotonic()
+        # The sign-in comes back to the address the browser uses, so its cookie follows.
+        env = {**env, "PORT": str(port), "FITBIT_REDIRECT_URI": f"{url}/auth/callback"}
+        server = subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=log)
+        try:
+            while True:
+                try:
+                    requests.get(url + "/", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    if server.poll() is not None or time.monotonic() - started > 30:
+                        raise SystemExit(f"{app} did not start; see {log_path}") from None
+                    time.sleep(0.01)
+            yield url, time.monotonic() - started
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(20)
+
+
+def sign_in(url):
+    """Sign in as the stand-in's Alex, as a browser would; returns the session cookie."""
+    browser = requests.Session()
+    consent = browser.get(url + "/auth", timeout=10)
+    request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+    form = {"request_id": request_id, "user_id": "7QW2XR", "decision": "allow"}
+    page = browser.post(consent.url.split("?")[0], data={**form, "scope": ["activity", "profile"]})
+    if "steps today" not in page.text:
+        raise SystemExit("The sign-in through the stand-in failed.")
+    return browser.cookies["session"]
+
+
+def seed_users(database_url, count):
+    """`count` more users, connected, as if they had signed in over the past months."""
+    import models
+
+    models.open_database(database_url)
+    later = datetime.now(UTC) + timedelta(hours=8)
+    rows = [
+        {
+            "fitbit_id": f"SEED{n:04}",
+            "display_name": f"Person {n}",
+            "access_token": f"seed-access-{n}",
+            "refresh_token": f"seed-refresh-{n}",
+            "expires_at": later,
+            "scope": "activity profile",
+        }
+        for n in range(count)
+    ]
+    with models.db.connection_context(), models.db.atomic():
+        for start in range(0, count, 100):
+            models.User.insert_many(rows[start : start + 100]).execute()
+
+
+# --- Load generators ----------------------------------------------------------------------
+
+
+def wrk(url, cookie, seconds, connections):
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if cookie:
+        command[1:1] = ["-H", f"Cookie: session={cookie}"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{url}: {errors.group(1)} answers were errors")
+
+    def percentile(label):
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    return rate, percentile("50"), percentile("99")
+
+
+def threaded_client(url, cookie, seconds, connections):
+    """The fallback without wrk: `connections` threads, each with its own keep-alive
+    connection, for `seconds`."""
+    latencies, lock = [], threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run():
+        session = requests.Session()
+        if cookie:
+            session.cookies.set("session", cookie)
+        mine = []
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            if session.get(url, timeout=10).status_code != 200:
+                raise SystemExit(f"{url} answered an error")
+            mine.append((time.perf_counter() - start) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cuts = statistics.quantiles(latencies, n=100)
+    return len(latencies) / seconds, cuts[49], cuts[98]
+
+
+# --- The measurements -----------------------------------------------------------------------
+
+
+def api_calls(stand_in_database):
+    """API calls the stand-in has counted so far, for every user and hour."""
+    connection = sqlite3.connect(stand_in_database)
+    try:
+        return connection.execute("SELECT coalesce(sum(count), 0) FROM calls").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
+    """Expire a signed-in user's token, send `requests_at_once` page views at the same
+    moment to `workers` workers, and count the refreshes the app logged. The stand-in runs
+    as a server of its own here (`python sandbox.py`), as Fitbit would: mounted in the
+    app's own server, its answers would queue for the same workers as the pages."""
+    import models
+
+    app_port, fitbit_port = free_port(), free_port()
+    fitbit = f"http://127.0.0.1:{fitbit_port}"
+    env = {
+        **env,
+        "DATABASE_URL": f"sqlite:///{work}/expiry.db",
+        "SANDBOX_DATABASE": f"{work}/expiry-stand-in.db",
+        "FITBIT_CLIENT_ID": "BENCH1",
+        "FITBIT_CLIENT_SECRET": "bench-client-secret",
+        "FITBIT_REDIRECT_URI": f"http://127.0.0.1:{app_port}/auth/callback",
+        "FITBIT_AUTHORIZE_URL": f"{fitbit}/oauth2/authorize",
+        "FITBIT_TOKEN_URL": f"{fitbit}/oauth2/token",
+        "FITBIT_REVOKE_URL": f"{fitbit}/oauth2/revoke",
+        "FITBIT_API_URL": fitbit,
+        "FITBIT_CACHE_SECONDS": "0",  # every view calls the API, so each one needs the token
+    }
+    command = [sys.executable, "sandbox.py", "--host", "127.0.0.1", "--port", str(fitbit_port)]
+    log_path = f"{work}/expiry.log"
+    with open(f"{work}/expiry-stand-in.log", "w") as log:
+        stand_in = subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=log)
+    app = "fitbit_oauth_app:app_from_env()"
+    try:
+        with gunicorn(app, env, workers, log_path, port=app_port) as (url, _):
+            cookie = sign_in(url)
+            models.open_database(env["DATABASE_URL"])
+            with models.db.connection_context():
+                past = datetime.now(UTC) - timedelta(minutes=1)
+                alex = models.User.fitbit_id == "7QW2XR"
+                models.User.update(expires_at=past).where(alex).execute()
+            before = open(log_path).read().count("tokens refreshed")
+            barrier = threading.Barrier(requests_at_once)
+            statuses = []
+
+            def view():
+                barrier.wait()
+                answer = requests.get(url + "/", cookies={"session": cookie}, timeout=60)
+                statuses.append(answer.status_code)
+
+            threads = [threading.Thread(target=view) for _ in range(requests_at_once)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        stand_in.terminate()
+        stand_in.wait(10)
+    refreshes = open(log_path).read().count("tokens refreshed") - before
+    return refreshes, statuses.count(200)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="per page (default 8)")
+    parser.add_argument("--connections", type=int, default=16, help="at once (default 16)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    args = parser.parse_args(argv)
+    load = wrk if shutil.which("wrk") else threaded_client
+    generator = "wrk" if load is wrk else "the built-in threaded client (no wrk found)"
+
+    work = tempfile.mkdtemp(prefix="fitbit-bench-")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FITBIT_", "SECRET_KEY"))},
+        "DATABASE_URL": f"sqlite:///{work}/app.db",
+        "SANDBOX_DATABASE": f"{work}/stand-in.db",
+        "FITBIT_CACHE_SECONDS": "3600",  # the signed-in page is measured with cached data
+    }
+
+    def measure(url, cookie):
+        # A first, shorter run that is not counted: every worker booted, every cache warm.
+        load(url, cookie, 2, args.connections)
+        return load(url, cookie, args.seconds, args.connections)
+
+    rows = []
+    with gunicorn("bench:hello", env, args.workers, f"{work}/hello.log") as (url, hello_start):
+        rows.append(("bare Werkzeug hello", *measure(url + "/", None)))
+    with gunicorn("fitbit_oauth_app:app_from_env()", env, args.workers, f"{work}/app.log") as (
+        url,
+        app_start,
+    ):
+        cookie = sign_in(url)
+        seed_users(env["DATABASE_URL"], SEEDED_USERS - 1)
+        for name, path, who in [
+            ("/ signed in, cached data", "/", cookie),
+            ("/ signed out", "/", None),
+            (f"/users ({SEEDED_USERS} users, first page)", "/users", None),
+        ]:
+            rows.append((name, *measure(url + path, who)))
+        calls_before = api_calls(env["SANDBOX_DATABASE"])
+        views = requests.Session()
+        views.cookies.set("session", cookie)
+        for _ in range(100):
+            views.get(url + "/", timeout=10)
+        calls_per_100 = api_calls(env["SANDBOX_DATABASE"]) - calls_before
+    refreshes, answered = token_posts_per_expiry(env, work)
+
+    hello_rate = rows[0][1]
+    print(f"\ngunicorn --workers {args.workers} {' '.join(SYNC)}; load: {generator},")
+    print(f"{args.connections} connections for {args.seconds} s per page; {os.cpu_count()} cores\n")
+    print("| page | requests/s | p50 ms | p99 ms | of hello |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rate, p50, p99 in rows:
+        print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {rate / hello_rate:.2f} |")
+    print()
+    print(f"- Fitbit API calls per 100 signed-in page views: {calls_per_100}")
+    print(
+        f"- token POSTs for one expiry, 40 requests at once on 4 workers: {refreshes}"
+        f" ({answered} of 40 pages answered 200)"
+    )
+    print(f"- process start to first answer: app {app_start:.2f} s, hello {hello_start:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
