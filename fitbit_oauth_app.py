@@ -8,6 +8,7 @@ cache of Fitbit answers, and error pages.
 
 import argparse
 import dataclasses
+import functools
 import hmac
 import logging
 import math
@@ -310,6 +311,12 @@ def explain(error):
     return 502, "Fitbit refused the request", f"Fitbit answered {error.status} {error.error_type}."
 
 
+@functools.lru_cache(maxsize=1024)
+def day_label(day):
+    """'Mon 23 Nov'. Remembered: every view of the chart labels the same days again."""
+    return f"{day:%a} {day.day} {day:%b}"
+
+
 def token_status(user):
     """How a user's connection stands, in words, for the users page."""
     if not user.connected:
@@ -374,7 +381,7 @@ class FitbitOAuthApp:
         self.jinja.filters["token_status"] = token_status
         self.jinja.filters["in_words"] = in_words
         self.jinja.filters["thousands"] = "{:,}".format
-        self.jinja.filters["day"] = lambda day: f"{day:%a} {day.day} {day:%b}"
+        self.jinja.filters["day"] = day_label
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -433,7 +440,7 @@ class FitbitOAuthApp:
     def fitbit_data(self, user, path, notes):
         """One Fitbit answer for this user: the cached one while it is fresh, else a new one.
         When the hour's 150 calls are spent, the last answer (if any) stands in, with a note."""
-        cached = ApiCache.lookup(user, path)
+        cached = user.cached_answer(path)
         if cached is not None and cached.fresh(timedelta(seconds=self.config.cache_seconds)):
             return cached.data
         if not user.budget_spent():
@@ -523,7 +530,14 @@ class FitbitOAuthApp:
         pages = max(1, math.ceil(User.select().count() / USERS_PER_PAGE))
         if page > pages:
             raise NotFound(f"There is no page {page}: the users fit on {pages}.")
-        users = User.select().order_by(User.created_at, User.id).paginate(page, USERS_PER_PAGE)
+        # Only the columns the page shows: making all of them into Python values, for 50
+        # rows, would cost more than the query itself.
+        columns = [User.display_name, User.fitbit_id, User.refresh_token, User.expires_at]
+        users = (
+            User.select(*columns, User.last_sync_at)
+            .order_by(User.created_at, User.id)
+            .paginate(page, USERS_PER_PAGE)
+        )
         return self.render(request, "users.html", users=users, page=page, pages=pages)
 
     def on_revoke(self, request):

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 from peewee import (
+    JOIN,
     CharField,
     DatabaseProxy,
     DateTimeField,
@@ -157,6 +158,14 @@ class User(BaseModel):
     def connected(self):
         return self.refresh_token is not None
 
+    def cached_answer(self, path):
+        """The ApiCache row for `path`, or None. All of this user's rows come in one query,
+        the first time one is asked for."""
+        if not hasattr(self, "_cached_answers"):
+            rows = ApiCache.select().where(ApiCache.user == self)
+            self._cached_answers = {row.path: row for row in rows}
+        return self._cached_answers.get(path)
+
     def record_budget(self, remaining, reset_at):
         """Note Fitbit's rate-limit budget; a None leaves that part as it was."""
         if remaining is not None:
@@ -188,10 +197,6 @@ class ApiCache(BaseModel):
         indexes = ((("user", "path"), True),)
 
     @classmethod
-    def lookup(cls, user, path):
-        return cls.get_or_none((cls.user == user) & (cls.path == path))
-
-    @classmethod
     def store(cls, user, path, data):
         fields = {"body": json.dumps(data), "fetched_at": now()}
         cls.insert(user=user, path=path, **fields).on_conflict(
@@ -219,7 +224,13 @@ class BrowserSession(BaseModel):
 
     @classmethod
     def find(cls, key):
-        return cls.get_or_none((cls.key == key) & (cls.created_at > now() - SESSION_LIFETIME))
+        """The session and its user, in one query."""
+        return (
+            cls.select(cls, User)
+            .join(User, JOIN.LEFT_OUTER)
+            .where((cls.key == key) & (cls.created_at > now() - SESSION_LIFETIME))
+            .get_or_none()
+        )
 
     def add_flash(self, message):
         self.flashes = json.dumps([*json.loads(self.flashes), message])
@@ -373,6 +384,11 @@ def use_wal(database):
 
 def open_database(database_url):
     """Connect the models to DATABASE_URL, and create or upgrade the tables."""
+    # A pool keeps each thread's connection open between requests: opening one, with its
+    # pragmas, costs more than all the queries of a page.
+    scheme, rest = database_url.split(":", 1)
+    pooled = f"{scheme}+pool:{rest}"
+    pool = {"max_connections": 64, "stale_timeout": 300, "timeout": 10}
     if database_url.startswith("sqlite:"):
         path = urlparse(database_url).path[1:]
         if path and path != ":memory:" and not os.path.exists(path):
@@ -381,10 +397,17 @@ def open_database(database_url):
         # BEGIN IMMEDIATE: a transaction takes the write lock first, waiting for it if need
         # be. Deferred, one that read before writing would fail at once ("database is
         # locked") whenever another process had written in between.
-        database = connect(database_url, pragmas={"foreign_keys": 1}, lock_type="IMMEDIATE")
+        database = connect(
+            pooled,
+            pragmas={"foreign_keys": 1},
+            lock_type="IMMEDIATE",
+            check_same_thread=False,  # a pooled connection serves one thread at a time
+            **pool,
+        )
     elif database_url.startswith(("postgres:", "postgresql:")):
         database = connect(
-            database_url,
+            pooled,
+            **pool,
             # Every moment here is a UTC datetime with its zone. PostgreSQL's plain TIMESTAMP
             # would hand them back without one, and comparing those with aware ones fails.
             field_types={"DATETIME": "TIMESTAMPTZ"},
