@@ -414,8 +414,10 @@ def test_the_stand_in_under_gunicorn_is_one_fitbit_for_all_workers_and_restarts(
         # A code minted by one worker is redeemed through whichever worker gets the POST.
         cookies = sign_in(url)
         expire("7QW2XR")
-        pages = load_pages([url], cookies, 20)
-        assert [page.status_code for page in pages] == [200] * 20
+        # Kept below the threads of one worker (16): in sandbox mode each page view holds a
+        # thread while its calls to the stand-in, in this same server, need another.
+        pages = load_pages([url], cookies, 10)
+        assert [page.status_code for page in pages] == [200] * 10
         assert all("steps today" in page.text for page in pages)
     with gunicorn_in_sandbox_mode(tmp_path, port):  # a restart: nobody is forgotten
         page = requests.get(url + "/", cookies=cookies, timeout=30)
