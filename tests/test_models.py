@@ -10,8 +10,10 @@ import pytest
 from conftest import empty_database
 from freezegun import freeze_time
 from playhouse.db_url import connect
+from werkzeug.test import Client
 
 import oauth
+from fitbit_oauth_app import Config, create_app
 from models import (
     SCHEMA_VERSION,
     BrowserSession,
@@ -147,6 +149,17 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
     open_database(database_url)  # a second start changes nothing
     with db.connection_context():
         assert User.select().count() == 2 and SchemaVersion.select().count() == 1
+
+
+def test_the_app_starts_on_a_first_release_database_with_its_users_still_there(
+    database_url, client_config
+):
+    make_first_release_database(database_url)
+    app = create_app(Config(client_config, database_url, secret_key=b"k"))
+    with freeze_time("2026-11-23 12:00:00"):
+        users = Client(app).get("/users").get_data(as_text=True)
+    assert "Alex R." in users and "expires in 8 hours" in users
+    assert "Sam K." in users and "needs reconnecting" in users
 
 
 def schema_of(database_url):
