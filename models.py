@@ -319,25 +319,24 @@ MODELS = [User, BrowserSession, PendingSignIn, ApiCache, SharedSecret, SchemaVer
 
 
 def _leases_and_pruning(migrator):
-    # The first release made PostgreSQL's datetime columns TIMESTAMP, without a zone.
-    zoned = []
-    if isinstance(migrator, PostgresqlMigrator):
-        for model in (User, ApiCache, BrowserSession, PendingSignIn):
-            for field in model._meta.sorted_fields:
-                if isinstance(field, DateTimeField) and field.name not in NEW_IN_2:
-                    zoned.append(
-                        migrator.alter_column_type(model._meta.table_name, field.column_name, field)
-                    )
-    return zoned + [
+    added = [
         migrator.add_column("users", "refresh_lease", User.refresh_lease),
         migrator.add_column("users", "refresh_lease_until", User.refresh_lease_until),
         migrator.add_column("pendingsignin", "client", PendingSignIn.client),
         migrator.add_index("pendingsignin", ("created_at",)),
         migrator.add_index("browsersession", ("created_at",)),
     ]
+    # The first release made PostgreSQL's datetime columns TIMESTAMP, without a time zone.
+    zoned = []
+    if isinstance(migrator, PostgresqlMigrator):
+        for model in (User, ApiCache, BrowserSession, PendingSignIn):
+            for field in model._meta.sorted_fields:
+                if isinstance(field, DateTimeField):
+                    table, column = model._meta.table_name, field.column_name
+                    zoned.append(migrator.alter_column_type(table, column, field))
+    return added + zoned
 
 
-NEW_IN_2 = {"refresh_lease_until"}
 # Any number, the same in every process: the key of the advisory lock taken for upgrades.
 SCHEMA_LOCK = 4000
 # What each version adds to the one before. Version 1 is the schema of the first release,
