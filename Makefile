@@ -20,7 +20,7 @@ include .env
 export
 endif
 
-.PHONY: install run serve test bench e2e lint fmt clean
+.PHONY: install run serve test bench e2e screenshots lint fmt clean
 
 install: $(STAMP)
 
@@ -68,6 +68,10 @@ $(E2E_STAMP): $(STAMP) requirements-e2e.txt
 
 e2e: $(E2E_STAMP)
 	$(BIN)/pytest -m browser
+
+# The same, writing the README's screenshots in docs/screenshots.
+screenshots: $(E2E_STAMP)
+	WRITE_SCREENSHOTS=1 $(BIN)/pytest -m browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,5 +1,6 @@
 """A real browser: headless Chromium clicks through the sign-in and the stand-in's consent
-page. Run with `make e2e`; it needs Debian's chromium package and takes screenshots."""
+page. Run with `make e2e`; it needs Debian's chromium package and takes screenshots, which
+`make screenshots` (WRITE_SCREENSHOTS=1) writes over the ones in docs/screenshots."""
 
 import os
 
@@ -8,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "screenshots")
+DOCS_SCREENSHOTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "screenshots")
 # What the machine's closed network needs: no calls home, no sandbox as root.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,12 +34,22 @@ def page():
         browser.close()
 
 
-def screenshot(page, name):
-    os.makedirs(SCREENSHOTS, exist_ok=True)
-    page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+@pytest.fixture
+def screenshot(tmp_path):
+    """Take a screenshot: into the test's own folder, or with WRITE_SCREENSHOTS=1 over the
+    README's, so that an ordinary run leaves the tree as it was."""
+    folder = DOCS_SCREENSHOTS if os.environ.get("WRITE_SCREENSHOTS") == "1" else tmp_path
+
+    def take(page, name):
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{name}.png")
+        page.screenshot(path=path, full_page=True)
+        assert os.path.getsize(path) > 0
+
+    return take
 
 
-def test_sign_in_through_the_consent_page(page, live_app):
+def test_sign_in_through_the_consent_page(page, live_app, screenshot):
     page.goto(live_app + "/")
     assert "local stand-in for Fitbit" in page.inner_text(".banner")
     screenshot(page, "home")
