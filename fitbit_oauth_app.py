@@ -278,6 +278,8 @@ def in_words(moment):
     """'in 3 hours' or '5 minutes ago', for token expiry on the users page."""
     seconds = int((moment - datetime.now(UTC)).total_seconds())
     amount = abs(seconds)
+    if amount == 0:
+        return "just now"  # not "in 0 seconds", right after a sync
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         if amount >= size or unit == "second":
             break

@@ -19,7 +19,7 @@ from freezegun import freeze_time
 from werkzeug.test import Client
 
 import oauth
-from fitbit_oauth_app import config_from_env, create_app
+from fitbit_oauth_app import config_from_env, create_app, in_words
 from models import ApiCache, User
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -362,3 +362,24 @@ def test_users_page_shows_connection_expiry_and_last_sync(app, browser, fitbit):
     assert "expires in 7 hours" in text
     assert "2 minutes ago" in text  # Alex's last sync, at sign-in
     assert "never" in text  # Person 0 has never been synced
+
+
+@pytest.mark.parametrize(
+    "offset, words",
+    [
+        (timedelta(0), "just now"),
+        (timedelta(milliseconds=-300), "just now"),
+        (timedelta(seconds=-5), "5 seconds ago"),
+        (timedelta(hours=3, seconds=1), "in 3 hours"),
+    ],
+)
+def test_times_in_words(offset, words):
+    with freeze_time(T0):
+        assert in_words(T0 + offset) == words
+
+
+def test_users_page_right_after_a_sync_says_just_now(app, browser, fitbit):
+    with at(0):
+        sign_in(browser, fitbit)
+        users = browser.get("/users").get_data(as_text=True)
+    assert "just now" in users and "in 0 seconds" not in users
