@@ -228,6 +228,13 @@ def test_a_busy_database_is_a_503_page_that_asks_to_retry(browser, monkeypatch):
     assert_security_headers(response.headers)
 
 
+def test_pages_name_their_icon_so_browsers_do_not_ask_for_favicon_ico(browser):
+    assert '<link rel="icon" href="/static/favicon.svg"' in page(browser.get("/"))
+    icon = browser.get("/static/favicon.svg")
+    assert (icon.status_code, icon.mimetype) == (200, "image/svg+xml")
+    icon.close()
+
+
 def test_redirect_uri_ignores_the_host_header(browser):
     response = browser.get("/auth", headers={"Host": "evil.example"})
     location = response.headers["Location"]
