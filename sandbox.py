@@ -204,11 +204,14 @@ class Sandbox:
             scopes = (single(args, "scope") or "").split()
             if not scopes or any(scope not in SCOPES for scope in scopes):
                 raise AuthorizePageError("scope is missing or names an unknown scope.")
+            # PKCE is Fitbit's recommendation for Server apps, not its rule: clients written
+            # without it (python-fitbit, say) sign in all the same. A challenge that is sent
+            # must be S256; Fitbit would take a missing method for "plain", refused here.
             challenge = single(args, "code_challenge") or ""
-            if single(args, "code_challenge_method") != "S256":
-                # Fitbit would assume "plain" without a method; this stand-in refuses both.
+            method = single(args, "code_challenge_method")
+            if (challenge or method) and method != "S256":
                 raise AuthorizePageError("code_challenge_method must be S256.")
-            if not PKCE_CHALLENGE.fullmatch(challenge):
+            if method and not PKCE_CHALLENGE.fullmatch(challenge):
                 raise AuthorizePageError("code_challenge is missing or malformed.")
             state = single(args, "state")
         except OAuthError as error:
@@ -289,10 +292,8 @@ class Sandbox:
         code = single(form, "code")
         redirect_uri = single(form, "redirect_uri")
         verifier = single(form, "code_verifier")
-        if not code or not redirect_uri or not verifier:
-            raise OAuthError(
-                400, "invalid_request", "code, redirect_uri and code_verifier are required."
-            )
+        if not code or not redirect_uri:
+            raise OAuthError(400, "invalid_request", "code and redirect_uri are required.")
         # Single use, whatever happens next. RFC 6749 4.1.2: a code used twice also revokes
         # the tokens issued from it, in case the first use was an attacker's.
         issued, _ = self.store.redeem_code(code)
@@ -302,12 +303,17 @@ class Sandbox:
             raise OAuthError(
                 400, "invalid_grant", "Authorization code was issued to another client."
             )
-        if not PKCE_VERIFIER.fullmatch(verifier):
-            raise OAuthError(400, "invalid_grant", "code_verifier is malformed.")
-        digest = hashlib.sha256(verifier.encode("ascii")).digest()
-        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-        if not same(challenge, issued.code_challenge):
-            raise OAuthError(400, "invalid_grant", "code_verifier does not match the challenge.")
+        if issued.code_challenge:
+            # The sign-in began with a challenge: only the holder of its verifier may finish
+            # it (RFC 7636 4.6).
+            if not verifier or not PKCE_VERIFIER.fullmatch(verifier):
+                raise OAuthError(400, "invalid_grant", "code_verifier is missing or malformed.")
+            digest = hashlib.sha256(verifier.encode("ascii")).digest()
+            challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+            if not same(challenge, issued.code_challenge):
+                raise OAuthError(
+                    400, "invalid_grant", "code_verifier does not match the challenge."
+                )
         return issued.grant
 
     def redeem_refresh_token(self, form, client):

@@ -129,8 +129,8 @@ def test_consent_page_names_the_app_and_the_scopes(fitbit):
         {"scope": "profile telepathy"},
         {"scope": None},
         {"code_challenge_method": "plain"},
-        {"code_challenge_method": None},
-        {"code_challenge": None},
+        {"code_challenge_method": None},  # a challenge without a method would be "plain"
+        {"code_challenge": None},  # a method without a challenge
         {"code_challenge": "too-short"},
     ],
 )
@@ -252,10 +252,23 @@ def test_code_is_bound_to_the_client(fitbit):
     assert_fitbit_error(response, 400, "invalid_grant")
 
 
-@pytest.mark.parametrize("missing", ["code", "redirect_uri", "code_verifier"])
+@pytest.mark.parametrize("missing", ["code", "redirect_uri"])
 def test_missing_parameter_is_an_invalid_request(fitbit, missing):
     response = exchange(fitbit, **{"code": new_code(fitbit), missing: None})
     assert_fitbit_error(response, 400, "invalid_request")
+
+
+def test_a_code_issued_with_a_challenge_needs_its_verifier(fitbit):
+    response = exchange(fitbit, new_code(fitbit), code_verifier=None)
+    assert_fitbit_error(response, 400, "invalid_grant")
+
+
+def test_a_client_without_pkce_signs_in_as_fitbit_allowed(fitbit):
+    """As python-fitbit 0.3.1 does it: no code_challenge, no code_verifier."""
+    code = new_code(fitbit, code_challenge=None, code_challenge_method=None)
+    response = exchange(fitbit, code, code_verifier=None)
+    assert response.status_code == 200
+    assert response.json["user_id"] == ALEX
 
 
 def test_unknown_grant_type_is_refused(fitbit):
