@@ -1,6 +1,7 @@
 """Sign in with Fitbit: a small WSGI app that walks through OAuth 2.0 with Fitbit.
 
-Run it with `python fitbit_oauth_app.py` and open http://localhost:4000. The OAuth steps
+Run it with `make run` (which sets up .venv, then runs `.venv/bin/python fitbit_oauth_app.py`)
+and open http://localhost:4000. The OAuth steps
 themselves are in oauth.py, the database in models.py; this file is the web app that glues
 them together: routes, browser sessions, CSRF, flash messages, the signed-in page with its
 cache of Fitbit answers, and error pages.
@@ -19,6 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from urllib.parse import parse_qsl, urlsplit
+
+try:
+    import werkzeug  # noqa: F401 (the first of the packages in requirements.txt)
+except ModuleNotFoundError:  # started with a Python that has none of them, such as the system's
+    raise SystemExit(
+        "This Python lacks the app's packages. Run `make run`, which installs them into .venv "
+        "and starts the app, or run `.venv/bin/python fitbit_oauth_app.py` once it exists."
+    ) from None
 
 from jinja2 import Environment, FileSystemLoader
 from peewee import OperationalError
@@ -405,6 +414,8 @@ class FitbitOAuthApp:
         if user.connected:
             try:
                 shown.update(self.dashboard(user, shown["notes"]))
+                # A scope left unticked can be granted by signing in again: offer it.
+                shown["ask_again"] = any(n in MISSING_SCOPE_NOTES.values() for n in shown["notes"])
             except oauth.ReconnectNeeded:
                 request.browser.add_flash(
                     "Fitbit no longer accepts this app's access. Connect again."
@@ -521,7 +532,8 @@ class FitbitOAuthApp:
         log.info("Fitbit user %s: signed in, scope %r", user.fitbit_id, tokens.scope)
         # A new session id at sign-in, so an id planted before it is worth nothing.
         self.start_session(request, user=user, carry_flashes=True)
-        request.browser.add_flash(f"Hello {name}!")
+        # The page itself greets the user by name: the flash only says what happened.
+        request.browser.add_flash("You are signed in with Fitbit.")
         return self.clean_redirect(request)
 
     def on_users(self, request):

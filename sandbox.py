@@ -49,11 +49,24 @@ from sandbox_store import (
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-SCOPES = (
-    "activity cardio_fitness electrocardiogram heartrate irregular_rhythm_notifications "
-    "location nutrition oxygen_saturation profile respiratory_rate settings sleep social "
-    "temperature weight"
-).split()
+# Fitbit's scopes, with what the consent page says each one lets the app see.
+SCOPES = {
+    "activity": "your activity and exercise: steps, distance, calories, active minutes",
+    "cardio_fitness": "your cardio fitness score (VO2 max)",
+    "electrocardiogram": "your ECG readings",
+    "heartrate": "your heart rate",
+    "irregular_rhythm_notifications": "your irregular heart rhythm notifications",
+    "location": "the GPS routes of your exercise",
+    "nutrition": "your food and water logs",
+    "oxygen_saturation": "your blood oxygen (SpO2)",
+    "profile": "your profile: name, picture, age and member-since date",
+    "respiratory_rate": "your breathing rate",
+    "settings": "your device settings and alarms",
+    "sleep": "your sleep",
+    "social": "your friends and leaderboard",
+    "temperature": "your skin temperature",
+    "weight": "your weight and body fat",
+}
 CODE_LIFETIME = timedelta(minutes=10)
 DEFAULT_EXPIRES_IN = 28800  # eight hours, as at Fitbit
 DEFAULT_DATABASE = "fitbit_sandbox.db"
@@ -225,7 +238,7 @@ class Sandbox:
         return self.render(
             "consent.html",
             client=client,
-            scopes=dict.fromkeys(scopes),
+            scopes={scope: SCOPES[scope] for scope in scopes},
             request_id=request_id,
             users=DEMO_USERS,
         )

@@ -2,8 +2,11 @@
 
 import dataclasses
 import logging
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -106,7 +109,8 @@ def test_whole_sign_in_flow(browser, fitbit):
 
     fitbit.get(STEPS_URL, json=steps_body())
     home = page(browser.get("/"))
-    assert "Hello Alex!" in home  # the flash
+    assert "You are signed in with Fitbit." in home  # the flash
+    assert home.count("Hello") == 1  # and the greeting, once
     assert "Hello, Alex" in home  # the profile the callback just fetched
     assert "4,200</strong> steps today" in home
     assert 'action="/auth/revoke"' in home and 'action="/logout"' in home
@@ -134,8 +138,8 @@ def test_returning_user_is_updated_not_duplicated(browser, fitbit):
 def test_flash_message_is_shown_once(browser, fitbit):
     sign_in(browser, fitbit)
     fitbit.get(PROFILE_URL, json=profile_body())
-    assert "Hello Alex!" in page(browser.get("/"))
-    assert "Hello Alex!" not in page(browser.get("/"))
+    assert "You are signed in with Fitbit." in page(browser.get("/"))
+    assert "You are signed in with Fitbit." not in page(browser.get("/"))
 
 
 def test_session_cookie_attributes(app, browser):
@@ -233,6 +237,31 @@ def test_pages_name_their_icon_so_browsers_do_not_ask_for_favicon_ico(browser):
     icon = browser.get("/static/favicon.svg")
     assert (icon.status_code, icon.mimetype) == (200, "image/svg+xml")
     icon.close()
+
+
+def test_the_header_names_the_app_and_is_no_sign_in_button(browser, fitbit):
+    sign_in(browser, fitbit)
+    home_link = re.search(r'<a class="home"[^>]*>([^<]+)</a>', page(browser.get("/"))).group(1)
+    assert home_link == "OAuth 2.0 with Fitbit"
+
+
+def test_sign_out_and_disconnect_look_different_and_say_what_they_do(browser, fitbit):
+    sign_in(browser, fitbit)
+    text = page(browser.get("/"))
+    assert '<button class="secondary" type="submit">Sign out</button>' in text
+    assert '<button class="danger" type="submit">Disconnect</button>' in text
+    assert "This browser forgets you. The app keeps its access" in text
+    assert "Fitbit revokes this app's access, and your tokens here are deleted." in text
+
+
+def test_a_python_without_the_packages_is_told_what_to_run(tmp_path):
+    # -S leaves out site-packages, like the system's Python without the virtualenv.
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fitbit_oauth_app.py")
+    ran = subprocess.run(
+        [sys.executable, "-S", script], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert ran.returncode == 1
+    assert "Run `make run`" in ran.stderr and "Traceback" not in ran.stderr
 
 
 def test_redirect_uri_ignores_the_host_header(browser):

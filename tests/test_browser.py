@@ -62,7 +62,7 @@ def test_sign_in_through_the_consent_page(page, live_app, screenshot):
     page.click("button:has-text('Allow')")
     page.wait_for_selector("h1:has-text('Hello, Alex R.')")
     assert page.url == live_app + "/"
-    assert "Hello Alex R.!" in page.inner_text(".flash")
+    assert "You are signed in with Fitbit." in page.inner_text(".flash")
     screenshot(page, "signed-in")
 
     page.click("button:has-text('Sign out')")

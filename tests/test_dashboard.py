@@ -149,10 +149,22 @@ def test_without_the_activity_scope_steps_are_skipped_with_a_note(browser, fitbi
 def test_without_the_profile_scope_the_user_is_known_by_their_fitbit_id(browser, fitbit):
     sign_in(browser, fitbit, scope="activity")
     text = home(browser)
-    assert "Hello ABC123!" in text  # the flash: the id is all the app knows
+    assert "Hello, ABC123" in text  # the id is all the app knows
     assert "You did not allow access to your profile" in text
     assert len(chart(text)) == 3
     assert [c.request.url for c in api_calls(fitbit)] == [STEPS_URL]  # no profile call
+
+
+def test_a_note_about_an_unticked_scope_comes_with_a_way_to_grant_it(browser, fitbit):
+    sign_in(browser, fitbit, scope="profile")
+    text = home(browser)
+    assert "Connect again and allow activity" in text
+    assert '<a class="button" href="/auth">Connect again</a>' in text
+
+
+def test_no_connect_again_button_when_everything_was_granted(browser, fitbit):
+    sign_in(browser, fitbit)
+    assert "Connect again" not in home(browser)
 
 
 def test_insufficient_scope_from_fitbit_shows_the_profile_and_a_note(browser, fitbit):

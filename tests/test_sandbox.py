@@ -113,6 +113,8 @@ def test_consent_page_names_the_app_and_the_scopes(fitbit):
     assert response.status_code == 200
     assert "OAuth Teaching App" in text
     assert 'value="activity"' in text and 'value="profile"' in text
+    # Each scope in words, as Fitbit's own consent page puts it, not only its name.
+    assert "your activity and exercise: steps" in text and "your profile: name" in text
     assert ">Allow<" in text and ">Deny<" in text
     assert response.headers["X-Frame-Options"] == "DENY"
 
