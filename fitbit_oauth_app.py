@@ -88,6 +88,19 @@ SECURITY_HEADERS = (
     ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 )
+
+
+def security_headers(api_url):
+    """SECURITY_HEADERS for an app whose API is at `api_url`. A stand-in run on its own serves
+    its avatars over plain http from another port, so that one origin may show images too."""
+    api = urlsplit(api_url)
+    if api.scheme != "http":
+        return SECURITY_HEADERS
+    images = f"img-src 'self' https: http://{api.netloc};"
+    policy = CONTENT_SECURITY_POLICY.replace("img-src 'self' https:;", images)
+    return (("Content-Security-Policy", policy), *SECURITY_HEADERS[1:])
+
+
 # The largest body any form of this app needs (a CSRF token); anything bigger is refused
 # with a 413 before it is read.
 MAX_BODY_BYTES = 16 * 1024
@@ -751,15 +764,15 @@ class FitbitOAuthApp:
         return self.wsgi_app(environ, start_response)
 
 
-def with_security_headers(wsgi_app):
-    """WSGI middleware: SECURITY_HEADERS on every response, whoever made it."""
+def with_security_headers(wsgi_app, headers_to_add=SECURITY_HEADERS):
+    """WSGI middleware: the security headers on every response, whoever made it."""
 
     def app(environ, start_response):
         def start(status, headers, exc_info=None):
             # Static files come with "Cache-Control: public"; nothing here is cached.
             headers = [(name, value) for name, value in headers if name.lower() != "cache-control"]
             present = {name.lower() for name, _ in headers}
-            headers.extend(h for h in SECURITY_HEADERS if h[0].lower() not in present)
+            headers.extend(h for h in headers_to_add if h[0].lower() not in present)
             return start_response(status, headers, exc_info)
 
         return wsgi_app(environ, start)
@@ -788,7 +801,7 @@ def create_app(config):
         # The app still reaches the stand-in over real HTTP, like any other Fitbit: the
         # mount only saves the reader from starting a second server.
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PATH: stand_in})
-    app.wsgi_app = with_security_headers(app.wsgi_app)
+    app.wsgi_app = with_security_headers(app.wsgi_app, security_headers(config.client.api_url))
     if config.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
     return app

@@ -210,8 +210,12 @@ class Sandbox:
             client = self.store.client(single(args, "client_id") or "")
             if client is None:
                 raise AuthorizePageError("This app is not registered (unknown client_id).")
-            if single(args, "redirect_uri") != client.redirect_uri:
-                raise AuthorizePageError("redirect_uri does not match the registered one exactly.")
+            sent = single(args, "redirect_uri")
+            if sent != client.redirect_uri:
+                raise AuthorizePageError(
+                    f"redirect_uri {sent or '(none)'} does not match the registered one, "
+                    f"{client.redirect_uri}, exactly."
+                )
             if single(args, "response_type") != "code":
                 raise AuthorizePageError("Only response_type=code is supported here.")
             scopes = (single(args, "scope") or "").split()
@@ -494,7 +498,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     env = os.environ
-    redirect_uri = env.get("FITBIT_REDIRECT_URI") or "http://localhost:4000/auth/callback"
+    # The app's callback, as the app itself works it out: on the app's PORT.
+    app_port = env.get("PORT") or "4000"
+    redirect_uri = env.get("FITBIT_REDIRECT_URI") or f"http://localhost:{app_port}/auth/callback"
     expires_in = int(env.get("SANDBOX_EXPIRES_IN") or DEFAULT_EXPIRES_IN)
     database = env.get("SANDBOX_DATABASE") or DEFAULT_DATABASE
     stand_in = Sandbox(expires_in=expires_in, database=database)

@@ -139,7 +139,13 @@ def app_beside_a_stand_in_alone(tmp_path, client_secret):
 def test_stand_in_run_alone_with_the_app_pointed_at_it(tmp_path):
     with app_beside_a_stand_in_alone(tmp_path, "alone-secret") as browser:
         assert "local stand-in" not in browser.get("/").text  # real mode, as far as it knows
-        assert "Hello, Alex R." in browser.sign_in().text
+        page = browser.sign_in()
+        assert "Hello, Alex R." in page.text
+        # The avatar comes from the stand-in's own http origin, and the page may show it.
+        avatar = re.search(r'<img class="avatar" src="(http://127\.0\.0\.1:\d+)/', page.text)
+        policy = page.headers["Content-Security-Policy"]
+        assert f"img-src 'self' https: {avatar.group(1)};" in policy
+        assert "default-src 'self'" in policy
 
 
 def test_app_with_the_wrong_secret_is_refused(tmp_path):

@@ -454,6 +454,26 @@ def test_unknown_path_and_method_answer_in_fitbits_shape(fitbit):
     assert_fitbit_error(fitbit.get("/oauth2/token"), 405, "invalid_request")
 
 
+def test_the_redirect_mismatch_page_shows_both_uris(fitbit):
+    sent = "http://localhost:4107/auth/callback"
+    response = fitbit.get("/oauth2/authorize", query_string=authorize_query(redirect_uri=sent))
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert sent in text and REDIRECT in text
+
+
+def test_standalone_expects_the_app_on_its_port(monkeypatch, tmp_path):
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
+    monkeypatch.setenv("PORT", "4107")
+    monkeypatch.delenv("FITBIT_REDIRECT_URI", raising=False)
+    monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
+    served = {}
+    monkeypatch.setattr(sandbox, "run_simple", lambda host, port, app, **kw: served.update(app=app))
+    sandbox.main([])
+    (client,) = served["app"].store.clients()
+    assert client.redirect_uri == "http://localhost:4107/auth/callback"
+
+
 def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
     served = {}
@@ -479,6 +499,7 @@ def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, c
     monkeypatch.setattr(sandbox, "run_simple", lambda host, port, app, **kw: served.update(app=app))
     monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
     monkeypatch.delenv("FITBIT_CLIENT_SECRET", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
     sandbox.main([])
     (client,) = served["app"].store.clients()
     out = capsys.readouterr().out
