@@ -106,6 +106,8 @@ def security_headers(api_url):
 MAX_BODY_BYTES = 16 * 1024
 # Tries at storing a refreshed pair while the database is locked (see UserTokenStore).
 STORE_ATTEMPTS = 5
+# Names a browser may use for this machine while developing.
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 # How many seconds a "try again" page asks the browser to wait.
 RETRY_AFTER_SECONDS = 5
 # Sign-ins in flight from one address (each holds a session and a pending sign-in for
@@ -495,6 +497,9 @@ class FitbitOAuthApp:
         """Step 1: send the browser to Fitbit's consent page."""
         if not self.config.configured:
             raise ServiceUnavailable("FITBIT_CLIENT_SECRET is not set. See the README.")
+        home = self.configured_origin_for(request)
+        if home is not None:
+            return redirect(home + request.full_path.rstrip("?"), code=302)
         # Every start adds rows, so every start clears some, and one address can only have
         # so many in flight: a script without cookies cannot fill the disk.
         prune(most=PRUNE_BATCH)
@@ -596,6 +601,16 @@ class FitbitOAuthApp:
         return redirect(request.urls.build("index"), code=302)
 
     # Sessions, sign-ins and CSRF ------------------------------------------------------
+
+    def configured_origin_for(self, request):
+        """The origin of the redirect URI, when this browser uses another name for this
+        machine (127.0.0.1 for localhost): its cookie would not come back with the callback.
+        Only loopback names are mended; behind a real host name a proxy may rewrite Host."""
+        configured = urlsplit(self.client.redirect_uri)
+        used = urlsplit(f"//{request.host}").hostname
+        if used != configured.hostname and {used, configured.hostname} <= LOOPBACK_NAMES:
+            return f"{configured.scheme}://{configured.netloc}"
+        return None
 
     def keyed_hash(self, text):
         return hmac.new(self.secret_key, text.encode(), sha256).hexdigest()

@@ -264,6 +264,17 @@ def test_a_python_without_the_packages_is_told_what_to_run(tmp_path):
     assert "Run `make run`" in ran.stderr and "Traceback" not in ran.stderr
 
 
+def test_a_browser_on_127_0_0_1_is_sent_to_localhost_before_signing_in(app):
+    # The redirect URI says localhost: a cookie set for 127.0.0.1 would not come back.
+    response = Client(app).get("/auth", base_url="http://127.0.0.1:4000")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "http://localhost:4000/auth"
+    assert PendingSignIn.select().count() == 0
+    # Any other host name is left alone: no redirect can be steered by the Host header.
+    elsewhere = Client(app).get("/auth", base_url="http://evil.example")
+    assert elsewhere.headers["Location"].startswith(oauth.AUTHORIZE_URL)
+
+
 def test_redirect_uri_ignores_the_host_header(browser):
     response = browser.get("/auth", headers={"Host": "evil.example"})
     location = response.headers["Location"]
