@@ -1,5 +1,16 @@
 # Each target that needs the virtualenv builds it first, so `make run` or `make test`
 # alone works on a fresh clone.
+# Settings from .env, when there is one (copy .env.example), each only where the
+# environment and the command line do not set it already: `PORT=4106 make run` wins.
+ifneq (,$(wildcard .env))
+-include .env.mk
+export
+endif
+
+.DEFAULT_GOAL := install
+.env.mk: .env
+	sed -E 's/^([A-Za-z_][A-Za-z0-9_]*)=/\1 ?= /' .env > $@
+
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,11 +25,6 @@ GUNICORN_OPTIONS = --workers $(WORKERS) --worker-class gthread --threads $(THREA
 # The PostgreSQL driver, only when a PostgreSQL database is named.
 POSTGRES = $(if $(findstring postgres,$(DATABASE_URL) $(TEST_DATABASE_URL)),$(PG_STAMP))
 
-# Settings from .env, when there is one (copy .env.example).
-ifneq (,$(wildcard .env))
-include .env
-export
-endif
 
 .PHONY: install run serve test bench e2e screenshots lint fmt clean
 
@@ -82,5 +88,5 @@ fmt: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis fitbit_app.db* fitbit_sandbox.db*
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .env.mk fitbit_app.db* fitbit_sandbox.db*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

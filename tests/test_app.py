@@ -4,6 +4,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -830,6 +831,40 @@ def test_with_credentials_the_app_talks_to_fitbit():
     assert config.client.authorize_url == "https://www.fitbit.com/oauth2/authorize"
     assert config.client.token_url == "https://api.fitbit.com/oauth2/token"
     assert config.client.redirect_uri == "http://localhost:5000/auth/callback"
+
+
+@pytest.mark.parametrize(
+    "environment, port",
+    [({}, "4107"), ({"PORT": "4106"}, "4106")],
+    ids=[".env-fills-in", "environment-wins"],
+)
+def test_make_takes_from_env_file_only_what_the_environment_leaves_unset(
+    tmp_path, environment, port
+):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shutil.copy(os.path.join(root, "Makefile"), tmp_path)
+    (tmp_path / ".env").write_text("PORT=4107\nFITBIT_SCOPES=activity profile\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "FITBIT_SCOPES", "MAKEFLAGS")}
+    shown = subprocess.run(
+        ["make", "-s", "--eval", "show: ; @echo $$PORT $$FITBIT_SCOPES", "show"],
+        cwd=tmp_path,
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == f"{port} activity profile"
+
+
+def test_the_example_settings_let_the_redirect_uri_follow_the_port():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, ".env.example")) as example:
+        lines = [line.strip() for line in example if line.strip() and line[0] != "#"]
+    settings = dict(line.split("=", 1) for line in lines)
+    assert settings["FITBIT_REDIRECT_URI"] == ""
+    assert config_from_env({**settings, "PORT": "4106"}, 4106).client.redirect_uri == (
+        "http://localhost:4106/auth/callback"
+    )
 
 
 def test_client_id_without_a_secret_explains_what_to_set(tmp_path):
