@@ -70,6 +70,8 @@ PROFILE_PATH = "/1/user/-/profile.json"
 STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"
 USERS_PER_PAGE = 50
 CHART_WIDTH, CHART_HEIGHT = 600, 150
+# The tallest bar stops short of the top, and below the bars there is room for the dates.
+CHART_HEADROOM, CHART_LABELS = 1.15, 22
 SESSION_COOKIE = "session"
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
@@ -352,16 +354,26 @@ def token_status(user):
     return f"expired {in_words(user.expires_at)}; renewed on next use"
 
 
+def round_down(value):
+    """The largest of 1, 2 and 5 times a power of ten that is not above `value`: 8,123
+    gives 5,000, a gridline worth labelling."""
+    power = 10 ** (len(str(int(value))) - 1)
+    return max(step * power for step in (1, 2, 5) if step * power <= value)
+
+
 def step_chart(series):
     """Geometry of the steps chart: one bar per day, its height in proportion to the
-    count. The template only draws it."""
+    count, with headroom above the tallest, a gridline at a round number, and room for the
+    first and last dates below. The template only draws it."""
     if not series:
         return None
     top = max(steps for _, steps in series) or 1
+    scale = CHART_HEIGHT / (top * CHART_HEADROOM)
+    grid = round_down(top)
     slot = CHART_WIDTH / len(series)
     bars = []
     for index, (day, steps) in enumerate(series):
-        height = round(steps / top * CHART_HEIGHT, 2)
+        height = round(steps * scale, 2)
         bars.append(
             {
                 "x": round(index * slot + slot * 0.1, 2),
@@ -372,7 +384,14 @@ def step_chart(series):
                 "steps": steps,
             }
         )
-    return {"bars": bars, "width": CHART_WIDTH, "height": CHART_HEIGHT, "top": top}
+    return {
+        "bars": bars,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "full_height": CHART_HEIGHT + CHART_LABELS,
+        "top": top,
+        "grid": {"steps": grid, "y": round(CHART_HEIGHT - grid * scale, 2)},
+    }
 
 
 class CallbackLogHandler(WSGIRequestHandler):

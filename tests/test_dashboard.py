@@ -19,7 +19,7 @@ from freezegun import freeze_time
 from werkzeug.test import Client
 
 import oauth
-from fitbit_oauth_app import config_from_env, create_app, in_words
+from fitbit_oauth_app import config_from_env, create_app, in_words, round_down
 from models import ApiCache, User
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -100,10 +100,31 @@ def test_chart_draws_one_bar_per_day_in_proportion(browser, fitbit):
     fitbit.replace("GET", STEPS_URL, json=steps_body(values))
     bars = chart(home(browser))
     assert len(bars) == len(values)
-    # Heights are drawn to 0.01 of a unit.
-    expected = [v / 8000 * 150 for v in values]
+    # Heights are drawn to 0.01 of a unit, the tallest bar 15% short of the top.
+    expected = [v / (8000 * 1.15) * 150 for v in values]
     assert [height for height, _ in bars] == pytest.approx(expected, abs=0.01)
     assert bars[1][1] == "Fri 20 Nov: 4,000 steps"
+
+
+def test_chart_has_its_dates_a_labelled_gridline_and_headroom(browser, fitbit):
+    values = [1000, 4000, 2500, 0, 8123]
+    fitbit.get(STEPS_URL, json=steps_body(values))
+    sign_in(browser, fitbit)
+    fitbit.replace("GET", STEPS_URL, json=steps_body(values))
+    svg = re.search(r"<svg.*?</svg>", home(browser), re.S).group(0)
+    labels = re.findall(r'<text class="([a-z-]+)"[^>]*>([^<]+)</text>', svg)
+    assert labels == [("grid-label", "5,000 steps"), ("day", "Thu 19 Nov"), ("day", "Mon 23 Nov")]
+    grid_y = float(re.search(r'<line class="grid"[^>]* y1="([\d.]+)"', svg).group(1))
+    assert grid_y == pytest.approx(150 - 5000 / (8123 * 1.15) * 150, abs=0.01)
+    tallest_top = min(float(y) for y in re.findall(r'<rect x="[\d.]+" y="([\d.]+)"', svg))
+    assert tallest_top == pytest.approx(150 - 150 / 1.15, abs=0.01) and tallest_top > 0
+
+
+@pytest.mark.parametrize(
+    "top, grid", [(1, 1), (9, 5), (10, 10), (8123, 5000), (19999, 10000), (25000, 20000)]
+)
+def test_the_gridline_sits_at_a_round_number_below_the_top(top, grid):
+    assert round_down(top) == grid
 
 
 def test_string_and_integer_step_values_draw_the_same_chart(app, fitbit):
