@@ -864,6 +864,12 @@ def main(argv=None):
         print(f" * {SANDBOX_NOTICE}")
     elif not config.configured:
         print(" * FITBIT_CLIENT_SECRET is missing: set it, or unset FITBIT_CLIENT_ID.")
+    else:
+        client = config.client
+        print(
+            f" * Talking to Fitbit: sign-in at {client.authorize_url}, tokens at "
+            f"{client.token_url}, data from {client.api_url}"
+        )
     # Threaded, so the page can wait on Fitbit while other requests are served; the
     # debugger stays off because it runs arbitrary code for whoever can reach the port.
     run_simple(

@@ -867,6 +867,24 @@ def test_the_example_settings_let_the_redirect_uri_follow_the_port():
     )
 
 
+def test_in_real_mode_the_page_and_the_start_up_say_where_fitbit_is(
+    monkeypatch, tmp_path, capsys, browser
+):
+    footer = page(browser.get("/"))
+    assert "Talking to Fitbit: sign-in at <code>https://www.fitbit.com/oauth2/authorize</code>" in (
+        footer
+    )
+    assert "data\n    from <code>https://api.fitbit.com</code>" in footer
+    monkeypatch.setattr(fitbit_oauth_app, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setenv("FITBIT_CLIENT_ID", "REAL12")
+    monkeypatch.setenv("FITBIT_CLIENT_SECRET", "real-secret")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'real.db'}")
+    fitbit_oauth_app.main([])
+    out = capsys.readouterr().out
+    assert "tokens at https://api.fitbit.com/oauth2/token" in out
+    assert "real-secret" not in out
+
+
 def test_client_id_without_a_secret_explains_what_to_set(tmp_path):
     config = config_from_env(
         {"FITBIT_CLIENT_ID": "REAL12", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}, 4000
