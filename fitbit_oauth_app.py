@@ -50,12 +50,14 @@ from werkzeug.wrappers import Response
 
 import oauth
 import sandbox as sandbox_module
+import tracing
 from models import (
     SESSION_LIFETIME,
     SIGN_IN_LIFETIME,
     ApiCache,
     BrowserSession,
     PendingSignIn,
+    TraceEntry,
     User,
     db,
     open_database,
@@ -435,6 +437,7 @@ class FitbitOAuthApp:
                 Rule("/auth/revoke", endpoint="revoke", methods=["POST"]),
                 Rule("/logout", endpoint="logout", methods=["POST"]),
                 Rule("/users", endpoint="users", methods=["GET"]),
+                Rule("/trace", endpoint="trace", methods=["GET"]),
             ]
         )
 
@@ -531,19 +534,25 @@ class FitbitOAuthApp:
             )
         browser = self.browser_session(request)
         state, verifier = oauth.new_state(), oauth.new_code_verifier()
+        # A new sign-in starts a new trace: what /trace shows this browser from now on.
+        browser.trace = secrets.token_hex(16)
         with db.atomic():
             # One sign-in in flight per browser: starting again replaces the last one.
             PendingSignIn.delete().where(PendingSignIn.session == browser).execute()
             PendingSignIn.create(
                 session=browser, state=state, code_verifier=verifier, client=address
             )
-        return redirect(oauth.authorize_url(self.client, state, verifier), code=302)
+            browser.save()
+        url = oauth.authorize_url(self.client, state, verifier)
+        self.note(request, *tracing.authorize_step(url, verifier))
+        return redirect(url, code=302)
 
     def on_callback(self, request):
         """Step 2: Fitbit sends the browser back here with a code (or an error)."""
         params = callback_params(request)
         code, error = params.get("code"), params.get("error")
         pending = self.claim_sign_in(request, params.get("state"))
+        self.note(request, *tracing.callback_step(params))
 
         if error is not None:
             # Only a fixed text is shown: error_description is the other side's words.
@@ -572,6 +581,25 @@ class FitbitOAuthApp:
         # The page itself greets the user by name: the flash only says what happened.
         request.browser.add_flash("You are signed in with Fitbit.")
         return self.clean_redirect(request)
+
+    def on_trace(self, request):
+        """What just happened: this browser's last sign-in, exchange by exchange, masked."""
+        trace = request.browser.trace if request.browser else None
+        steps = TraceEntry.steps(trace) if trace else []
+        return self.render(request, "trace.html", steps=steps)
+
+    def note(self, request, title, shown):
+        """Add a step to this browser's trace. A trace is an aid for the reader: failing to
+        keep one (a busy database) must never fail the sign-in or the refresh it describes."""
+        trace = request.browser.trace if request.browser else None
+        if trace:
+            try:
+                TraceEntry.add(trace, title, shown)
+            except Exception:
+                log.warning("A step of the trace was not kept", exc_info=True)
+
+    def observe(self, request, *exchange):
+        self.note(request, *tracing.exchange_step(*exchange))
 
     def on_users(self, request):
         page = request.args.get("page", "1")
@@ -647,10 +675,10 @@ class FitbitOAuthApp:
 
     def start_session(self, request, user=None, carry_flashes=False):
         """A brand-new session id; the old session, if any, is deleted."""
-        flashes = "[]"
+        flashes, trace = "[]", None
         if request.browser is not None:
-            if carry_flashes:
-                flashes = request.browser.flashes
+            if carry_flashes:  # signing in: the flashes and the trace go to the new session
+                flashes, trace = request.browser.flashes, request.browser.trace
             request.browser.delete_instance()
         raw = secrets.token_urlsafe(32)
         request.browser = BrowserSession.create(
@@ -658,6 +686,7 @@ class FitbitOAuthApp:
             csrf_token=secrets.token_urlsafe(32),
             user=user,
             flashes=flashes,
+            trace=trace,
         )
         request.new_cookie = raw
 
@@ -769,7 +798,7 @@ class FitbitOAuthApp:
         request = Request(environ)
         request.urls = self.url_map.bind_to_environ(environ)
         try:
-            with db.connection_context():
+            with db.connection_context(), oauth.observed(functools.partial(self.observe, request)):
                 response = self.dispatch_request(request)
         except OperationalError:
             # Locked by another process past the busy timeout, or unreachable. Whatever was

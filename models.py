@@ -221,6 +221,8 @@ class BrowserSession(BaseModel):
     user = ForeignKeyField(User, null=True, on_delete="CASCADE")
     flashes = TextField(default="[]")
     created_at = DateTimeField(default=now, index=True)
+    # The id of this browser's trace (TraceEntry), from its last sign-in on.
+    trace = CharField(null=True)
 
     @classmethod
     def find(cls, key):
@@ -276,6 +278,7 @@ def prune(most=None):
     moment = now()
     unused = [
         (PendingSignIn, PendingSignIn.created_at < moment - SIGN_IN_LIFETIME),
+        (TraceEntry, TraceEntry.created_at < moment - SESSION_LIFETIME),
         (BrowserSession, BrowserSession.created_at < moment - SESSION_LIFETIME),
         (
             BrowserSession,
@@ -287,6 +290,28 @@ def prune(most=None):
     for model, condition in unused:
         key = model._meta.primary_key
         model.delete().where(key.in_(model.select(key).where(condition).limit(most))).execute()
+
+
+class TraceEntry(BaseModel):
+    """One step of a browser's trace, masked before it is stored (see tracing.py)."""
+
+    trace = CharField(index=True)
+    title = CharField()
+    body = TextField()  # JSON
+    created_at = DateTimeField(default=now, index=True)
+
+    KEPT = 40  # a trace keeps its last few dozen steps
+
+    @classmethod
+    def add(cls, trace, title, shown):
+        cls.create(trace=trace, title=title, body=json.dumps(shown))
+        kept = cls.select(cls.id).where(cls.trace == trace).order_by(cls.id.desc()).limit(cls.KEPT)
+        cls.delete().where((cls.trace == trace) & cls.id.not_in(kept)).execute()
+
+    @classmethod
+    def steps(cls, trace):
+        entries = cls.select().where(cls.trace == trace).order_by(cls.id)
+        return [(entry.title, json.loads(entry.body)) for entry in entries]
 
 
 class SharedSecret(BaseModel):
@@ -315,7 +340,7 @@ class SchemaVersion(BaseModel):
         table_name = "schema_version"
 
 
-MODELS = [User, BrowserSession, PendingSignIn, ApiCache, SharedSecret, SchemaVersion]
+MODELS = [User, BrowserSession, PendingSignIn, ApiCache, TraceEntry, SharedSecret, SchemaVersion]
 
 
 def _leases_and_pruning(migrator):
@@ -323,13 +348,14 @@ def _leases_and_pruning(migrator):
         migrator.add_column("users", "refresh_lease", User.refresh_lease),
         migrator.add_column("users", "refresh_lease_until", User.refresh_lease_until),
         migrator.add_column("pendingsignin", "client", PendingSignIn.client),
+        migrator.add_column("browsersession", "trace", BrowserSession.trace),
         migrator.add_index("pendingsignin", ("created_at",)),
         migrator.add_index("browsersession", ("created_at",)),
     ]
     # The first release made PostgreSQL's datetime columns TIMESTAMP, without a time zone.
     zoned = []
     if isinstance(migrator, PostgresqlMigrator):
-        for model in (User, ApiCache, BrowserSession, PendingSignIn):
+        for model in (User, ApiCache, BrowserSession, PendingSignIn):  # TraceEntry is new
             for field in model._meta.sorted_fields:
                 if isinstance(field, DateTimeField):
                     table, column = model._meta.table_name, field.column_name

@@ -11,10 +11,12 @@ arguments and return plain data, and every failure is a `FitbitError` carrying F
 """
 
 import base64
+import contextvars
 import hashlib
 import logging
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -277,15 +279,35 @@ def parse_token_response(response, requested_scope, previous_refresh_token=None)
 # --- Talking to Fitbit -------------------------------------------------------------------
 
 
+# Who wants to hear of each exchange (the app's trace page): a function, or None.
+_observer = contextvars.ContextVar("observer", default=None)
+
+
+@contextmanager
+def observed(observer):
+    """Within this block, `observer(method, url, headers, form, response)` is told of each
+    request sent to Fitbit, with response None when Fitbit never answered."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
 def _send(method, url, **kwargs):
     """Every outbound request goes through here: always a timeout, never a redirect
     (a redirected POST could carry the code or credentials somewhere unexpected)."""
+    observer, response = _observer.get(), None
     try:
-        return requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+        response = requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+        return response
     except requests.Timeout:
         raise FitbitUnreachable(504, "timeout") from None
     except requests.RequestException:
         raise FitbitUnreachable(502, "connection_error") from None
+    finally:
+        if observer is not None:
+            observer(method, url, kwargs.get("headers"), kwargs.get("data"), response)
 
 
 def error_from_response(response):

@@ -65,6 +65,11 @@ def test_sign_in_through_the_consent_page(page, live_app, screenshot):
     assert "You are signed in with Fitbit." in page.inner_text(".flash")
     screenshot(page, "signed-in")
 
+    page.click("text=See what just happened")
+    page.wait_for_selector("h1:has-text('What just happened')")
+    screenshot(page, "trace")
+    page.go_back()
+
     page.click("button:has-text('Sign out')")
     page.wait_for_selector("text=You are signed out.")
 

@@ -25,6 +25,7 @@ ROUTES = [
     ("GET", "/auth"),
     ("GET", "/auth/callback"),
     ("GET", "/users"),
+    ("GET", "/trace"),
     ("POST", "/auth/revoke"),
     ("POST", "/logout"),
     ("GET", "/static/style.css"),

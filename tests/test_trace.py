@@ -1,0 +1,89 @@
+"""GET /trace: the exchanges of this browser's sign-in, step by step, masked."""
+
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from conftest import CLIENT_SECRET, SECRETS, running_app, sign_in
+from freezegun import freeze_time
+from test_end_to_end import ALEX, Browser
+from werkzeug.test import Client
+
+from models import PendingSignIn, User
+
+
+def steps(text):
+    return re.findall(r"<h2>([^<]+)</h2>", text)
+
+
+def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_path):
+    seen = []
+    with running_app(tmp_path) as (url, config), freeze_time("2026-11-23 12:00:00") as clock:
+        seen.append(config.client.client_secret)
+        browser = Browser(url)
+        consent = browser.get("/auth")
+        seen.append(PendingSignIn.get().code_verifier)
+        request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+        form = {"request_id": request_id, "user_id": ALEX, "decision": "allow"}
+        back = browser.http.post(
+            consent.url.split("?")[0],
+            data={**form, "scope": ["activity", "profile"]},
+            allow_redirects=False,
+            timeout=10,
+        )
+        seen.append(parse_qs(urlsplit(back.headers["Location"]).query)["code"][0])
+        home = browser.http.get(back.headers["Location"], timeout=10).text
+        assert '<a href="/trace">See what just happened</a>' in home
+        first = User.get()
+        seen += [first.access_token, first.refresh_token]
+        clock.tick(timedelta(minutes=6))  # the stand-in's 10-minute tokens are due
+        browser.get("/")
+        second = User.get()
+        seen += [second.access_token, second.refresh_token]
+        trace = browser.get("/trace").text
+
+    assert steps(trace) == [
+        "The redirect to the consent page",
+        "The callback",
+        "The token request: the code for tokens",
+        "An API call: /sandbox/1/user/-/profile.json",
+        "An API call: /sandbox/1/user/-/activities/steps/date/today/1m.json",
+        "A refresh: the refresh token for a new pair",
+        "An API call: /sandbox/1/user/-/profile.json",
+        "An API call: /sandbox/1/user/-/activities/steps/date/today/1m.json",
+    ]
+    # Each parameter of the authorization request, with why it is there.
+    assert "Ties the answer to this browser" in trace and "The SHA-256 of a verifier" in trace
+    assert "(43 characters, kept on the server)" in trace
+    assert "Basic ***" in trace and "Bearer ***" in trace
+    assert "Fitbit-Rate-Limit-Remaining" in trace and "Seconds the access token lives" in trace
+    # The refresh shows the old refresh token going and the new one coming, masked.
+    assert f"{first.refresh_token[:4]}…" in trace and f"{second.refresh_token[:4]}…" in trace
+    assert len(set(seen)) == 7
+    assert [secret for secret in seen if secret in trace] == []
+
+
+def test_with_sentinel_values_no_token_code_or_secret_reaches_the_trace(browser, fitbit):
+    sign_in(browser, fitbit)
+    trace = browser.get("/trace").get_data(as_text=True)
+    assert "The token request: the code for tokens" in trace
+    assert "acce…" in trace and "refr…" in trace and "auth…" in trace
+    assert [secret for secret in SECRETS if secret in trace] == []
+    assert CLIENT_SECRET not in trace
+
+
+def test_another_browser_sees_none_of_it(app, browser, fitbit):
+    sign_in(browser, fitbit)
+    other = Client(app).get("/trace").get_data(as_text=True)
+    assert steps(other) == []
+    assert "This browser has no sign-in to show yet" in other
+
+
+def test_a_disconnect_is_in_the_trace_too(browser, fitbit):
+    import oauth
+
+    sign_in(browser, fitbit)
+    fitbit.post(oauth.REVOKE_URL, json={})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").get_data(True))
+    browser.post("/auth/revoke", data={"csrf_token": token.group(1)})
+    assert steps(browser.get("/trace").get_data(as_text=True))[-1] == "The revoke"

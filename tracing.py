@@ -1,0 +1,144 @@
+"""The trace page's notebook: each HTTP exchange of a browser's sign-in, masked and explained.
+
+oauth.py tells an observer about every request it sends (`oauth.observed`); the app hands
+those to `exchange()` here, with the browser's trace id, and adds the two steps that happen
+in the browser itself (the redirect to the consent page, and the callback). Secrets are
+masked *before* anything is stored: a trace never holds a whole token, code or secret.
+"""
+
+import json
+from urllib.parse import parse_qsl, urlsplit
+
+# Why each parameter of the authorization request is there.
+AUTHORIZE_PARAMETERS = {
+    "response_type": "code: the authorization code flow (RFC 6749 4.1).",
+    "client_id": "Which app is asking. Public: it is in every URL.",
+    "redirect_uri": "Where Fitbit sends the browser back. It must match the registration "
+    "exactly, and comes from the configuration, never from the request.",
+    "scope": "What the app asks to see. The user may grant less.",
+    "state": "Ties the answer to this browser: the callback must bring back the value stored "
+    "for this browser's sign-in.",
+    "code_challenge": "The SHA-256 of a verifier that only this server knows (PKCE, RFC 7636).",
+    "code_challenge_method": "S256: the challenge is a hash, so the verifier never travels here.",
+}
+# What each field of a token answer means.
+TOKEN_FIELDS = {
+    "access_token": "Sent as 'Authorization: Bearer' with every API call.",
+    "expires_in": "Seconds the access token lives; the app refreshes 5 minutes early.",
+    "refresh_token": "Trades for a new pair when the access token runs out. Fitbit's work once.",
+    "scope": "What the user granted, which can be less than what was asked for.",
+    "token_type": "Bearer: whoever holds the token may use it.",
+    "user_id": "Who signed in: the app's users table is keyed on it.",
+}
+SECRET_FIELDS = {"code", "access_token", "refresh_token", "token", "id_token"}
+RATE_LIMIT_HEADERS = (
+    "Fitbit-Rate-Limit-Limit",
+    "Fitbit-Rate-Limit-Remaining",
+    "Fitbit-Rate-Limit-Reset",
+)
+MAX_BODY = 600  # characters of an API answer kept: the trace shows its shape, not the data
+
+
+def mask(value):
+    """The first 4 characters and an ellipsis: enough to see that a token changed."""
+    return f"{value[:4]}…" if isinstance(value, str) and value else value
+
+
+def masked_fields(fields):
+    shown = {}
+    for name, value in fields.items():
+        if name == "code_verifier":
+            shown[name] = f"({len(value)} characters, kept on the server)"
+        elif name in SECRET_FIELDS:
+            shown[name] = mask(value)
+        else:
+            shown[name] = value
+    return shown
+
+
+def masked_headers(headers):
+    shown = {}
+    for name, value in headers.items():
+        if name.lower() == "authorization":
+            shown[name] = value.split(" ", 1)[0] + " ***"  # "Basic ***", "Bearer ***"
+        else:
+            shown[name] = value
+    return shown
+
+
+def authorize_step(url, verifier):
+    """Step 1: the redirect to the consent page, each parameter with its reason."""
+    query = dict(parse_qsl(urlsplit(url).query))
+    return "The redirect to the consent page", {
+        "request": {"method": "GET", "url": url.split("?")[0]},
+        "parameters": [
+            (name, value, AUTHORIZE_PARAMETERS.get(name, "")) for name, value in query.items()
+        ],
+        "notes": [f"The PKCE verifier ({len(verifier)} characters) stays on this server."],
+    }
+
+
+def callback_step(params):
+    """Step 2: the browser comes back; its state matched this browser's sign-in."""
+    return "The callback", {
+        "parameters": [(name, value, "") for name, value in masked_fields(params).items()],
+        "notes": [
+            "state matched the one stored for this browser's sign-in, which is now "
+            "used up: the same URL will not work twice."
+        ],
+    }
+
+
+def exchange_step(method, url, headers, form, response):
+    """An exchange with Fitbit from oauth.py, as (title, what to show)."""
+    form = dict(form or {})
+    path = urlsplit(url).path
+    if form.get("grant_type") == "authorization_code":
+        title = "The token request: the code for tokens"
+    elif form.get("grant_type") == "refresh_token":
+        title = "A refresh: the refresh token for a new pair"
+    elif path.endswith("/revoke"):
+        title = "The revoke"
+    else:
+        title = f"An API call: {path}"
+    shown = {
+        "request": {
+            "method": method,
+            "url": url,
+            "headers": masked_headers(headers or {}),
+            "form": masked_fields(form),
+        }
+    }
+    if response is None:
+        shown["response"] = {"status": "no answer (timeout or refused connection)"}
+        return title, shown
+    answer = {"status": response.status_code}
+    rate = {name: response.headers[name] for name in RATE_LIMIT_HEADERS if name in response.headers}
+    if rate:
+        answer["headers"] = rate
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("access_token" in body or "refresh_token" in body):
+        answer["fields"] = [
+            (name, masked_fields({name: value})[name], TOKEN_FIELDS.get(name, ""))
+            for name, value in body.items()
+        ]
+    else:
+        text = json.dumps(body, indent=1) if body is not None else response.text
+        # An error answer can repeat the token (Fitbit's expired_token does): masked too.
+        answer["body"] = mask_tokens_in(text, headers or {}, form)[:MAX_BODY]
+    shown["response"] = answer
+    return title, shown
+
+
+def mask_tokens_in(text, headers, form):
+    """The text with any token this request carried cut down to its first 4 characters."""
+    carried = [v for k, v in form.items() if k in SECRET_FIELDS or k == "code_verifier"]
+    authorization = headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        carried.append(authorization[len("Bearer ") :])
+    for secret in filter(None, carried):
+        text = text.replace(secret, mask(secret))
+    return text
