@@ -79,3 +79,39 @@ def test_deny_on_the_consent_page(page, live_app):
     page.click("button:has-text('Deny')")
     page.wait_for_selector("text=You chose not to connect")
     assert page.url == live_app + "/"
+
+
+def test_every_page_is_usable_by_everyone(page, live_app, capsys):
+    """axe-core (bundled by axe-playwright-python) on each kind of page, signed out and in,
+    the stand-in's and the error pages: no violation of serious or critical impact."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe, checked, found = Axe(), [], []
+
+    def check(name):
+        results = axe.run(page).response
+        serious = [v for v in results["violations"] if v["impact"] in ("serious", "critical")]
+        checked.append(f"{name}: {len(results['violations'])} violations, {len(serious)} serious")
+        found.extend(
+            f"{name}: {v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+            for v in serious
+        )
+
+    page.goto(live_app + "/")
+    check("home, signed out")
+    page.goto(live_app + "/auth")
+    check("the stand-in's consent page")
+    page.click("button:has-text('Allow')")
+    page.wait_for_selector("h1:has-text('Hello, Alex R.')")
+    check("home, signed in")
+    page.goto(live_app + "/trace")
+    check("the trace")
+    page.goto(live_app + "/users")
+    check("users")
+    page.goto(live_app + "/no-such-page")
+    check("an error page (404)")
+    page.goto(live_app + "/sandbox/oauth2/authorize?client_id=NOSUCH")
+    check("the stand-in's error page")
+    with capsys.disabled():  # shown in every run, not only when the test fails
+        print("\n".join(["", "axe-core checked:", *checked]))
+    assert found == []
