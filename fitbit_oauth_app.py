@@ -579,7 +579,10 @@ class FitbitOAuthApp:
         # A new session id at sign-in, so an id planted before it is worth nothing.
         self.start_session(request, user=user, carry_flashes=True)
         # The page itself greets the user by name: the flash only says what happened.
-        request.browser.add_flash("You are signed in with Fitbit.")
+        request.browser.add_flash(
+            "You are signed in with Fitbit.",
+            link=(request.urls.build("trace"), "See what just happened"),
+        )
         return self.clean_redirect(request)
 
     def on_trace(self, request):

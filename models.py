@@ -234,17 +234,19 @@ class BrowserSession(BaseModel):
             .get_or_none()
         )
 
-    def add_flash(self, message):
-        self.flashes = json.dumps([*json.loads(self.flashes), message])
+    def add_flash(self, message, link=None):
+        """A message for the next page; `link` is an optional (address, words) after it."""
+        flash = {"text": message, "link": list(link) if link else None}
+        self.flashes = json.dumps([*json.loads(self.flashes), flash])
         self.save()
 
     def pop_flashes(self):
-        """Each message is shown once."""
+        """Each message is shown once. (The first release kept them as plain strings.)"""
         messages = json.loads(self.flashes)
         if messages:
             self.flashes = "[]"
             self.save()
-        return messages
+        return [{"text": m, "link": None} if isinstance(m, str) else m for m in messages]
 
 
 class PendingSignIn(BaseModel):

@@ -202,9 +202,17 @@ def test_processes_starting_together_set_up_the_database_once(tmp_path, first_re
 def test_flashes_are_popped_once(database):
     session = BrowserSession.create(key="k", csrf_token="c")
     session.add_flash("one")
-    session.add_flash("two")
-    assert BrowserSession.get().pop_flashes() == ["one", "two"]
+    session.add_flash("two", link=("/trace", "See"))
+    assert BrowserSession.get().pop_flashes() == [
+        {"text": "one", "link": None},
+        {"text": "two", "link": ["/trace", "See"]},
+    ]
     assert BrowserSession.get().pop_flashes() == []
+
+
+def test_a_flash_kept_by_the_first_release_still_shows(database):
+    BrowserSession.create(key="k", csrf_token="c", flashes='["Hello Alex!"]')
+    assert BrowserSession.get().pop_flashes() == [{"text": "Hello Alex!", "link": None}]
 
 
 def test_pending_sign_in_is_consumed_once(database):

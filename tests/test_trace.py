@@ -33,7 +33,8 @@ def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_
         )
         seen.append(parse_qs(urlsplit(back.headers["Location"]).query)["code"][0])
         home = browser.http.get(back.headers["Location"], timeout=10).text
-        assert '<a href="/trace">See what just happened</a>' in home
+        # Both the flash and the page link to the trace.
+        assert home.count('<a href="/trace">See what just happened</a>') == 2
         first = User.get()
         seen += [first.access_token, first.refresh_token]
         clock.tick(timedelta(minutes=6))  # the stand-in's 10-minute tokens are due
@@ -87,3 +88,37 @@ def test_a_disconnect_is_in_the_trace_too(browser, fitbit):
     token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").get_data(True))
     browser.post("/auth/revoke", data={"csrf_token": token.group(1)})
     assert steps(browser.get("/trace").get_data(as_text=True))[-1] == "The revoke"
+
+
+def test_a_401_and_its_retry_and_a_429_are_in_the_trace(browser, fitbit):
+    from conftest import PROFILE_URL, fitbit_error, profile_body, token_body
+
+    import oauth
+
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        sign_in(browser, fitbit)
+        clock.tick(timedelta(minutes=6))  # past the cache: the page asks Fitbit again
+        fitbit.replace("GET", PROFILE_URL, status=401, json=fitbit_error("expired_token"))
+        fitbit.add("GET", PROFILE_URL, json=profile_body())
+        fitbit.replace(
+            "POST", oauth.TOKEN_URL, json=token_body(access_token="a2", refresh_token="r2")
+        )
+        fitbit.replace(
+            "GET",
+            oauth.API_URL + "/1/user/-/activities/steps/date/today/1m.json",
+            status=429,
+            json=fitbit_error("system"),
+        )
+        browser.get("/")
+        trace = browser.get("/trace").get_data(as_text=True)
+    later = steps(trace)[4:]  # after the sign-in: its exchange and its profile call
+    assert later == [
+        "An API call: /1/user/-/profile.json",
+        "A refresh: the refresh token for a new pair",
+        "An API call: /1/user/-/profile.json",
+        "An API call: /1/user/-/activities/steps/date/today/1m.json",
+    ]
+    answers = re.findall(r"Answer: <strong>(\d+)</strong>", trace)[
+        2:
+    ]  # after the sign-in's token request and profile call
+    assert answers == ["401", "200", "200", "429"]
