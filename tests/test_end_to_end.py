@@ -43,6 +43,23 @@ class Browser:
         self.page = self.http.post(consent.url.split("?")[0], data=form, timeout=10)
         return self.page
 
+    def sign_in_noting_secrets(self, seen):
+        """sign_in(), one redirect at a time, adding the PKCE verifier and the code to
+        `seen`, for tests that look for them where they must never be."""
+        consent = self.get("/auth")
+        seen.append(PendingSignIn.get().code_verifier)
+        request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+        form = {"request_id": request_id, "user_id": ALEX, "decision": "allow"}
+        back = self.http.post(
+            consent.url.split("?")[0],
+            data={**form, "scope": ["activity", "profile"]},
+            allow_redirects=False,
+            timeout=10,
+        )
+        seen.append(parse_qs(urlsplit(back.headers["Location"]).query)["code"][0])
+        self.page = self.http.get(back.headers["Location"], timeout=10)
+        return self.page
+
 
 def stand_in_api(base_url, access_token):
     return requests.get(
@@ -215,19 +232,7 @@ def test_a_whole_flow_logs_each_step_and_no_secret(tmp_path, caplog, capfd):
     ):
         secrets.append(config.client.client_secret)
         browser = Browser(url)
-        consent = browser.get("/auth")
-        secrets.append(PendingSignIn.get().code_verifier)
-        request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
-        form = {"request_id": request_id, "user_id": ALEX, "decision": "allow"}
-        back = browser.http.post(
-            consent.url.split("?")[0],
-            data={**form, "scope": ["activity", "profile"]},
-            allow_redirects=False,
-            timeout=10,
-        )
-        secrets.append(parse_qs(urlsplit(back.headers["Location"]).query)["code"][0])
-        browser.page = browser.http.get(back.headers["Location"], timeout=10)
-        assert "Hello, Alex R." in browser.page.text
+        assert "Hello, Alex R." in browser.sign_in_noting_secrets(secrets).text
         secrets += [User.get().access_token, User.get().refresh_token]
         clock.tick(timedelta(minutes=6))  # the 10-minute tokens are due
         assert "steps today" in browser.get("/").text

@@ -2,14 +2,13 @@
 
 import re
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 from conftest import CLIENT_SECRET, SECRETS, running_app, sign_in
 from freezegun import freeze_time
-from test_end_to_end import ALEX, Browser
+from test_end_to_end import Browser
 from werkzeug.test import Client
 
-from models import PendingSignIn, User
+from models import User
 
 
 def steps(text):
@@ -21,18 +20,7 @@ def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_
     with running_app(tmp_path) as (url, config), freeze_time("2026-11-23 12:00:00") as clock:
         seen.append(config.client.client_secret)
         browser = Browser(url)
-        consent = browser.get("/auth")
-        seen.append(PendingSignIn.get().code_verifier)
-        request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
-        form = {"request_id": request_id, "user_id": ALEX, "decision": "allow"}
-        back = browser.http.post(
-            consent.url.split("?")[0],
-            data={**form, "scope": ["activity", "profile"]},
-            allow_redirects=False,
-            timeout=10,
-        )
-        seen.append(parse_qs(urlsplit(back.headers["Location"]).query)["code"][0])
-        home = browser.http.get(back.headers["Location"], timeout=10).text
+        home = browser.sign_in_noting_secrets(seen).text
         # Both the flash and the page link to the trace.
         assert home.count('<a href="/trace">See what just happened</a>') == 2
         first = User.get()
