@@ -451,8 +451,6 @@ class FitbitOAuthApp:
         if user.connected:
             try:
                 shown.update(self.dashboard(user, shown["notes"]))
-                # A scope left unticked can be granted by signing in again: offer it.
-                shown["ask_again"] = any(n in MISSING_SCOPE_NOTES.values() for n in shown["notes"])
             except oauth.ReconnectNeeded:
                 request.browser.add_flash(
                     "Fitbit no longer accepts this app's access. Connect again."
@@ -473,6 +471,8 @@ class FitbitOAuthApp:
             series = oauth.step_series(steps)
             shown["steps_today"] = series[-1][1] if series else None
             shown["chart"] = step_chart(series)
+        # A scope left unticked can be granted by signing in again: the page offers it.
+        shown["ask_again"] = any(note in MISSING_SCOPE_NOTES.values() for note in notes)
         return shown
 
     def granted_data(self, user, scope, path, notes):
