@@ -231,6 +231,10 @@ class Request(BaseRequest):
     browser = None  # this browser's BrowserSession, once it has one
     new_cookie = None  # a new session id to hand to the browser with this response
 
+    def __init__(self, environ):
+        super().__init__(environ)
+        self.trace_steps = []  # (title, shown) for this browser's trace, kept at the end
+
 
 class UserTokenStore:
     """oauth.TokenStore backed by the users table."""
@@ -592,12 +596,18 @@ class FitbitOAuthApp:
         return self.render(request, "trace.html", steps=steps)
 
     def note(self, request, title, shown):
-        """Add a step to this browser's trace. A trace is an aid for the reader: failing to
-        keep one (a busy database) must never fail the sign-in or the refresh it describes."""
+        """Add a step to this browser's trace, written when the request is done: never
+        between spending a refresh token and storing the pair it bought."""
+        request.trace_steps.append((title, shown))
+
+    def keep_trace(self, request):
+        """A trace is an aid for the reader: failing to keep one (a busy database) must
+        never fail the page it describes."""
         trace = request.browser.trace if request.browser else None
-        if trace:
+        if trace and request.trace_steps:
             try:
-                TraceEntry.add(trace, title, shown)
+                for title, shown in request.trace_steps:
+                    TraceEntry.add(trace, title, shown)
             except Exception:
                 log.warning("A step of the trace was not kept", exc_info=True)
 
@@ -795,6 +805,7 @@ class FitbitOAuthApp:
             response = self.error_page(
                 request, 503, "Renewing access", message, retry_after=RETRY_AFTER_SECONDS
             )
+        self.keep_trace(request)
         return self.finish(request, response)
 
     def wsgi_app(self, environ, start_response):
