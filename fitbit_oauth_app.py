@@ -1,10 +1,12 @@
 """Sign in with Fitbit: a small WSGI app that walks through OAuth 2.0 with Fitbit.
 
 Run it with `make run` (which sets up .venv, then runs `.venv/bin/python fitbit_oauth_app.py`)
-and open http://localhost:4000. The OAuth steps
-themselves are in oauth.py, the database in models.py; this file is the web app that glues
-them together: routes, browser sessions, CSRF, flash messages, the signed-in page with its
-cache of Fitbit answers, and error pages.
+and open http://localhost:4000. It speaks two dialects: Fitbit's legacy Web API (PROVIDER=fitbit,
+the default) and its successor, the Google Health API (PROVIDER=google). The OAuth steps they
+share are in oauth.py, what each does its own way in fitbit_legacy.py and google_health.py,
+the database in models.py; this file is the web app that glues them together: routes,
+browser sessions, CSRF, flash messages, the signed-in page with its cache of API answers, and
+error pages.
 """
 
 import argparse
@@ -48,8 +50,11 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
+import fitbit_legacy
+import google_health
 import oauth
 import sandbox as sandbox_module
+import sandbox_google
 import tracing
 from models import (
     SESSION_LIFETIME,
@@ -67,9 +72,11 @@ from models import (
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PORT = 4000
-SANDBOX_PATH = "/sandbox"
-PROFILE_PATH = "/1/user/-/profile.json"
-STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"
+# The two dialects, by the name PROVIDER gives them; and where in sandbox mode the
+# stand-in for each is served from this same process.
+PROVIDERS = {"fitbit": fitbit_legacy, "google": google_health}
+SANDBOX_PATHS = {"fitbit": "/sandbox", "google": "/sandbox/google"}
+SETTINGS_PREFIX = {"fitbit": "FITBIT", "google": "GOOGLE"}
 USERS_PER_PAGE = 50
 CHART_WIDTH, CHART_HEIGHT = 600, 150
 # The tallest bar stops short of the top, and below the bars there is room for the dates.
@@ -78,7 +85,7 @@ SESSION_COOKIE = "session"
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
 # docs/security.md item 28: a strict policy; nothing on these pages needs scripts or frames.
-# Avatars come from Fitbit's image hosts, hence https: images.
+# Avatars come from Fitbit's and Google's image hosts, hence https: images.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
@@ -118,18 +125,13 @@ RETRY_AFTER_SECONDS = 5
 # ten minutes); each one started also deletes up to PRUNE_BATCH unusable rows of each kind.
 MAX_SIGN_INS_PER_ADDRESS = 20
 PRUNE_BATCH = 20
-REVOKE_AT_FITBIT = "https://www.fitbit.com/settings/applications"
-# What the page leaves out when the user did not grant a scope on Fitbit's consent page.
+# What the page leaves out when the user did not grant a scope on the consent page.
 MISSING_SCOPE_NOTES = {
     "profile": "You did not allow access to your profile, so your name and picture are not "
     "shown. Connect again and allow profile to see them.",
     "activity": "You did not allow access to your activity, so your steps are not shown. "
     "Connect again and allow activity to see them.",
 }
-SANDBOX_NOTICE = (
-    "You are signing in to a local stand-in for Fitbit. Set FITBIT_CLIENT_ID and "
-    "FITBIT_CLIENT_SECRET to use the real one."
-)
 
 log = logging.getLogger("fitbit_oauth_app")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -140,13 +142,13 @@ LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 @dataclass(frozen=True)
 class Config:
-    client: oauth.Client
+    client: oauth.Client  # its dialect is the provider the app talks to
     database_url: str = "sqlite:///fitbit_app.db"
     # Keys the hash of session ids in the database. Without SECRET_KEY, a random key is
     # made once and kept in the database, so that every process and worker uses the same.
     secret_key: bytes | None = field(default=None, repr=False)
-    # Sandbox mode: the stand-in for Fitbit in sandbox.py is served from /sandbox in this
-    # same process, and the client above is registered with it.
+    # Sandbox mode: the stand-ins for both providers (sandbox.py, sandbox_google.py) are
+    # served from /sandbox in this same process, and the client above is registered there.
     sandbox: bool = False
     sandbox_expires_in: int = sandbox_module.DEFAULT_EXPIRES_IN
     # The stand-in's own SQLite file, shared by every worker and kept across restarts.
@@ -158,26 +160,59 @@ class Config:
     # those headers.
     trust_proxy: bool = False
 
+    # Settings given for the provider that is not selected: named at start-up, never used.
+    unused_settings: tuple = ()
+
     @property
     def configured(self):
         return self.sandbox or bool(self.client.client_id and self.client.client_secret)
 
+    @property
+    def settings_prefix(self):
+        return SETTINGS_PREFIX[self.client.dialect.KEY]
+
+    @property
+    def sandbox_notice(self):
+        prefix = self.settings_prefix
+        return (
+            f"You are signing in to a local stand-in for {self.client.dialect.NAME}. Set "
+            f"{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET to use the real one."
+        )
+
 
 def config_from_env(environ, port):
-    """Read the FITBIT_* settings and friends from environment variables. Without a
-    FITBIT_CLIENT_ID, or with FITBIT_SANDBOX=1, the app talks to the built-in stand-in."""
+    """Read PROVIDER, its settings (FITBIT_* or GOOGLE_*) and the shared ones from
+    environment variables. Without the provider's client id, or with FITBIT_SANDBOX=1, the
+    app talks to the built-in stand-in, in that provider's dialect."""
+    name = environ.get("PROVIDER") or "fitbit"
+    if name not in PROVIDERS:
+        raise SystemExit(f"PROVIDER={name!r} is not known: use fitbit or google.")
+    dialect, prefix = PROVIDERS[name], SETTINGS_PREFIX[name]
+
+    def setting(suffix):
+        return environ.get(f"{prefix}_{suffix}") or ""
+
     # From configuration, never from the request's Host header (docs/security.md item 6).
-    redirect_uri = environ.get("FITBIT_REDIRECT_URI") or f"http://localhost:{port}/auth/callback"
-    scopes = environ.get("FITBIT_SCOPES") or oauth.DEFAULT_SCOPES
+    redirect_uri = setting("REDIRECT_URI") or f"http://localhost:{port}/auth/callback"
     settings = {
         "database_url": environ.get("DATABASE_URL") or Config.database_url,
         "cache_seconds": seconds_setting(environ, "FITBIT_CACHE_SECONDS", Config.cache_seconds),
+        "trust_proxy": environ.get("TRUST_PROXY") == "1",
+        "unused_settings": tuple(
+            sorted(
+                variable
+                for other, other_prefix in SETTINGS_PREFIX.items()
+                if other != name
+                for variable in environ
+                if variable.startswith(f"{other_prefix}_CLIENT_") and environ[variable]
+            )
+        ),
     }
     if environ.get("SECRET_KEY"):
         settings["secret_key"] = environ["SECRET_KEY"].encode()
-    settings["trust_proxy"] = environ.get("TRUST_PROXY") == "1"
 
-    sandbox = environ.get("FITBIT_SANDBOX") == "1" or not environ.get("FITBIT_CLIENT_ID")
+    sandbox = environ.get("FITBIT_SANDBOX") == "1" or not setting("CLIENT_ID")
+    endpoints = {}
     if sandbox:
         settings["sandbox_database"] = (
             environ.get("SANDBOX_DATABASE") or sandbox_module.DEFAULT_DATABASE
@@ -187,31 +222,50 @@ def config_from_env(environ, port):
         client_id = client_secret = ""
         # The stand-in lives in this same app, so it is wherever the redirect URI points.
         app_origin = urlsplit(redirect_uri)
-        root = f"{app_origin.scheme}://{app_origin.netloc}{SANDBOX_PATH}"
-        authorize_url, token_url = f"{root}/oauth2/authorize", f"{root}/oauth2/token"
-        revoke_url, api_url = f"{root}/oauth2/revoke", root
+        root = f"{app_origin.scheme}://{app_origin.netloc}{SANDBOX_PATHS[name]}"
+        endpoints = sandbox_endpoints(name, root)
         settings["sandbox_expires_in"] = seconds_setting(
-            environ, "SANDBOX_EXPIRES_IN", Config.sandbox_expires_in
+            environ, "SANDBOX_EXPIRES_IN", dialect_expires_in(name)
         )
     else:
-        client_id = environ["FITBIT_CLIENT_ID"]
-        client_secret = environ.get("FITBIT_CLIENT_SECRET", "")
-        authorize_url = environ.get("FITBIT_AUTHORIZE_URL") or oauth.AUTHORIZE_URL
-        token_url = environ.get("FITBIT_TOKEN_URL") or oauth.TOKEN_URL
-        revoke_url = environ.get("FITBIT_REVOKE_URL") or oauth.REVOKE_URL
-        api_url = environ.get("FITBIT_API_URL") or oauth.API_URL
+        client_id, client_secret = setting("CLIENT_ID"), setting("CLIENT_SECRET")
+        variables = {"api_url": "HEALTH_API_URL"} if name == "google" else {}
+        for endpoint in oauth.ENDPOINTS:
+            value = setting(variables.get(endpoint, endpoint.upper()))
+            if value:
+                endpoints[endpoint] = value
 
     client = oauth.Client(
+        dialect=dialect,
         client_id=client_id,
         client_secret=client_secret,
         redirect_uri=redirect_uri,
-        scopes=scopes,
-        authorize_url=authorize_url,
-        token_url=token_url,
-        revoke_url=revoke_url,
-        api_url=api_url,
+        scopes=environ.get("FITBIT_SCOPES", "") if name == "fitbit" else "",
+        **endpoints,
     )
     return Config(client=client, sandbox=sandbox, **settings)
+
+
+def sandbox_endpoints(name, root):
+    """Where each endpoint of the provider's stand-in is, below `root`."""
+    if name == "google":
+        return {
+            "authorize_url": f"{root}{sandbox_google.AUTHORIZE_PATH}",
+            "token_url": f"{root}{sandbox_google.TOKEN_PATH}",
+            "revoke_url": f"{root}{sandbox_google.REVOKE_PATH}",
+            "userinfo_url": f"{root}{sandbox_google.USERINFO_PATH}",
+            "api_url": root,
+        }
+    return {
+        "authorize_url": f"{root}/oauth2/authorize",
+        "token_url": f"{root}/oauth2/token",
+        "revoke_url": f"{root}/oauth2/revoke",
+        "api_url": root,
+    }
+
+
+def dialect_expires_in(name):
+    return sandbox_google.DEFAULT_EXPIRES_IN if name == "google" else Config.sandbox_expires_in
 
 
 def seconds_setting(environ, name, default):
@@ -237,40 +291,46 @@ class Request(BaseRequest):
 
 
 class UserTokenStore:
-    """oauth.TokenStore backed by the users table."""
+    """oauth.TokenStore backed by the users table, keyed by the row's id."""
 
-    def load(self, user_id):
-        user = User.by_fitbit_id(user_id)
+    def load(self, key):
+        user = User.get_or_none(User.id == key)
         if user is None or not user.connected:
             return None
         return oauth.Tokens(
-            user_id=user.fitbit_id,
+            # Fitbit's refresh answers name the user, and must name this one.
+            user_id=user.fitbit_id if user.provider == "fitbit" else None,
             access_token=user.access_token,
             refresh_token=user.refresh_token,
             expires_at=user.expires_at,
             scope=user.scope,
         )
 
-    def take_lease(self, tokens, until):
-        return User.take_lease(tokens.user_id, tokens.refresh_token, until)
+    def take_lease(self, key, tokens, until):
+        return User.take_lease(key, tokens.access_token, until)
 
-    def release(self, tokens, lease):
-        User.release_lease(tokens.user_id, lease)
+    def release(self, key, lease):
+        User.release_lease(key, lease)
 
-    def replace(self, old, new):
-        # Once Fitbit has answered, the new pair is the only live one: losing it would log
-        # the user out. So a locked database is waited out, each try waiting SQLite's busy
-        # timeout (5 s), for about as long as the refresh lease lasts.
+    def replace(self, key, old, new):
+        # Once the provider has answered, the new pair is the only live one: losing it
+        # would log the user out. So a locked database is waited out, each try waiting
+        # SQLite's busy timeout (5 s), for about as long as the refresh lease lasts.
         for attempt in range(STORE_ATTEMPTS):
             try:
-                return User.replace_tokens(old.refresh_token, new)
+                return User.replace_tokens(key, old.access_token, new)
             except OperationalError:
                 if attempt == STORE_ATTEMPTS - 1:
-                    log.error("Fitbit user %s: the new tokens could not be stored", new.user_id)
+                    log.error("user %s: the new tokens could not be stored", key)
                     raise
 
-    def forget(self, dead):
-        return User.clear_tokens(dead.user_id, dead_refresh_token=dead.refresh_token)
+    def forget(self, key, dead):
+        return User.clear_tokens(key, dead_refresh_token=dead.refresh_token)
+
+
+def account(user):
+    """How the logs name a user: their provider, and its id for them (never a token)."""
+    return f"{PROVIDERS[user.provider].NAME} user {user.health_user_id or user.fitbit_id}"
 
 
 def callback_params(request):
@@ -284,7 +344,7 @@ def callback_params(request):
             max_num_fields=10,
         )
     except (UnicodeDecodeError, ValueError):
-        raise BadRequest("The address Fitbit sent you back to is malformed.") from None
+        raise BadRequest("The address you were sent back to is malformed.") from None
     params = {}
     for name, value in pairs:
         if name in params:
@@ -293,7 +353,7 @@ def callback_params(request):
             raise BadRequest(f"The {name} parameter is too long.")
         # RFC 6749 appendix A: code, state and error are printable ASCII (VSCHAR).
         if not value.isascii() or not value.isprintable():
-            raise BadRequest(f"The {name} parameter has characters Fitbit never sends.")
+            raise BadRequest(f"The {name} parameter has characters no provider sends.")
         params[name] = value
     return params
 
@@ -320,29 +380,50 @@ def in_words(moment):
     return f"in {phrase}" if seconds >= 0 else f"{phrase} ago"
 
 
-def explain(error):
-    """(status, title, message) for a page about a Fitbit failure."""
-    if isinstance(error, oauth.FitbitRetired):
+def explain(error, settings_prefix="FITBIT"):
+    """(status, title, message) for a page about a provider's failure."""
+    who = error.who
+    if isinstance(error, oauth.ApiRetired):
         message = (
             "Fitbit shut down its legacy Web API in autumn 2026, so this app cannot reach it. "
-            "Start the app without FITBIT_CLIENT_ID to use the built-in stand-in."
+            "Start the app with PROVIDER=google to use its successor, the Google Health API, "
+            "or without FITBIT_CLIENT_ID to use the built-in stand-in."
         )
         return 502, "Fitbit retired this API", message
-    if isinstance(error, oauth.FitbitUnavailable):
-        return 502, "Fitbit is unavailable", "Fitbit did not answer. Try again in a few minutes."
+    if isinstance(error, oauth.ProviderUnavailable):
+        return 502, f"{who} is unavailable", f"{who} did not answer. Try again in a few minutes."
     if isinstance(error, oauth.BadResponse):
-        message = "Fitbit sent an answer this app cannot use, so nothing was stored. Try again."
-        return 502, "Unexpected answer from Fitbit", message
+        message = f"{who} sent an answer this app cannot use, so nothing was stored. Try again."
+        return 502, f"Unexpected answer from {who}", message
     if error.error_type == "invalid_grant":
         return (
             400,
             "Sign-in expired",
-            "Fitbit no longer accepts this sign-in. Please sign in again.",
+            f"{who} no longer accepts this sign-in. Please sign in again.",
         )
     if error.error_type == "invalid_client":
-        message = "Check FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET."
-        return 502, "Fitbit did not recognise this app", message
-    return 502, "Fitbit refused the request", f"Fitbit answered {error.status} {error.error_type}."
+        message = f"Check {settings_prefix}_CLIENT_ID and {settings_prefix}_CLIENT_SECRET."
+        return 502, f"{who} did not recognise this app", message
+    if error.error_type == "no_health_scope":
+        message = (
+            "You did not allow this app to read any of your health data, so Google Health "
+            "cannot say who you are. Nothing was stored. Sign in again and allow access to "
+            "your activity."
+        )
+        return 403, "No health data allowed", message
+    if error.error_type == "ACCOUNT_NOT_LINKED":
+        message = (
+            "This Google account has no Google Health profile: no Fitbit account is linked "
+            "to it. Link one in the Fitbit app, or sign in with another Google account."
+        )
+        return 400, "No Google Health profile", message
+    if error.error_type == "PERMISSION_DENIED":
+        message = (
+            "Google Health did not let this app read your data. If you moved your Fitbit "
+            "account to Google, sign in with that Google account, then try again."
+        )
+        return 403, "Google Health refused access", message
+    return 502, f"{who} refused the request", f"{who} answered {error.status} {error.error_type}."
 
 
 @functools.lru_cache(maxsize=1024)
@@ -423,6 +504,7 @@ class FitbitOAuthApp:
     def __init__(self, config):
         self.config = config
         self.client = config.client
+        self.dialect = config.client.dialect  # fitbit_legacy or google_health
         with db.connection_context():
             self.secret_key = config.secret_key or shared_secret("session-key")
         self.tokens = UserTokenStore()
@@ -433,6 +515,7 @@ class FitbitOAuthApp:
         self.jinja.filters["in_words"] = in_words
         self.jinja.filters["thousands"] = "{:,}".format
         self.jinja.filters["day"] = day_label
+        self.jinja.filters["provider_name"] = lambda key: PROVIDERS[key].NAME
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -452,77 +535,91 @@ class FitbitOAuthApp:
         if user is None:
             return self.render(request, "index.html")
         shown = {"user": user, "display_name": user.display_name, "notes": []}
-        if user.connected:
+        if user.connected and user.provider != self.dialect.KEY:
+            # Moving to Google Health: the old tokens speak the other dialect. The user is
+            # asked to connect again, not made to (Google's migration guide says: nudge).
+            other = PROVIDERS[user.provider]
+            shown["notes"].append(
+                f"You connected through {other.TITLE}, and this app now uses "
+                f"{self.dialect.TITLE}. Connect again to see your data."
+            )
+            shown["ask_again"] = True
+        elif user.connected:
             try:
                 shown.update(self.dashboard(user, shown["notes"]))
             except oauth.ReconnectNeeded:
                 request.browser.add_flash(
-                    "Fitbit no longer accepts this app's access. Connect again."
+                    f"{self.dialect.NAME} no longer accepts this app's access. Connect again."
                 )
                 shown["user"] = User.get_by_id(user.id)  # its tokens are gone now
         return self.render(request, "index.html", **shown)
 
     def dashboard(self, user, notes):
         """What the signed-in page shows: the profile and the steps, each if its scope was
-        granted (users can untick scopes on Fitbit's consent page)."""
+        granted (users can untick scopes on the consent page)."""
         shown = {}
-        profile = self.granted_data(user, "profile", PROFILE_PATH, notes)
+        request = self.dialect.profile_request(self.client)
+        profile = self.granted_data(user, "profile", request, notes)
         if profile is not None:
-            shown["display_name"] = oauth.display_name(profile)
-            shown["avatar"], shown["member_since"] = oauth.profile_details(profile)
-        steps = self.granted_data(user, "activity", STEPS_PATH, notes)
+            shown["display_name"], shown["avatar"], shown["member_since"] = (
+                self.dialect.read_profile(profile)
+            )
+        request = self.dialect.steps_request(self.client, datetime.now(UTC).date())
+        steps = self.granted_data(user, "activity", request, notes)
         if steps is not None:
-            series = oauth.step_series(steps)
+            series = self.dialect.read_steps(steps)
             shown["steps_today"] = series[-1][1] if series else None
             shown["chart"] = step_chart(series)
         # A scope left unticked can be granted by signing in again: the page offers it.
         shown["ask_again"] = any(note in MISSING_SCOPE_NOTES.values() for note in notes)
         return shown
 
-    def granted_data(self, user, scope, path, notes):
-        """fitbit_data() for a path that needs `scope`, or None and a note without it."""
-        if scope in user.scope.split():  # no need to ask Fitbit to know it would say no
+    def granted_data(self, user, need, api_request, notes):
+        """api_data() for a request that needs a scope, or None and a note without it."""
+        # No need to ask the provider to know it would say no.
+        if self.dialect.grants(user.scope, need):
             try:
-                return self.fitbit_data(user, path, notes)
-            except oauth.FitbitError as error:
-                if error.error_type != "insufficient_scope":
-                    raise
-                log.info("Fitbit user %s: %s", user.fitbit_id, error)
-        notes.append(MISSING_SCOPE_NOTES[scope])
+                return self.api_data(user, api_request, notes)
+            except oauth.ScopeMissing as error:
+                log.info("%s: %s", account(user), error)
+        notes.append(MISSING_SCOPE_NOTES[need])
         return None
 
-    def fitbit_data(self, user, path, notes):
-        """One Fitbit answer for this user: the cached one while it is fresh, else a new one.
-        When the hour's 150 calls are spent, the last answer (if any) stands in, with a note."""
-        cached = user.cached_answer(path)
+    def api_data(self, user, api_request, notes):
+        """One API answer for this user: the cached one while it is fresh, else a new one.
+        When the user's budget of calls is spent, the last answer (if any) stands in, with a
+        note."""
+        cached = user.cached_answer(api_request.key)
         if cached is not None and cached.fresh(timedelta(seconds=self.config.cache_seconds)):
             return cached.data
         if not user.budget_spent():
             try:
-                data, headers = oauth.FitbitApi(self.client, self.tokens, user.fitbit_id).get(path)
+                api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
+                data, headers = api.call(api_request)
             except oauth.RateLimited as error:
-                log.warning("Fitbit user %s: %s", user.fitbit_id, error)
+                log.warning("%s: %s", account(user), error)
                 user.record_budget(0, error.reset_at)
             else:
-                self.keep_answer(user, path, data, headers)
+                self.keep_answer(user, api_request.key, data, headers)
                 return data
         note = (
-            "Fitbit's limit of 150 requests an hour is used up: fresh data comes after "
+            f"{self.dialect.RATE_LIMIT_NOTE}: fresh data comes after "
             f"{user.rate_reset_at:%H:%M} UTC ({in_words(user.rate_reset_at)})."
         )
         if note not in notes:
             notes.append(note)
         return cached.data if cached is not None else None
 
-    def keep_answer(self, user, path, data, headers):
-        """Every API answer: note the hour's budget it reports, and cache what it says."""
-        user.record_budget(*oauth.rate_budget(headers))
-        ApiCache.store(user, path, data)
+    def keep_answer(self, user, key, data, headers):
+        """Every API answer: note the budget it reports, and cache what it says."""
+        user.record_budget(*self.dialect.rate_budget(headers))
+        ApiCache.store(user, key, data)
 
     def on_auth(self, request):
-        """Step 1: send the browser to Fitbit's consent page."""
+        """Step 1: send the browser to the provider's consent page."""
         if not self.config.configured:
-            raise ServiceUnavailable("FITBIT_CLIENT_SECRET is not set. See the README.")
+            prefix = self.config.settings_prefix
+            raise ServiceUnavailable(f"{prefix}_CLIENT_SECRET is not set. See the README.")
         home = self.configured_origin_for(request)
         if home is not None:
             return redirect(home + request.full_path.rstrip("?"), code=302)
@@ -547,47 +644,70 @@ class FitbitOAuthApp:
                 session=browser, state=state, code_verifier=verifier, client=address
             )
             browser.save()
-        url = oauth.authorize_url(self.client, state, verifier)
+        # Google hands out a refresh token only on a consent: forced unless this browser's
+        # user is known to hold one already.
+        user = browser.user
+        holds = user is not None and user.connected and user.provider == self.dialect.KEY
+        url = oauth.authorize_url(self.client, state, verifier, holds_refresh_token=holds)
         self.note(request, *tracing.authorize_step(url, verifier))
         return redirect(url, code=302)
 
     def on_callback(self, request):
-        """Step 2: Fitbit sends the browser back here with a code (or an error)."""
+        """Step 2: the provider sends the browser back here with a code (or an error)."""
         params = callback_params(request)
         code, error = params.get("code"), params.get("error")
         pending = self.claim_sign_in(request, params.get("state"))
         self.note(request, *tracing.callback_step(params))
+        who = self.dialect.NAME
 
         if error is not None:
             # Only a fixed text is shown: error_description is the other side's words.
             if error == "access_denied":
                 request.browser.add_flash(
-                    "You chose not to connect your Fitbit account. Nothing was stored."
+                    f"You chose not to connect your {who} account. Nothing was stored."
                 )
             else:
-                request.browser.add_flash(f"Fitbit did not complete the sign-in ({error}).")
+                request.browser.add_flash(f"{who} did not complete the sign-in ({error}).")
             return self.clean_redirect(request)
         if not code:
-            raise BadRequest("Fitbit's answer has no authorization code.")
+            raise BadRequest("The answer has no authorization code.")
 
         tokens = oauth.exchange_code(self.client, code, pending.code_verifier)
-        if "profile" in tokens.scope.split():
-            profile, headers = oauth.api_get(self.client, PROFILE_PATH, tokens.access_token)
-            name = oauth.display_name(profile)
-            user = User.upsert(tokens, name)
-            self.keep_answer(user, PROFILE_PATH, profile, headers)
-        else:  # the user unticked profile: their Fitbit id is all we know them by
-            name = tokens.user_id
-            user = User.upsert(tokens, name)
-        log.info("Fitbit user %s: signed in, scope %r", user.fitbit_id, tokens.scope)
+        try:
+            person = self.dialect.identify(self.client, tokens)
+        except google_health.NotIdentifiable:
+            # Nobody to file the tokens under: give them back rather than keep them.
+            self.revoke_quietly(tokens.refresh_token or tokens.access_token)
+            raise
+        user = User.sign_in(person, tokens)
+        if user is None:
+            # Google sent no refresh token (the user had consented before) and none is kept
+            # here: signed out, this browser's next sign-in asks Google for a new consent.
+            self.revoke_quietly(tokens.access_token)
+            self.start_session(request, carry_flashes=True)
+            request.browser.add_flash(
+                f"{who} did not send the token this app needs to stay connected. Sign in "
+                "again, and you will be asked to allow access once more."
+            )
+            return self.clean_redirect(request)
+        for key, (data, headers) in person.answers.items():
+            self.keep_answer(user, key, data, headers)
+        log.info("%s: signed in, scope %r", account(user), tokens.scope)
         # A new session id at sign-in, so an id planted before it is worth nothing.
         self.start_session(request, user=user, carry_flashes=True)
         # The page itself greets the user by name: the flash only says what happened.
         request.browser.add_flash(
-            "You are signed in with Fitbit.",
+            f"You are signed in with {who}.",
             link=(request.urls.build("trace"), "See what just happened"),
         )
         return self.clean_redirect(request)
+
+    def revoke_quietly(self, token):
+        """Hand back tokens this app will not keep; a failure changes nothing for the user."""
+        try:
+            oauth.revoke(self.client, token)
+        except oauth.ProviderError as error:
+            log.warning("Unkept tokens were not revoked: %s", error)
 
     def on_trace(self, request):
         """What just happened: this browser's last sign-in, exchange by exchange, masked."""
@@ -624,7 +744,14 @@ class FitbitOAuthApp:
             raise NotFound(f"There is no page {page}: the users fit on {pages}.")
         # Only the columns the page shows: making all of them into Python values, for 50
         # rows, would cost more than the query itself.
-        columns = [User.display_name, User.fitbit_id, User.refresh_token, User.expires_at]
+        columns = [
+            User.display_name,
+            User.provider,
+            User.fitbit_id,
+            User.health_user_id,
+            User.refresh_token,
+            User.expires_at,
+        ]
         users = (
             User.select(*columns, User.last_sync_at)
             .order_by(User.created_at, User.id)
@@ -633,24 +760,27 @@ class FitbitOAuthApp:
         return self.render(request, "users.html", users=users, page=page, pages=pages)
 
     def on_revoke(self, request):
-        """Disconnect: revoke at Fitbit, and forget the tokens here whatever Fitbit says."""
+        """Disconnect: revoke at the provider, and forget the tokens here whatever it says."""
         self.check_csrf(request)
         user = request.browser.user
         if user is not None and user.connected:
+            who, site = self.dialect.NAME, self.dialect.SITE_FOR_REVOKING
             try:
+                if user.provider != self.dialect.KEY:
+                    # Tokens of the other dialect: this app no longer talks to that API.
+                    site = PROVIDERS[user.provider].SITE_FOR_REVOKING
+                    raise oauth.ProviderError(0, "other_provider", who=who)
                 oauth.revoke(self.client, user.refresh_token)
-                log.info("Fitbit user %s: disconnected, access revoked at Fitbit", user.fitbit_id)
-                message = "Disconnected. Fitbit has revoked this app's access."
-            except oauth.FitbitError as error:
-                log.warning(
-                    "Fitbit user %s: disconnected, but revoking failed: %s", user.fitbit_id, error
-                )
+                log.info("%s: disconnected, access revoked at %s", account(user), who)
+                message = f"Disconnected. {who} has revoked this app's access."
+            except oauth.ProviderError as error:
+                log.warning("%s: disconnected, but revoking failed: %s", account(user), error)
                 message = (
-                    "Disconnected here, but Fitbit did not confirm. You can revoke access "
-                    f"yourself at {REVOKE_AT_FITBIT}."
+                    f"Disconnected here, but {who} did not confirm. You can revoke access "
+                    f"yourself at {site}."
                 )
             finally:
-                User.clear_tokens(user.fitbit_id)
+                User.clear_tokens(user.id)
             request.browser.add_flash(message)
         return redirect(request.urls.build("index"), code=302)
 
@@ -707,7 +837,7 @@ class FitbitOAuthApp:
         """Match the callback to the sign-in this browser started (RFC 6749 10.12), and use
         it up, so a replayed or forged callback never reaches the token endpoint."""
         if not state:
-            raise BadRequest("Fitbit's answer has no state parameter.")
+            raise BadRequest("The answer has no state parameter.")
         pending = None
         if request.browser is not None:
             pending = PendingSignIn.get_or_none(PendingSignIn.session == request.browser)
@@ -736,7 +866,7 @@ class FitbitOAuthApp:
             flashes=flashes,
             browser=request.browser,
             config=self.config,
-            sandbox_notice=SANDBOX_NOTICE,
+            provider=self.dialect,
             url_for=lambda endpoint, **values: request.urls.build(endpoint, values),
             **context,
         )
@@ -755,19 +885,19 @@ class FitbitOAuthApp:
             response.headers["Retry-After"] = str(retry_after)
         return response
 
-    def fitbit_error_page(self, request, error):
-        """Every way Fitbit can fail, as a page that says what happened. Nothing Fitbit
-        wrote is shown: its messages can repeat the token."""
+    def provider_error_page(self, request, error):
+        """Every way the provider can fail, as a page that says what happened. Nothing the
+        provider wrote is shown: its messages can repeat the token."""
         user = request.browser.user if request.browser else None
-        log.warning("Fitbit user %s: %s", user.fitbit_id if user else "-", error)
+        log.warning("%s: %s", account(user) if user else "sign-in", error)
         if isinstance(error, oauth.RateLimited):
             wait = max(1, int((error.reset_at - datetime.now(UTC)).total_seconds()))
             message = (
-                "Fitbit allows 150 requests an hour for each user. Try again at "
+                f"{self.dialect.RATE_LIMIT_NOTE}. Try again at "
                 f"{error.reset_at:%H:%M} UTC ({in_words(error.reset_at)})."
             )
             return self.error_page(request, 429, "Too many requests", message, retry_after=wait)
-        status, title, message = explain(error)
+        status, title, message = explain(error, self.config.settings_prefix)
         return self.error_page(request, status, title, message)
 
     def finish(self, request, response):
@@ -779,7 +909,7 @@ class FitbitOAuthApp:
                 path="/",
                 secure=request.is_secure,
                 httponly=True,
-                samesite="Lax",  # Strict would drop the cookie on the way back from Fitbit
+                samesite="Lax",  # Strict would drop the cookie on the way back from the provider
             )
         return response
 
@@ -795,12 +925,12 @@ class FitbitOAuthApp:
             for name, value in error.get_headers(request.environ):
                 if name.lower() != "content-type":
                     response.headers[name] = value  # e.g. Allow on a 405
-        except oauth.FitbitError as error:
-            response = self.fitbit_error_page(request, error)
+        except oauth.ProviderError as error:
+            response = self.provider_error_page(request, error)
         except oauth.RefreshBusy:
             message = (
-                "Another request is renewing your access at Fitbit right now. Try again in a "
-                "few seconds."
+                f"Another request is renewing your access at {self.dialect.NAME} right now. "
+                "Try again in a few seconds."
             )
             response = self.error_page(
                 request, 503, "Renewing access", message, retry_after=RETRY_AFTER_SECONDS
@@ -817,7 +947,7 @@ class FitbitOAuthApp:
         except OperationalError:
             # Locked by another process past the busy timeout, or unreachable. Whatever was
             # under way was rolled back, and no refresh token is spent without a lease that
-            # was written first, so the user's access at Fitbit is intact.
+            # was written first, so the user's access at the provider is intact.
             log.warning("The database is busy or unavailable on %s", request.path)
             response = self.page_without_database(
                 request,
@@ -860,9 +990,16 @@ def with_security_headers(wsgi_app, headers_to_add=SECURITY_HEADERS):
 def create_app(config):
     open_database(config.database_url)
     if config.sandbox:
-        stand_in = sandbox_module.Sandbox(
-            expires_in=config.sandbox_expires_in, database=config.sandbox_database
-        )
+        # A stand-in for each provider, each with its own state, so that a person can sign
+        # in with one and later the other, as they would move from Fitbit to Google.
+        stand_ins = {
+            "fitbit": sandbox_module.Sandbox(database=config.sandbox_database),
+            "google": sandbox_google.GoogleSandbox(
+                database=sandbox_google.database_beside(config.sandbox_database)
+            ),
+        }
+        stand_in = stand_ins[config.client.dialect.KEY]
+        stand_in.expires_in = config.sandbox_expires_in
         # The app's registration at the stand-in: made by the first worker to start, and
         # the same for every other one and after a restart.
         registered = stand_in.store.generated_client(config.client.redirect_uri)
@@ -875,9 +1012,10 @@ def create_app(config):
     app = FitbitOAuthApp(config)
     app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/static": os.path.join(HERE, "static")})
     if config.sandbox:
-        # The app still reaches the stand-in over real HTTP, like any other Fitbit: the
+        # The app still reaches the stand-in over real HTTP, like any other provider: the
         # mount only saves the reader from starting a second server.
-        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PATH: stand_in})
+        mounts = {SANDBOX_PATHS[key]: stand_in for key, stand_in in stand_ins.items()}
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)
     app.wsgi_app = with_security_headers(app.wsgi_app, security_headers(config.client.api_url))
     if config.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
@@ -893,6 +1031,26 @@ def app_from_env(environ=None):
     return create_app(config_from_env(environ, int(environ.get("PORT") or DEFAULT_PORT)))
 
 
+def start_up_lines(config):
+    """What the start-up output says about the provider and its settings."""
+    prefix, client = config.settings_prefix, config.client
+    if config.sandbox:
+        lines = [config.sandbox_notice]
+    elif not config.configured:
+        lines = [f"{prefix}_CLIENT_SECRET is missing: set it, or unset {prefix}_CLIENT_ID."]
+    else:
+        lines = [
+            f"Talking to {client.dialect.TITLE}: sign-in at {client.authorize_url}, tokens at "
+            f"{client.token_url}, data from {client.api_url}"
+        ]
+    if config.unused_settings:
+        lines.append(
+            f"WARNING: {', '.join(config.unused_settings)} set, but PROVIDER is "
+            f"{client.dialect.KEY}: not used."
+        )
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="localhost")
@@ -903,16 +1061,8 @@ def main(argv=None):
     config = config_from_env(os.environ, args.port)
     app = create_app(config)
     print(f" * Sign in with Fitbit: open http://{args.host}:{args.port}")
-    if config.sandbox:
-        print(f" * {SANDBOX_NOTICE}")
-    elif not config.configured:
-        print(" * FITBIT_CLIENT_SECRET is missing: set it, or unset FITBIT_CLIENT_ID.")
-    else:
-        client = config.client
-        print(
-            f" * Talking to Fitbit: sign-in at {client.authorize_url}, tokens at "
-            f"{client.token_url}, data from {client.api_url}"
-        )
+    for line in start_up_lines(config):
+        print(f" * {line}")
     # Threaded, so the page can wait on Fitbit while other requests are served; the
     # debugger stays off because it runs arbitrary code for whoever can reach the port.
     run_simple(

@@ -1,4 +1,4 @@
-"""The database: users and their Fitbit tokens, browser sessions, and sign-ins in flight.
+"""The database: users and their tokens, browser sessions, and sign-ins in flight.
 
 Nothing here knows about HTTP. The database is chosen at start-up from DATABASE_URL.
 """
@@ -13,11 +13,13 @@ from urllib.parse import urlparse
 
 from peewee import (
     JOIN,
+    SQL,
     CharField,
     DatabaseProxy,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
+    IntegrityError,
     Model,
     OperationalError,
     PostgresqlDatabase,
@@ -50,8 +52,15 @@ class BaseModel(Model):
 
 
 class User(BaseModel):
-    # Fitbit's user_id, compared exactly: "ABC123" and "abc123" are two people.
-    fitbit_id = CharField(unique=True)
+    """One person, whichever provider they connected through. Fitbit's legacy Web API knows
+    them by `fitbit_id`; the Google Health API by `health_user_id`, and it gives the legacy
+    Fitbit id too, which is how someone who moves from one to the other stays one row."""
+
+    # Both ids are compared exactly: "ABC123" and "abc123" are two people.
+    fitbit_id = CharField(unique=True, null=True)
+    health_user_id = CharField(unique=True, null=True)
+    # Which dialect the tokens below speak: "fitbit" or "google".
+    provider = CharField(default="fitbit", constraints=[SQL("DEFAULT 'fitbit'")])
     display_name = CharField()
     access_token = TextField(null=True)
     refresh_token = TextField(null=True)
@@ -59,11 +68,11 @@ class User(BaseModel):
     scope = CharField(default="")
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)
-    last_sync_at = DateTimeField(null=True)  # the last answer from the Fitbit API
-    # Fitbit allows 150 API calls per user per hour; what its last answer said was left.
+    last_sync_at = DateTimeField(null=True)  # the last answer from the provider's API
+    # What the provider's last answer said was left of the user's budget of calls.
     rate_remaining = IntegerField(null=True)
     rate_reset_at = DateTimeField(null=True)
-    # Who is spending the refresh token right now, and until when (see oauth.FitbitApi).
+    # Who is spending the refresh token right now, and until when (see oauth.ApiClient).
     refresh_lease = CharField(null=True)
     refresh_lease_until = DateTimeField(null=True)
 
@@ -75,41 +84,79 @@ class User(BaseModel):
         return cls.get_or_none(cls.fitbit_id == fitbit_id)
 
     @classmethod
-    def upsert(cls, tokens, display_name):
-        """Insert a new user, or update the returning one in place: one row per Fitbit id.
-        `tokens` is anything with the fields of oauth.Tokens."""
-        fields = dict(display_name=display_name, **cls._token_fields(tokens))
-        cls.insert(fitbit_id=tokens.user_id, **fields).on_conflict(
-            conflict_target=[cls.fitbit_id], update=fields
-        ).execute()
-        return cls.by_fitbit_id(tokens.user_id)
+    def sign_in(cls, person, tokens):
+        """File a sign-in under its person (an oauth.Person): the row with their Health user
+        id, else the one with their Fitbit id (someone moving from Fitbit to Google Health),
+        else a new one. Tokens of the other dialect are dropped, with the answers cached for
+        them. Without a refresh token (Google sends one only on a consent), the one kept for
+        the same provider stays; with none at all, nothing is stored and None is returned."""
+        for attempt in range(2):
+            try:
+                with db.atomic():
+                    return cls._sign_in(person, tokens)
+            except IntegrityError:
+                # The same new person signed in twice at once, and the other insert won:
+                # the second try finds that row.
+                if attempt:
+                    raise
 
     @classmethod
-    def take_lease(cls, fitbit_id, refresh_token, until):
+    def _sign_in(cls, person, tokens):
+        row = None
+        if person.health_user_id is not None:
+            row = cls.get_or_none(cls.health_user_id == person.health_user_id)
+        if row is None and person.fitbit_id is not None:
+            row = cls.get_or_none(cls.fitbit_id == person.fitbit_id)
+        same_provider = row is not None and row.provider == person.provider
+        refresh_token = tokens.refresh_token
+        if refresh_token is None and same_provider:
+            refresh_token = row.refresh_token
+        if refresh_token is None:
+            return None
+        fields = cls._token_fields(tokens)
+        fields.update(
+            refresh_token=refresh_token,
+            provider=person.provider,
+            display_name=person.name,
+            fitbit_id=person.fitbit_id or (row.fitbit_id if row else None),
+            health_user_id=person.health_user_id or (row.health_user_id if row else None),
+        )
+        if row is None:
+            return cls.create(**fields)
+        if not same_provider:
+            ApiCache.delete().where(ApiCache.user == row).execute()  # the other dialect's
+            fields.update(rate_remaining=None, rate_reset_at=None, last_sync_at=None)
+        cls.update(**fields).where(cls.id == row.id).execute()
+        return cls.get_by_id(row.id)
+
+    @classmethod
+    def take_lease(cls, user_id, access_token, until):
         """One conditional UPDATE, committed at once: it succeeds for exactly one worker
-        while the row still holds `refresh_token` and nobody holds an unexpired lease."""
+        while the row still holds `access_token` (nobody has refreshed it yet) and nobody
+        holds an unexpired lease."""
         lease = secrets.token_hex(16)
         free = cls.refresh_lease_until.is_null() | (cls.refresh_lease_until < now())
         taken = (
             cls.update(refresh_lease=lease, refresh_lease_until=until)
-            .where((cls.fitbit_id == fitbit_id) & (cls.refresh_token == refresh_token) & free)
+            .where((cls.id == user_id) & (cls.access_token == access_token) & free)
             .execute()
         )
         return lease if taken == 1 else None
 
     @classmethod
-    def release_lease(cls, fitbit_id, lease):
+    def release_lease(cls, user_id, lease):
         cls.update(refresh_lease=None, refresh_lease_until=None).where(
-            (cls.fitbit_id == fitbit_id) & (cls.refresh_lease == lease)
+            (cls.id == user_id) & (cls.refresh_lease == lease)
         ).execute()
 
     @classmethod
-    def replace_tokens(cls, old_refresh_token, tokens):
-        """Compare and swap: write the new pair only if the row still holds the refresh token
-        that was spent. False when another worker changed the row first."""
+    def replace_tokens(cls, user_id, old_access_token, tokens):
+        """Compare and swap: write the new tokens only if the row still holds the access
+        token that was refreshed. False when another worker changed the row first. The
+        access token, because Google's refresh token stays the same through refreshes."""
         changed = (
             cls.update(**cls._token_fields(tokens))
-            .where((cls.fitbit_id == tokens.user_id) & (cls.refresh_token == old_refresh_token))
+            .where((cls.id == user_id) & (cls.access_token == old_access_token))
             .execute()
         )
         return changed == 1
@@ -128,11 +175,11 @@ class User(BaseModel):
         )
 
     @classmethod
-    def clear_tokens(cls, fitbit_id, dead_refresh_token=None):
-        """Disconnected: the tokens go, and so does the Fitbit data kept for this user.
-        With `dead_refresh_token`, only if the row still holds that one, so a pair another
-        worker has just stored is never wiped. True if the row was cleared."""
-        which = cls.fitbit_id == fitbit_id
+    def clear_tokens(cls, user_id, dead_refresh_token=None):
+        """Disconnected: the tokens go, and so does the data kept for this user. With
+        `dead_refresh_token`, only if the row still holds that one, so a pair another worker
+        has just stored is never wiped. True if the row was cleared."""
+        which = cls.id == user_id
         if dead_refresh_token is not None:
             which &= cls.refresh_token == dead_refresh_token
         with db.atomic():
@@ -149,9 +196,7 @@ class User(BaseModel):
                 .execute()
             )
             if cleared:
-                ApiCache.delete().where(
-                    ApiCache.user.in_(cls.select(cls.id).where(cls.fitbit_id == fitbit_id))
-                ).execute()
+                ApiCache.delete().where(ApiCache.user == user_id).execute()
         return cleared == 1
 
     @property
@@ -167,7 +212,7 @@ class User(BaseModel):
         return self._cached_answers.get(path)
 
     def record_budget(self, remaining, reset_at):
-        """Note Fitbit's rate-limit budget; a None leaves that part as it was."""
+        """Note the provider's rate-limit budget; a None leaves that part as it was."""
         if remaining is not None:
             self.rate_remaining = remaining
         if reset_at is not None:
@@ -177,7 +222,7 @@ class User(BaseModel):
         ).execute()
 
     def budget_spent(self):
-        """True while Fitbit has said no calls are left and the hour has not turned."""
+        """True while the provider has said no calls are left and the wait is not over."""
         return (
             self.rate_remaining == 0
             and self.rate_reset_at is not None
@@ -186,11 +231,11 @@ class User(BaseModel):
 
 
 class ApiCache(BaseModel):
-    """Fitbit answers kept per user, so a reload does not spend the hour's 150 calls."""
+    """API answers kept per user, so a reload does not spend the user's budget of calls."""
 
     user = ForeignKeyField(User, on_delete="CASCADE")
     path = CharField()
-    body = TextField()  # the JSON as Fitbit sent it
+    body = TextField()  # the JSON as the provider sent it
     fetched_at = DateTimeField(default=now)
 
     class Meta:
@@ -365,17 +410,45 @@ def _leases_and_pruning(migrator):
     return added + zoned
 
 
+def _two_providers(migrator):
+    # A Google Health user has a Health user id, and a Fitbit id only if they had a Fitbit
+    # account; every row of the first releases was a Fitbit user.
+    return [
+        migrator.drop_not_null("users", "fitbit_id"),
+        # Unique, with the index named as a new database names it.
+        migrator.add_column("users", "health_user_id", CharField(null=True)),
+        migrator.sql("CREATE UNIQUE INDEX user_health_user_id ON users (health_user_id)"),
+        migrator.add_column("users", "provider", User.provider, allow_not_null=True),
+    ]
+
+
 # Any number, the same in every process: the key of the advisory lock taken for upgrades.
 SCHEMA_LOCK = 4000
 # What each version adds to the one before. Version 1 is the schema of the first release,
 # which recorded no version: a database with a users table and no version row is at 1.
-MIGRATIONS = {2: _leases_and_pruning}
+MIGRATIONS = {2: _leases_and_pruning, 3: _two_providers}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def upgrade_schema(database):
     """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION in
     place, keeping every row: all in one transaction, one process at a time."""
+    if not isinstance(database, SqliteDatabase):
+        _upgrade(database)
+        return
+    # SQLite changes a column by copying its table and dropping the old one; with foreign
+    # keys on, that drop would delete every session and cached answer of every user. The
+    # switch only works outside a transaction, and the check after it proves nothing broke.
+    database.pragma("foreign_keys", 0)
+    try:
+        _upgrade(database)
+        if database.execute_sql("PRAGMA foreign_key_check").fetchall():
+            raise OperationalError("the schema upgrade broke a foreign key")
+    finally:
+        database.pragma("foreign_keys", 1)
+
+
+def _upgrade(database):
     with db.atomic():
         if isinstance(database, PostgresqlDatabase):
             # Two processes running CREATE TABLE IF NOT EXISTS at the same moment can both

@@ -1,12 +1,15 @@
-"""The client side of Fitbit's OAuth 2.0 authorization code flow, written out by hand.
+"""The client side of OAuth 2.0's authorization code flow, written out by hand: the steps
+that Fitbit's legacy Web API and the Google Health API share.
 
-Nothing here knows about the web framework or the database: functions take explicit
-arguments and return plain data, and every failure is a `FitbitError` carrying Fitbit's
-`errorType`. Read it in order; each step names the RFC section it follows.
+What one provider does its own way (endpoints and scopes, extra authorize parameters, who the
+user is, error shapes, where the data lives) is in its dialect module, `fitbit_legacy.py` or
+`google_health.py`; a `Client` names its dialect. Nothing here knows about the web framework
+or the database: functions take explicit arguments and return plain data, and every failure
+is a `ProviderError`. Read it in order; each step names the RFC section it follows.
 
-    Step 1  authorize_url()   send the browser to Fitbit (RFC 6749 4.1.1, PKCE RFC 7636)
+    Step 1  authorize_url()   send the browser to the consent page (RFC 6749 4.1.1, RFC 7636)
     Step 2  exchange_code()   swap the code from the callback for tokens (RFC 6749 4.1.3)
-    Step 3  FitbitApi.get()   call the API, refreshing the tokens when due (RFC 6749 6)
+    Step 3  ApiClient.call()  call the API, refreshing the tokens when due (RFC 6749 6)
             revoke()          let the user disconnect (RFC 7009)
 """
 
@@ -18,23 +21,18 @@ import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Protocol
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
-
-AUTHORIZE_URL = "https://www.fitbit.com/oauth2/authorize"
-TOKEN_URL = "https://api.fitbit.com/oauth2/token"
-REVOKE_URL = "https://api.fitbit.com/oauth2/revoke"
-API_URL = "https://api.fitbit.com"
-DEFAULT_SCOPES = "activity profile"
 
 log = logging.getLogger("oauth")
 
 # requests waits forever unless told otherwise: (connect, read) seconds.
 TIMEOUT = (5, 20)
-# Refresh a few minutes early, so a token never expires between our check and Fitbit's.
+# Refresh a few minutes early, so a token never expires between our check and the provider's.
 REFRESH_LEEWAY = timedelta(minutes=5)
 # One worker refreshes while the others wait: the lease outlasts a token POST that runs
 # into TIMEOUT, and the others re-read the row every LEASE_POLL_SECONDS for up to
@@ -42,67 +40,77 @@ REFRESH_LEEWAY = timedelta(minutes=5)
 REFRESH_LEASE = timedelta(seconds=30)
 LEASE_POLL_SECONDS = 0.05
 LEASE_POLLS = 200
-# Fitbit's tokens live 8 hours; a lifetime over a year is a broken answer.
+# Access tokens live 8 hours at Fitbit and 1 at Google; over a year is a broken answer.
 MAX_EXPIRES_IN = 366 * 86400
-# Fitbit's budget is 150 calls an hour; figures beyond these are broken answers, kept capped.
-MAX_RATE_BUDGET = 100_000
+# A day's steps beyond this is a broken answer, kept capped.
 MAX_DAILY_STEPS = 1_000_000
 
 
 # --- Errors ----------------------------------------------------------------------------
 
 
-class FitbitError(Exception):
-    """Fitbit said no. `error_type` is Fitbit's `errors[0].errorType`.
+class ProviderError(Exception):
+    """The provider said no. `error_type` is its own name for the error: Fitbit's
+    `errors[0].errorType`, RFC 6749's `error`, or Google's `error.status`. `who` names the
+    provider in the text.
 
-    The text never includes Fitbit's own `message`: for `expired_token` that message
+    The text never includes the provider's own message: Fitbit's for `expired_token`
     repeats the access token itself.
     """
 
-    def __init__(self, status, error_type, detail=""):
+    def __init__(self, status, error_type, detail="", who="the provider"):
         self.status = status
         self.error_type = error_type
+        self.who = who
         super().__init__(self.describe(detail))
 
     def describe(self, detail):
-        return f"Fitbit answered {self.status} {self.error_type}{detail}"
+        return f"{self.who} answered {self.status} {self.error_type}{detail}"
 
 
-class FitbitUnavailable(FitbitError):
-    """A 5xx, a timeout or a refused connection: Fitbit's trouble, not the user's."""
+class ProviderUnavailable(ProviderError):
+    """A 5xx, a timeout or a refused connection: the provider's trouble, not the user's."""
 
 
-class FitbitUnreachable(FitbitUnavailable):
-    """Fitbit never answered: the connection failed or timed out."""
+class ProviderUnreachable(ProviderUnavailable):
+    """The provider never answered: the connection failed or timed out."""
 
     def describe(self, detail):
-        return f"could not reach Fitbit ({self.error_type})"
+        return f"could not reach {self.who} ({self.error_type})"
 
 
-class FitbitRetired(FitbitError):
+class ApiRetired(ProviderError):
     """410 Gone: Fitbit shut down the legacy Web API in late 2026."""
 
 
-class RateLimited(FitbitError):
-    """429: the user's 150 calls an hour are spent. `reset_at` says when they come back."""
+class TokenRejected(ProviderError):
+    """401 for the access token (expired early, or revoked): refresh once, retry once."""
 
-    def __init__(self, status, error_type, reset_at):
+
+class ScopeMissing(ProviderError):
+    """403: the user did not grant the scope this call needs."""
+
+
+class RateLimited(ProviderError):
+    """429: the user's budget of calls is spent. `reset_at` says when it comes back."""
+
+    def __init__(self, status, error_type, reset_at, who="the provider"):
         self.reset_at = reset_at
-        super().__init__(status, error_type)
+        super().__init__(status, error_type, who=who)
 
 
-class BadResponse(FitbitError):
-    """Fitbit answered 200 with something unusable: not JSON, or fields missing or wrong."""
+class BadResponse(ProviderError):
+    """An answer of 200 with something unusable: not JSON, or fields missing or wrong."""
 
-    def __init__(self, problem):
-        super().__init__(200, "bad_response", f": {problem}")
+    def __init__(self, problem, who="the provider"):
+        super().__init__(200, "bad_response", f": {problem}", who=who)
 
 
-class ReconnectNeeded(FitbitError):
-    """The stored tokens are gone or dead (revoked at Fitbit): the user must sign in again."""
+class ReconnectNeeded(ProviderError):
+    """The stored tokens are gone or dead (revoked at the provider): sign in again."""
 
-    def __init__(self):
-        super().__init__(400, "invalid_grant", ": the user must connect again")
+    def __init__(self, who="the provider"):
+        super().__init__(400, "invalid_grant", ": the user must connect again", who=who)
 
 
 # --- Tokens ----------------------------------------------------------------------------
@@ -113,9 +121,12 @@ class Tokens:
     """One token response. The secrets are left out of repr(), so logs and tracebacks
     that print this object cannot leak them."""
 
-    user_id: str
+    # Fitbit names the user in its token answer; Google does not (its dialect asks the
+    # Health API who the user is), so there this is None.
+    user_id: str | None
     access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
+    # Google sends one only on the first consent, or a forced one: then None.
+    refresh_token: str | None = field(repr=False)
     expires_at: datetime
     scope: str
 
@@ -123,22 +134,38 @@ class Tokens:
         return datetime.now(UTC) >= self.expires_at - REFRESH_LEEWAY
 
 
+ENDPOINTS = ("authorize_url", "token_url", "revoke_url", "api_url", "userinfo_url")
+
+
 @dataclass(frozen=True)
 class Client:
-    """The app's registration at Fitbit and the endpoints it talks to."""
+    """The app's registration at one provider, and the endpoints it talks to. `dialect` is
+    the provider's module (fitbit_legacy or google_health); an endpoint or the scopes left
+    empty are the dialect's own."""
 
+    dialect: ModuleType
     client_id: str
     client_secret: str = field(repr=False)
     redirect_uri: str
-    scopes: str = DEFAULT_SCOPES
-    authorize_url: str = AUTHORIZE_URL
-    token_url: str = TOKEN_URL
-    revoke_url: str = REVOKE_URL
-    api_url: str = API_URL
+    scopes: str = ""
+    authorize_url: str = ""
+    token_url: str = ""
+    revoke_url: str = ""
+    api_url: str = ""
+    userinfo_url: str = ""
+
+    def __post_init__(self):
+        for name in ("scopes", *ENDPOINTS):
+            if not getattr(self, name):
+                object.__setattr__(self, name, getattr(self.dialect, name.upper()))
+
+    @property
+    def who(self):
+        return self.dialect.NAME
 
     def basic_auth(self):
-        # Fitbit's confidential clients authenticate with HTTP Basic (RFC 6749 2.3.1);
-        # the secret never goes in the form body.
+        # Both providers take HTTP Basic client authentication (RFC 6749 2.3.1); the secret
+        # never goes in the form body.
         pair = f"{self.client_id}:{self.client_secret}".encode()
         return "Basic " + base64.b64encode(pair).decode("ascii")
 
@@ -163,9 +190,10 @@ def code_challenge(verifier):
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorize_url(client, state, verifier):
-    """Where to send the browser. Fitbit would assume `plain` PKCE without
-    `code_challenge_method`, so S256 is always sent."""
+def authorize_url(client, state, verifier, holds_refresh_token=False):
+    """Where to send the browser. Both providers would assume `plain` PKCE without
+    `code_challenge_method`, so S256 is always sent. The dialect adds its own parameters:
+    Google's need to know whether the app already holds a refresh token for this user."""
     query = urlencode(
         {
             "response_type": "code",
@@ -175,6 +203,7 @@ def authorize_url(client, state, verifier):
             "state": state,
             "code_challenge": code_challenge(verifier),
             "code_challenge_method": "S256",
+            **client.dialect.authorize_parameters(holds_refresh_token),
         }
     )
     return f"{client.authorize_url}?{query}"
@@ -192,43 +221,45 @@ def exchange_code(client, code, verifier):
             "code": code,
             "redirect_uri": client.redirect_uri,
             "code_verifier": verifier,
-            "client_id": client.client_id,  # as in Fitbit's own examples; never the secret
+            **client.dialect.code_exchange_parameters(client),
         },
     )
-    return parse_token_response(response, requested_scope=client.scopes)
+    return parse_token_response(client, response, requested_scope=client.scopes)
 
 
 def refresh(client, tokens):
-    """Trade a refresh token for a new pair (RFC 6749 6). Fitbit's refresh tokens are
-    single-use: the caller must store the answer before doing anything else with it."""
+    """Trade a refresh token for new tokens (RFC 6749 6). Fitbit's refresh tokens work once
+    and each answer brings the next; Google's are kept and reused, and its answer usually
+    has none. Either way the caller stores the answer before doing anything else with it."""
     response = _post_token_request(
         client, {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
     )
     new = parse_token_response(
-        response, requested_scope=tokens.scope, previous_refresh_token=tokens.refresh_token
+        client,
+        response,
+        requested_scope=tokens.scope,
+        previous_refresh_token=tokens.refresh_token,
     )
-    if new.user_id != tokens.user_id:
+    if new.user_id is not None and new.user_id != tokens.user_id:
         # Tokens for somebody else must never be filed under this user.
-        raise BadResponse("user_id changed on refresh")
+        raise BadResponse("user_id changed on refresh", who=client.who)
     return new
 
 
 def revoke(client, token):
-    """Revoke the user's grant (RFC 7009). Fitbit drops all of that user's tokens."""
-    response = _send(
-        "POST",
-        client.revoke_url,
-        headers={"Authorization": client.basic_auth()},
-        data={"token": token},
-    )
-    if response.status_code != 200:
-        raise error_from_response(response)
+    """Revoke the user's grant (RFC 7009): the provider drops that grant's tokens. Fitbit
+    wants the client's credentials; Google wants none."""
+    headers = {"Authorization": client.basic_auth()} if client.dialect.REVOKE_WITH_AUTH else {}
+    response = _send(client, "POST", client.revoke_url, headers=headers, data={"token": token})
+    if not client.dialect.revoked(response):
+        raise client.dialect.error_from_response(response)
 
 
 def _post_token_request(client, form):
     # Never retried here: codes and refresh tokens are single-use, so a second POST
     # after a lost answer could only fail, or worse, burn the tokens the first one got.
     return _send(
+        client,
         "POST",
         client.token_url,
         headers={"Authorization": client.basic_auth(), "Accept": "application/json"},
@@ -236,39 +267,49 @@ def _post_token_request(client, form):
     )
 
 
-def parse_token_response(response, requested_scope, previous_refresh_token=None):
+def parse_token_response(client, response, requested_scope, previous_refresh_token=None):
     """Check every field of a token response before anything is stored. The body is
     untrusted input: a proxy's HTML page or a half-broken answer must not become a user."""
     if response.status_code != 200:
-        raise error_from_response(response)
+        raise client.dialect.error_from_response(response)
+
+    def bad(problem):
+        return BadResponse(problem, who=client.who)
+
     try:
         body = response.json()
     except ValueError:
-        raise BadResponse("not JSON") from None
+        raise bad("not JSON") from None
     if not isinstance(body, dict):
-        raise BadResponse("not a JSON object")
+        raise bad("not a JSON object")
 
     # RFC 6749 6: a refresh answer without a new refresh token keeps the old one.
-    body.setdefault("refresh_token", previous_refresh_token)
+    if body.get("refresh_token") is None:
+        body["refresh_token"] = previous_refresh_token
+    # Fitbit's answer always has all three; Google's has no user_id, and a refresh token
+    # only after a consent. Whatever is there must be a real value.
     for name in ("access_token", "refresh_token", "user_id"):
-        if not isinstance(body.get(name), str) or not body[name]:
-            raise BadResponse(f"{name} missing")
+        value = body.get(name)
+        if value is None and name not in client.dialect.TOKEN_FIELDS:
+            continue
+        if not isinstance(value, str) or not value:
+            raise bad(f"{name} missing")
     token_type = body.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise BadResponse("token_type is not Bearer")
+        raise bad("token_type is not Bearer")
     expires_in = body.get("expires_in")
     # bool is a subclass of int in Python; `true` is not a lifetime.
     if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
-        raise BadResponse("expires_in is not a number")
+        raise bad("expires_in is not a number")
     # A chained comparison is also false for NaN, which Python's json accepts.
     if not 0 < expires_in <= MAX_EXPIRES_IN:
-        raise BadResponse("expires_in is out of range")
+        raise bad("expires_in is out of range")
     scope = body.get("scope", requested_scope)  # RFC 6749 5.1: absent means as requested
     if not isinstance(scope, str):
-        raise BadResponse("scope is not a string")
+        raise bad("scope is not a string")
 
     return Tokens(
-        user_id=body["user_id"],
+        user_id=body.get("user_id"),
         access_token=body["access_token"],
         refresh_token=body["refresh_token"],
         expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
@@ -276,7 +317,7 @@ def parse_token_response(response, requested_scope, previous_refresh_token=None)
     )
 
 
-# --- Talking to Fitbit -------------------------------------------------------------------
+# --- Talking to the provider -------------------------------------------------------------------
 
 
 # Who wants to hear of each exchange (the app's trace page): a function, or None.
@@ -285,8 +326,9 @@ _observer = contextvars.ContextVar("observer", default=None)
 
 @contextmanager
 def observed(observer):
-    """Within this block, `observer(method, url, headers, form, response)` is told of each
-    request sent to Fitbit, with response None when Fitbit never answered."""
+    """Within this block, `observer(method, url, headers, body, response)` is told of each
+    request sent to the provider (body: its form or JSON), with response None when the
+    provider never answered."""
     token = _observer.set(observer)
     try:
         yield
@@ -294,7 +336,7 @@ def observed(observer):
         _observer.reset(token)
 
 
-def _send(method, url, **kwargs):
+def _send(client, method, url, **kwargs):
     """Every outbound request goes through here: always a timeout, never a redirect
     (a redirected POST could carry the code or credentials somewhere unexpected)."""
     observer, response = _observer.get(), None
@@ -302,147 +344,91 @@ def _send(method, url, **kwargs):
         response = requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
         return response
     except requests.Timeout:
-        raise FitbitUnreachable(504, "timeout") from None
+        raise ProviderUnreachable(504, "timeout", who=client.who) from None
     except requests.RequestException:
-        raise FitbitUnreachable(502, "connection_error") from None
+        raise ProviderUnreachable(502, "connection_error", who=client.who) from None
     finally:
         if observer is not None:
-            observer(method, url, kwargs.get("headers"), kwargs.get("data"), response)
+            body = kwargs.get("data") or kwargs.get("json")
+            observer(method, url, kwargs.get("headers"), body, response)
 
 
-def error_from_response(response):
-    """Turn a Fitbit error answer into an exception. Fitbit's shape is
-    {"errors": [{"errorType": ..., "message": ...}], "success": false}."""
-    status = response.status_code
-    error_type = "unknown"
+def json_body(response):
+    """The JSON object of an answer, or None when there is none (an HTML error page)."""
     try:
-        errors = response.json().get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0].get("errorType"), str):
-            error_type = errors[0]["errorType"][:64]
-    except (ValueError, AttributeError):
-        pass
-
-    if status == 410:
-        return FitbitRetired(status, error_type)
-    if status == 429:
-        return RateLimited(status, error_type, _rate_limit_reset(response))
-    if status >= 500:
-        return FitbitUnavailable(status, error_type)
-    return FitbitError(status, error_type)
-
-
-def _rate_limit_reset(response):
-    # Without Fitbit-Rate-Limit-Reset, the budget refills at the top of the hour.
-    _, reset_at = rate_budget(response.headers)
-    now = datetime.now(UTC)
-    return reset_at or now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-
-
-def rate_budget(headers):
-    """(calls left this hour, when the budget refills) from Fitbit-Rate-Limit-* headers,
-    each None when absent. Fitbit-Rate-Limit-Reset counts seconds; Retry-After has been
-    reported wrong, so it is not used."""
-
-    def number(name, cap):
-        # Untrusted figures, capped before they are kept: twenty digits would not even fit
-        # in the database's integer column.
-        value = headers.get(name, "")
-        if not (value.isascii() and value.isdigit()):
-            return None
-        return cap if len(value) > len(str(cap)) else min(int(value), cap)
-
-    remaining = number("Fitbit-Rate-Limit-Remaining", MAX_RATE_BUDGET)
-    # The budget refills every hour: a larger figure is an error, not a reason to wait.
-    reset = number("Fitbit-Rate-Limit-Reset", 3600)
-    if reset is None:
-        return remaining, None
-    return remaining, datetime.now(UTC) + timedelta(seconds=reset)
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 # --- Step 3: API calls with tokens that stay fresh ----------------------------------------
 
 
-def api_get(client, path, access_token):
-    """One GET with a Bearer token; returns (JSON body, response headers)."""
+@dataclass(frozen=True)
+class ApiRequest:
+    """One call to a provider's API, as its dialect describes it. `key` names the answer in
+    the app's cache: the URL's path, different for each provider."""
+
+    method: str
+    url: str
+    json: dict | None = None
+
+    @property
+    def key(self):
+        return urlsplit(self.url).path
+
+
+def api_call(client, request, access_token):
+    """One API call with a Bearer token (RFC 6750 2.1); returns (JSON body, headers)."""
     response = _send(
-        "GET", client.api_url + path, headers={"Authorization": f"Bearer {access_token}"}
+        client,
+        request.method,
+        request.url,
+        headers={"Authorization": f"Bearer {access_token}"},
+        json=request.json,
     )
     if response.status_code != 200:
-        raise error_from_response(response)
-    try:
-        return response.json(), response.headers
-    except ValueError:
-        raise BadResponse("not JSON") from None
+        raise client.dialect.error_from_response(response)
+    body = json_body(response)
+    if body is None:
+        raise BadResponse("not a JSON object", who=client.who)
+    return body, response.headers
 
 
-def _profile_user(profile):
-    user = profile.get("user") if isinstance(profile, dict) else None
-    if not isinstance(user, dict):
-        raise BadResponse("profile has no user")
-    return user
+@dataclass(frozen=True)
+class Person:
+    """Who signed in, as the dialect's identify() found out. Fitbit gives its user id;
+    Google gives a Health user id and, for people who had a Fitbit account, that account's
+    id too (`fitbit_id`), which is what links the two. `answers` are the API answers read on
+    the way, {key: (body, headers)}, so that the first page need not ask again."""
 
-
-def display_name(profile):
-    """The name to greet the user by, from /1/user/-/profile.json."""
-    user = _profile_user(profile)
-    for key in ("displayName", "fullName"):
-        if isinstance(user.get(key), str) and user[key].strip():
-            return user[key].strip()
-    return "Fitbit user"
-
-
-def profile_details(profile):
-    """Avatar URL (or None) and member-since date (or None) from a profile answer."""
-    user = _profile_user(profile)
-    avatar = user.get("avatar150") or user.get("avatar")
-    if not isinstance(avatar, str) or not avatar.startswith(("https://", "http://")):
-        avatar = None  # only web addresses become an <img src>
-    try:
-        member_since = date.fromisoformat(user.get("memberSince"))
-    except (TypeError, ValueError):
-        member_since = None
-    return avatar, member_since
-
-
-def step_series(body):
-    """[(date, steps), ...] from an activities/steps answer. Fitbit sends each value as a
-    string ("8123"), but nothing promises it always will: numbers are taken too."""
-    series = body.get("activities-steps") if isinstance(body, dict) else None
-    if not isinstance(series, list):
-        raise BadResponse("no activities-steps")
-    days = []
-    for entry in series:
-        try:
-            value = entry["value"]
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise ValueError(value)
-            steps = int(float(value))
-            if steps < 0:
-                raise ValueError(value)
-            days.append((date.fromisoformat(entry["dateTime"]), min(steps, MAX_DAILY_STEPS)))
-        except (TypeError, KeyError, ValueError, OverflowError):
-            raise BadResponse("unreadable step count") from None
-    return days
+    provider: str
+    fitbit_id: str | None
+    health_user_id: str | None
+    name: str
+    answers: dict = field(default_factory=dict)
 
 
 class TokenStore(Protocol):
-    """Where the user's tokens live. `fitbit_oauth_app.py` backs this with the users table,
-    which every process and worker of the app shares."""
+    """Where the users' tokens live, each user's under a key of the store's choosing.
+    `fitbit_oauth_app.py` backs this with the users table, which every process and worker
+    of the app shares."""
 
-    def load(self, user_id: str) -> Tokens | None: ...
+    def load(self, key) -> Tokens | None: ...
 
-    def take_lease(self, tokens: Tokens, until: datetime) -> str | None:
-        """Claim the right to spend `tokens.refresh_token` until `until`, or None when the
-        stored refresh token has changed or somebody else holds an unexpired lease."""
+    def take_lease(self, key, tokens: Tokens, until: datetime) -> str | None:
+        """Claim the right to refresh `tokens` until `until`, or None when the stored access
+        token has changed (somebody refreshed) or somebody else holds an unexpired lease."""
 
-    def release(self, tokens: Tokens, lease: str) -> None:
+    def release(self, key, lease: str) -> None:
         """Give back a lease whose refresh failed, so the next request may try again."""
 
-    def replace(self, old: Tokens, new: Tokens) -> bool:
-        """Store `new` only if the stored refresh token is still `old`'s (compare and swap),
+    def replace(self, key, old: Tokens, new: Tokens) -> bool:
+        """Store `new` only if the stored access token is still `old`'s (compare and swap),
         ending the lease."""
 
-    def forget(self, dead: Tokens) -> bool:
+    def forget(self, key, dead: Tokens) -> bool:
         """Clear the tokens only if the stored refresh token is still `dead`'s."""
 
 
@@ -450,83 +436,79 @@ class RefreshBusy(Exception):
     """Another worker holds the refresh lease and has not finished: try again shortly."""
 
 
-class FitbitApi:
-    """Fitbit API calls on behalf of one user, refreshing the tokens when they are due."""
+class ApiClient:
+    """API calls on behalf of one user, refreshing the tokens when they are due."""
 
-    def __init__(self, client, store, user_id):
+    def __init__(self, client, store, user_key, name=None):
         self.client = client
         self.store = store
-        self.user_id = user_id
+        self.user_key = user_key
+        self.name = name or f"user {user_key}"  # how the log names the user
 
-    def get(self, path):
-        """GET an API path; returns (JSON body, response headers)."""
-        tokens = self.store.load(self.user_id)
+    def call(self, request):
+        """Make an ApiRequest; returns (JSON body, response headers)."""
+        tokens = self.store.load(self.user_key)
         if tokens is None:
-            raise ReconnectNeeded()
+            raise ReconnectNeeded(who=self.client.who)
         if tokens.expires_soon():
             tokens = self.refresh(tokens)
         try:
-            return self._get(path, tokens)
-        except FitbitError as error:
-            if error.status != 401 or error.error_type not in ("expired_token", "invalid_token"):
-                raise
-        # expired_token: our clock and Fitbit's disagree. invalid_token: the grant may have
-        # been revoked at fitbit.com, and then the refresh fails with invalid_grant and the
-        # user is asked to connect again. Either way: refresh once, retry once.
-        return self._get(path, self.refresh(tokens))
-
-    def _get(self, path, tokens):
-        return api_get(self.client, path, tokens.access_token)
+            return api_call(self.client, request, tokens.access_token)
+        except TokenRejected:
+            # Our clock and the provider's disagree, or the grant was revoked on the
+            # provider's site: then the refresh fails with invalid_grant and the user is
+            # asked to connect again. Either way: refresh once, retry once.
+            return api_call(self.client, request, self.refresh(tokens).access_token)
 
     def refresh(self, stale):
         """Refresh `stale` tokens, with exactly one refresh per expiry across every thread
         and process that shares the database.
 
         Fitbit's refresh tokens work once: two refreshes racing with the same one would end
-        the user's authorization. So whoever wants to refresh first takes a short lease on
-        the user's row, in one conditional UPDATE of its own. The one who gets it spends the
-        refresh token; the others wait a moment, re-read the row and use the new pair.
-        No transaction is held open while Fitbit thinks, so nobody else waits on us.
+        the user's authorization. Google's can be reused, but one POST per expiry is still
+        the polite number. So whoever wants to refresh first takes a short lease on the
+        user's row, in one conditional UPDATE of its own. The one who gets it spends the
+        refresh token; the others wait a moment, re-read the row and use the new access
+        token. No transaction is held open while the provider thinks.
         """
         for _ in range(LEASE_POLLS):
-            current = self.store.load(self.user_id)
+            current = self.store.load(self.user_key)
             if current is None:
-                raise ReconnectNeeded()
-            if current.refresh_token != stale.refresh_token:
+                raise ReconnectNeeded(who=self.client.who)
+            # The access token, not the refresh token: Google's refresh token stays the same.
+            if current.access_token != stale.access_token:
                 return current  # another worker refreshed while we waited
             # Taking the lease is a write: if the database cannot take one now, we stop
             # here, before spending a refresh token whose successor could not be stored.
-            lease = self.store.take_lease(current, datetime.now(UTC) + REFRESH_LEASE)
+            lease = self.store.take_lease(self.user_key, current, datetime.now(UTC) + REFRESH_LEASE)
             if lease is not None:
                 return self._refresh_holding(current, lease)
             time.sleep(LEASE_POLL_SECONDS)
         # The holder is slow, or died holding the lease: it runs out after REFRESH_LEASE.
-        log.warning("Fitbit user %s: another worker is still refreshing", self.user_id)
+        log.warning("%s: another worker is still refreshing", self.name)
         raise RefreshBusy()
 
     def _refresh_holding(self, current, lease):
         try:
             new = refresh(self.client, current)
-        except FitbitError as error:
+        except ProviderError as error:
             if error.error_type != "invalid_grant":
-                self.store.release(current, lease)
+                self.store.release(self.user_key, lease)
                 raise
-            # The grant is dead (revoked at Fitbit). Clearing is conditional on this very
+            # The grant is dead (revoked, or expired). Clearing is conditional on this very
             # refresh token, so a pair that someone else stored meanwhile is never wiped.
-            if self.store.forget(current):
-                log.warning(
-                    "Fitbit user %s: refresh token refused, must connect again", self.user_id
-                )
-                raise ReconnectNeeded() from None
+            if self.store.forget(self.user_key, current):
+                log.warning("%s: refresh token refused, must connect again", self.name)
+                raise ReconnectNeeded(who=self.client.who) from None
             return self._reload()
-        if not self.store.replace(current, new):
+        if not self.store.replace(self.user_key, current, new):
             # The row changed under us (a disconnect, or a new sign-in): trust the row.
             return self._reload()
-        log.info("Fitbit user %s: tokens refreshed", self.user_id)
+        log.info("%s: tokens refreshed", self.name)
         return new
 
     def _reload(self):
-        tokens = self.store.load(self.user_id)
+        tokens = self.store.load(self.user_key)
         if tokens is None:
-            raise ReconnectNeeded()
+            raise ReconnectNeeded(who=self.client.who)
         return tokens

@@ -12,10 +12,10 @@ the client in oauth.py.
     GET  /1/user/-/profile.json
     GET  /1/user/-/activities/steps/date/<date>/<period>.json
 
-Run it alone with `python sandbox.py --port 4001`; the app mounts it at /sandbox itself
-when no FITBIT_CLIENT_ID is set. What it remembers (apps, codes, tokens) is kept in the
-SQLite file SANDBOX_DATABASE (fitbit_sandbox.db), by sandbox_store.py, so that every worker
-shares it and a restart keeps it.
+Run it alone with `python sandbox.py --port 4001`, or `--provider google` for Google's side
+(sandbox_google.py); in sandbox mode the app mounts both itself. What it remembers (apps,
+codes, tokens) is kept in the SQLite file SANDBOX_DATABASE (fitbit_sandbox.db), by
+sandbox_store.py, so that every worker shares it and a restart keeps it.
 """
 
 import argparse
@@ -492,40 +492,68 @@ class Sandbox:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="A local stand-in for Fitbit.")
+    parser = argparse.ArgumentParser(description="A local stand-in for Fitbit, or for Google.")
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=4001)
+    parser.add_argument(
+        "--provider", choices=("fitbit", "google"), default=os.environ.get("PROVIDER") or "fitbit"
+    )
     args = parser.parse_args(argv)
 
     env = os.environ
+    google = args.provider == "google"
+    prefix = "GOOGLE" if google else "FITBIT"
     # The app's callback, as the app itself works it out: on the app's PORT.
     app_port = env.get("PORT") or "4000"
-    redirect_uri = env.get("FITBIT_REDIRECT_URI") or f"http://localhost:{app_port}/auth/callback"
-    expires_in = int(env.get("SANDBOX_EXPIRES_IN") or DEFAULT_EXPIRES_IN)
+    redirect_uri = env.get(f"{prefix}_REDIRECT_URI") or f"http://localhost:{app_port}/auth/callback"
     database = env.get("SANDBOX_DATABASE") or DEFAULT_DATABASE
-    stand_in = Sandbox(expires_in=expires_in, database=database)
-    if env.get("FITBIT_CLIENT_ID") and env.get("FITBIT_CLIENT_SECRET"):
+    if google:
+        import sandbox_google  # the other dialect, only when asked for
+
+        default_expiry = sandbox_google.DEFAULT_EXPIRES_IN
+        database = sandbox_google.database_beside(database)
+    else:
+        default_expiry = DEFAULT_EXPIRES_IN
+    expires_in = int(env.get("SANDBOX_EXPIRES_IN") or default_expiry)
+    if google:
+        stand_in = sandbox_google.GoogleSandbox(expires_in=expires_in, database=database)
+    else:
+        stand_in = Sandbox(expires_in=expires_in, database=database)
+    if env.get(f"{prefix}_CLIENT_ID") and env.get(f"{prefix}_CLIENT_SECRET"):
         client = RegisteredClient(
-            env["FITBIT_CLIENT_ID"], env["FITBIT_CLIENT_SECRET"], redirect_uri
+            env[f"{prefix}_CLIENT_ID"], env[f"{prefix}_CLIENT_SECRET"], redirect_uri
         )
         stand_in.store.register(client)
-        credentials = "using FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET from the environment"
+        credentials = f"using {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET from the environment"
     else:
         client = stand_in.store.generated_client(redirect_uri)
         credentials = (
             f"generated once and kept in {database}:\n"
-            f"   FITBIT_CLIENT_ID={client.client_id}\n"
-            f"   FITBIT_CLIENT_SECRET={client.client_secret}"
+            f"   {prefix}_CLIENT_ID={client.client_id}\n"
+            f"   {prefix}_CLIENT_SECRET={client.client_secret}"
         )
     root = f"http://{args.host}:{args.port}"
+    if google:
+        settings = [
+            f"GOOGLE_AUTHORIZE_URL={root}{sandbox_google.AUTHORIZE_PATH}",
+            f"GOOGLE_TOKEN_URL={root}{sandbox_google.TOKEN_PATH}",
+            f"GOOGLE_REVOKE_URL={root}{sandbox_google.REVOKE_PATH}",
+            f"GOOGLE_USERINFO_URL={root}{sandbox_google.USERINFO_PATH}",
+            f"GOOGLE_HEALTH_API_URL={root}",
+        ]
+    else:
+        settings = [
+            f"FITBIT_AUTHORIZE_URL={root}/oauth2/authorize",
+            f"FITBIT_TOKEN_URL={root}/oauth2/token",
+            f"FITBIT_REVOKE_URL={root}/oauth2/revoke",
+            f"FITBIT_API_URL={root}",
+        ]
+    name = "Google" if google else "Fitbit"
     print(
-        f" * Fitbit stand-in on {root}, one client registered, {credentials}\n"
+        f" * {name} stand-in on {root}, one client registered, {credentials}\n"
         f" * Redirect URI: {redirect_uri}\n"
-        " * Point the app at it with:\n"
-        f"   FITBIT_AUTHORIZE_URL={root}/oauth2/authorize\n"
-        f"   FITBIT_TOKEN_URL={root}/oauth2/token\n"
-        f"   FITBIT_REVOKE_URL={root}/oauth2/revoke\n"
-        f"   FITBIT_API_URL={root}"
+        " * Point the app at it with:\n" + "".join(f"   {line}\n" for line in settings),
+        end="",
     )
     run_simple(args.host, args.port, stand_in, threaded=True)
 

@@ -1,8 +1,9 @@
-"""The stand-in's memory: registered apps, consent pages, codes, grants and tokens.
+"""The stand-ins' memory: registered apps, consent pages, codes, grants and tokens.
 
 Kept in a SQLite file of its own, so that every worker of a multi-process server sees the
-same codes and tokens, and a restart forgets nobody. Like sandbox.py, it is written from
-Fitbit's side and shares nothing with the app's own database. Every change is one short
+same codes and tokens, and a restart forgets nobody. Each stand-in (sandbox.py for Fitbit,
+sandbox_google.py for Google) keeps a file of its own. Like them, it is written from the
+provider's side and shares nothing with the app's own database. Every change is one short
 transaction (BEGIN IMMEDIATE), so two workers never both redeem the same code or refresh
 token. Times are stored as seconds since the epoch.
 """
@@ -39,6 +40,9 @@ CREATE INDEX IF NOT EXISTS access_tokens_expires_at ON access_tokens (expires_at
 CREATE INDEX IF NOT EXISTS access_tokens_grant ON access_tokens (grant_id);
 CREATE TABLE IF NOT EXISTS refresh_tokens (token TEXT PRIMARY KEY, grant_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refresh_tokens_grant ON refresh_tokens (grant_id);
+CREATE TABLE IF NOT EXISTS extras (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS extras_created_at ON extras (created_at);
 CREATE TABLE IF NOT EXISTS calls (
     client_id TEXT NOT NULL, user_id TEXT NOT NULL, hour TEXT NOT NULL,
     count INTEGER NOT NULL, PRIMARY KEY (client_id, user_id, hour));
@@ -285,7 +289,8 @@ class StandInStore:
                 "INSERT INTO access_tokens VALUES (?, ?, ?)",
                 (access, grant.grant_id, epoch(expires_at)),
             )
-            sql.execute("INSERT INTO refresh_tokens VALUES (?, ?)", (refresh, grant.grant_id))
+            if refresh is not None:  # Google gives none on a refresh, or without offline
+                sql.execute("INSERT INTO refresh_tokens VALUES (?, ?)", (refresh, grant.grant_id))
 
     def access_token(self, token):
         with self.transaction() as sql:
@@ -308,6 +313,45 @@ class StandInStore:
                 return None
             sql.execute("DELETE FROM refresh_tokens WHERE token = ?", (token,))
             return self._grant(sql, row[0])
+
+    def refresh_grant(self, token, client_id):
+        """The grant of `client_id`'s refresh token, which stays valid (Google's are reused),
+        or None."""
+        with self.transaction() as sql:
+            row = sql.execute(
+                "SELECT grant_id FROM refresh_tokens WHERE token = ? AND grant_id IN "
+                "(SELECT grant_id FROM grants WHERE client_id = ?)",
+                (token, client_id),
+            ).fetchone()
+            return self._grant(sql, row[0]) if row else None
+
+    def has_refresh_token(self, client_id, user_id):
+        """True if the user has a live refresh token for the app."""
+        with self.transaction() as sql:
+            return bool(
+                sql.execute(
+                    "SELECT 1 FROM refresh_tokens JOIN grants USING (grant_id) "
+                    "WHERE client_id = ? AND user_id = ?",
+                    (client_id, user_id),
+                ).fetchone()
+            )
+
+    def forget_grant(self, grant_id):
+        """Revoke every token of one grant."""
+        with self.transaction() as sql:
+            self._forget(sql, "grant_id = ?", (grant_id,))
+
+    def keep_extras(self, key, value, created_at):
+        """A dialect's own facts about a consent page or a code, as a JSON text."""
+        with self.transaction() as sql:
+            sql.execute(
+                "INSERT OR REPLACE INTO extras VALUES (?, ?, ?)", (key, value, epoch(created_at))
+            )
+
+    def extras(self, key):
+        with self.transaction() as sql:
+            row = sql.execute("SELECT value FROM extras WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def grant_of(self, token):
         """The grant an access or refresh token belongs to, or None."""
@@ -364,6 +408,7 @@ class StandInStore:
         stale = [
             ("consents", "request_id", "created_at < ?", (epoch(code_cutoff),)),
             ("codes", "code", "issued_at < ?", (epoch(code_cutoff),)),
+            ("extras", "key", "created_at < ?", (epoch(code_cutoff),)),
             ("access_tokens", "token", "expires_at < ?", (epoch(token_cutoff),)),
             ("calls", "rowid", "hour != ?", (hour,)),
             (

@@ -12,6 +12,7 @@ from playhouse.db_url import connect
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
+import fitbit_legacy
 import oauth
 from fitbit_oauth_app import CallbackLogHandler, Config, config_from_env, create_app
 
@@ -24,8 +25,8 @@ AUTH_CODE = "auth-code-SENTINEL-3e08"
 SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, AUTH_CODE)
 
 REDIRECT_URI = "http://localhost:4000/auth/callback"
-PROFILE_URL = oauth.API_URL + "/1/user/-/profile.json"
-STEPS_URL = oauth.API_URL + "/1/user/-/activities/steps/date/today/1m.json"
+PROFILE_URL = fitbit_legacy.API_URL + "/1/user/-/profile.json"
+STEPS_URL = fitbit_legacy.API_URL + "/1/user/-/activities/steps/date/today/1m.json"
 
 
 # The database tests run on SQLite, and on PostgreSQL too where TEST_DATABASE_URL names one
@@ -99,7 +100,9 @@ def fitbit_error(error_type, message="see the docs"):
 
 @pytest.fixture
 def client_config():
-    return oauth.Client(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI)
+    return oauth.Client(
+        fitbit_legacy, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI
+    )
 
 
 @pytest.fixture
@@ -139,18 +142,20 @@ def start_sign_in(browser):
 def sign_in(browser, fitbit, name="Alex", **token_overrides):
     """The whole flow, with Fitbit answering as it should. Returns the callback response."""
     query = start_sign_in(browser)
-    fitbit.post(oauth.TOKEN_URL, json=token_body(**token_overrides))
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body(**token_overrides))
     fitbit.get(PROFILE_URL, json=profile_body(name))
     fitbit.get(STEPS_URL, json=steps_body())
     return browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]})
 
 
 def token_calls(fitbit):
-    return [call for call in fitbit.calls if call.request.url == oauth.TOKEN_URL]
+    return [call for call in fitbit.calls if call.request.url == fitbit_legacy.TOKEN_URL]
 
 
 def api_calls(fitbit):
-    return [call for call in fitbit.calls if call.request.url.startswith(oauth.API_URL + "/1/")]
+    return [
+        call for call in fitbit.calls if call.request.url.startswith(fitbit_legacy.API_URL + "/1/")
+    ]
 
 
 @contextmanager

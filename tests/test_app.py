@@ -35,6 +35,7 @@ from responses import matchers
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
+import fitbit_legacy
 import fitbit_oauth_app
 import models
 import oauth
@@ -74,7 +75,7 @@ def test_whole_sign_in_flow(browser, fitbit):
     assert query["code_challenge"] == oauth.code_challenge(pending.code_verifier)
 
     fitbit.post(
-        oauth.TOKEN_URL,
+        fitbit_legacy.TOKEN_URL,
         json=token_body(),
         match=[
             matchers.urlencoded_params_matcher(
@@ -273,7 +274,7 @@ def test_a_browser_on_127_0_0_1_is_sent_to_localhost_before_signing_in(app):
     assert PendingSignIn.select().count() == 0
     # Any other host name is left alone: no redirect can be steered by the Host header.
     elsewhere = Client(app).get("/auth", base_url="http://evil.example")
-    assert elsewhere.headers["Location"].startswith(oauth.AUTHORIZE_URL)
+    assert elsewhere.headers["Location"].startswith(fitbit_legacy.AUTHORIZE_URL)
 
 
 def test_redirect_uri_ignores_the_host_header(browser):
@@ -305,7 +306,7 @@ def test_state_from_another_browser_is_refused(app, browser, fitbit):
 
 def test_replayed_callback_is_refused(browser, fitbit):
     query = start_sign_in(browser)
-    fitbit.post(oauth.TOKEN_URL, json=token_body())
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
     fitbit.get(PROFILE_URL, json=profile_body())
     assert callback(browser, query["state"]).status_code == 302
     assert callback(browser, query["state"]).status_code == 400
@@ -320,7 +321,7 @@ def test_replayed_callback_is_refused(browser, fitbit):
 def test_sign_in_expires_after_ten_minutes(browser, fitbit, back_at, status, token_requests):
     with freeze_time("2026-11-23 12:00:00"):
         query = start_sign_in(browser)
-    fitbit.post(oauth.TOKEN_URL, json=token_body())
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
     fitbit.get(PROFILE_URL, json=profile_body())
     with freeze_time(f"2026-11-23 {back_at}"):
         assert callback(browser, query["state"]).status_code == status
@@ -474,7 +475,7 @@ def test_error_code_is_escaped(browser, fitbit):
 
 def callback_with_token_answer(browser, fitbit, **answer):
     state = start_sign_in(browser)["state"]
-    fitbit.post(oauth.TOKEN_URL, **answer)
+    fitbit.post(fitbit_legacy.TOKEN_URL, **answer)
     fitbit.get(PROFILE_URL, json=profile_body())
     return callback(browser, state)
 
@@ -524,7 +525,7 @@ def test_token_endpoint_failures_give_a_clear_page(browser, fitbit, answer, stat
 def test_the_log_says_whether_fitbit_answered_at_all(browser, fitbit, caplog, answer, logged):
     callback_with_token_answer(browser, fitbit, **answer)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"Fitbit user -: {logged}"]
+    assert warnings == [f"sign-in: {logged}"]
 
 
 @freeze_time("2026-11-23 12:00:00")
@@ -547,7 +548,9 @@ def test_rate_limited_token_endpoint_says_when_to_try_again(browser, fitbit):
 def test_home_page_refreshes_tokens_about_to_expire(browser, fitbit):
     with freeze_time("2026-11-23 08:00:00"):
         sign_in(browser, fitbit)
-    fitbit.post(oauth.TOKEN_URL, json=token_body(access_token="fresh", refresh_token="fresh-r"))
+    fitbit.post(
+        fitbit_legacy.TOKEN_URL, json=token_body(access_token="fresh", refresh_token="fresh-r")
+    )
     fitbit.get(PROFILE_URL, json=profile_body())
     with freeze_time("2026-11-23 15:56:00"):  # four minutes before the 8-hour expiry
         assert browser.get("/").status_code == 200
@@ -559,10 +562,13 @@ def test_a_refresh_held_by_another_worker_asks_to_retry_then_goes_on(browser, fi
     monkeypatch.setattr(oauth, "LEASE_POLLS", 3)
     with freeze_time("2026-11-23 08:00:00"):
         sign_in(browser, fitbit)
-    fitbit.post(oauth.TOKEN_URL, json=token_body(access_token="fresh", refresh_token="fresh-r"))
+    fitbit.post(
+        fitbit_legacy.TOKEN_URL, json=token_body(access_token="fresh", refresh_token="fresh-r")
+    )
     with freeze_time("2026-11-23 17:00:00") as clock:
         # A worker took the lease and died before Fitbit answered it.
-        User.take_lease("ABC123", REFRESH_TOKEN, datetime.now(UTC) + oauth.REFRESH_LEASE)
+        alex = User.by_fitbit_id("ABC123")
+        User.take_lease(alex.id, ACCESS_TOKEN, datetime.now(UTC) + oauth.REFRESH_LEASE)
         response = browser.get("/")
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "5"
@@ -578,7 +584,7 @@ def test_a_refresh_held_by_another_worker_asks_to_retry_then_goes_on(browser, fi
 def test_dead_refresh_token_clears_tokens_and_asks_to_reconnect(browser, fitbit):
     with freeze_time("2026-11-23 08:00:00"):
         sign_in(browser, fitbit)
-    fitbit.post(oauth.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
+    fitbit.post(fitbit_legacy.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
     with freeze_time("2026-11-23 17:00:00"):
         response = browser.get("/")
     assert response.status_code == 200
@@ -642,7 +648,7 @@ def test_disconnect_revokes_at_fitbit_and_forgets_the_tokens(browser, fitbit):
     fitbit.get(PROFILE_URL, json=profile_body())
     token = csrf_token(browser)
     fitbit.post(
-        oauth.REVOKE_URL,
+        fitbit_legacy.REVOKE_URL,
         json={},
         match=[matchers.urlencoded_params_matcher({"token": REFRESH_TOKEN})],
     )
@@ -661,7 +667,7 @@ def test_disconnect_forgets_the_tokens_even_when_fitbit_fails(browser, fitbit, a
     sign_in(browser, fitbit)
     fitbit.get(PROFILE_URL, json=profile_body())
     token = csrf_token(browser)
-    fitbit.post(oauth.REVOKE_URL, **answer)
+    fitbit.post(fitbit_legacy.REVOKE_URL, **answer)
     assert browser.post("/auth/revoke", data={"csrf_token": token}).status_code == 302
     assert User.get().refresh_token is None
     assert "https://www.fitbit.com/settings/applications" in page(browser.get("/"))
@@ -688,7 +694,7 @@ def test_users_page_lists_users_without_their_tokens(app, browser, fitbit):
     with freeze_time("2026-11-23 08:00:00"):
         sign_in(browser, fitbit, name="Alex")
         sign_in(Client(app), fitbit, name="Sam", user_id="SAM1")
-        User.clear_tokens("SAM1")
+        User.clear_tokens(User.by_fitbit_id("SAM1").id)
         response = browser.get("/users")
     text = page(response)
     assert "Alex" in text and "ABC123" in text and "expires in 8 hours" in text
@@ -714,7 +720,7 @@ def test_no_secret_in_any_page_cookie_or_log(app, browser, fitbit, caplog, capsy
         json=fitbit_error("invalid_token", f"Access token invalid: {ACCESS_TOKEN}"),
     )
     responses.append(browser.get("/"))
-    fitbit.post(oauth.REVOKE_URL, status=500, json=fitbit_error("system", REFRESH_TOKEN))
+    fitbit.post(fitbit_legacy.REVOKE_URL, status=500, json=fitbit_error("system", REFRESH_TOKEN))
     responses.append(
         browser.post("/auth/revoke", data={"csrf_token": BrowserSession.get().csrf_token})
     )
@@ -871,8 +877,9 @@ def test_in_real_mode_the_page_and_the_start_up_say_where_fitbit_is(
     monkeypatch, tmp_path, capsys, browser
 ):
     footer = page(browser.get("/"))
-    assert "Talking to Fitbit: sign-in at <code>https://www.fitbit.com/oauth2/authorize</code>" in (
-        footer
+    assert (
+        "Talking to the legacy Fitbit Web API: sign-in at <code>https://www.fitbit.com/oauth2/authorize</code>"
+        in (footer)
     )
     assert "data\n    from <code>https://api.fitbit.com</code>" in footer
     monkeypatch.setattr(fitbit_oauth_app, "run_simple", lambda *args, **kwargs: None)
@@ -919,7 +926,11 @@ def test_every_template_is_autoescaped(app):
     for jinja in (app.jinja, Sandbox([]).jinja):
         assert jinja.autoescape is True
         html = jinja.get_template("error.html").render(
-            message="<script>x</script>", title="t", url_for=lambda *a: "/", config=app.config
+            message="<script>x</script>",
+            title="t",
+            url_for=lambda *a: "/",
+            config=app.config,
+            provider=app.dialect,
         )
         assert "&lt;script&gt;" in html and "<script>" not in html
 
@@ -928,7 +939,7 @@ def test_no_next_parameter_can_send_the_user_elsewhere(browser, fitbit):
     for target in ("//evil.example", "/\\evil.example", "https://evil.example"):
         browser.get("/auth", query_string={"next": target})
         state = PendingSignIn.get().state
-        fitbit.post(oauth.TOKEN_URL, json=token_body())
+        fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
         fitbit.get(PROFILE_URL, json=profile_body())
         response = callback(browser, state, next=target)
         assert response.headers["Location"] == "/"

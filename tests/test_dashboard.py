@@ -18,6 +18,7 @@ from conftest import (
 from freezegun import freeze_time
 from werkzeug.test import Client
 
+import fitbit_legacy
 import oauth
 from fitbit_oauth_app import config_from_env, create_app, in_words, round_down
 from models import ApiCache, User
@@ -256,7 +257,7 @@ def test_cached_data_is_kept_per_user(app, fitbit):
 
 
 def test_disconnect_deletes_the_cached_data(signed_in, fitbit):
-    fitbit.post(oauth.REVOKE_URL, json={})
+    fitbit.post(fitbit_legacy.REVOKE_URL, json={})
     token = re.search(r'name="csrf_token" value="([^"]+)"', home(signed_in)).group(1)
     signed_in.post("/auth/revoke", data={"csrf_token": token})
     assert ApiCache.select().count() == 0
@@ -335,7 +336,7 @@ def test_a_twenty_digit_budget_from_fitbit_is_capped_before_it_is_kept(browser, 
         assert home(browser)  # and every page after it works
     user = User.get()
     assert (user.rate_remaining, user.rate_reset_at) == (
-        oauth.MAX_RATE_BUDGET,
+        fitbit_legacy.MAX_RATE_BUDGET,
         T0 + timedelta(hours=1),
     )
 
@@ -347,7 +348,7 @@ def make_users(count):
     for n in range(count):
         tokens = oauth.Tokens(f"U{n:04}", "a", "r", T0 + timedelta(hours=8), "profile")
         with freeze_time(T0 + timedelta(seconds=n)):
-            User.upsert(tokens, f"Person {n}")
+            User.sign_in(oauth.Person("fitbit", tokens.user_id, None, f"Person {n}"), tokens)
 
 
 @pytest.mark.parametrize(

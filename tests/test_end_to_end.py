@@ -11,6 +11,7 @@ import requests
 from conftest import create_app, listening, running_app, url_of
 from freezegun import freeze_time
 
+import fitbit_legacy
 import oauth
 from fitbit_oauth_app import Config
 from models import PendingSignIn, User
@@ -141,6 +142,7 @@ def app_beside_a_stand_in_alone(tmp_path, client_secret):
         fitbit_server.app = Sandbox([RegisteredClient("ALONE1", "alone-secret", redirect_uri)])
         root = url_of(fitbit_server)
         client = oauth.Client(
+            fitbit_legacy,
             "ALONE1",
             client_secret,
             redirect_uri,

@@ -16,6 +16,7 @@ import oauth
 from fitbit_oauth_app import Config, create_app
 from models import (
     SCHEMA_VERSION,
+    ApiCache,
     BrowserSession,
     PendingSignIn,
     SchemaVersion,
@@ -40,9 +41,17 @@ def tokens(user_id="ABC123", access="a1", refresh="r1"):
     return oauth.Tokens(user_id, access, refresh, EXPIRY, "activity profile")
 
 
-def test_upsert_inserts_then_updates_the_same_row(database):
-    first = User.upsert(tokens(), "Alex")
-    second = User.upsert(tokens(access="a2", refresh="r2"), "Alexandra")
+def fitbit_sign_in(tokens, name):
+    return User.sign_in(oauth.Person("fitbit", tokens.user_id, None, name), tokens)
+
+
+def google_sign_in(tokens, name, health_id="hu-1", legacy_id=None):
+    return User.sign_in(oauth.Person("google", legacy_id, health_id, name), tokens)
+
+
+def test_a_sign_in_inserts_then_updates_the_same_row(database):
+    first = fitbit_sign_in(tokens(), "Alex")
+    second = fitbit_sign_in(tokens(access="a2", refresh="r2"), "Alexandra")
     assert User.select().count() == 1
     assert second.id == first.id
     assert (second.display_name, second.access_token, second.refresh_token) == (
@@ -54,69 +63,114 @@ def test_upsert_inserts_then_updates_the_same_row(database):
 
 
 def test_lookup_by_fitbit_id_is_case_sensitive(database):
-    User.upsert(tokens("ABC123"), "Upper")
-    User.upsert(tokens("abc123"), "Lower")
+    fitbit_sign_in(tokens("ABC123"), "Upper")
+    fitbit_sign_in(tokens("abc123"), "Lower")
     assert User.select().count() == 2
     assert User.by_fitbit_id("ABC123").display_name == "Upper"
     assert User.by_fitbit_id("abc123").display_name == "Lower"
     assert User.by_fitbit_id("Abc123") is None
 
 
-def test_replace_tokens_is_a_compare_and_swap(database):
-    User.upsert(tokens(refresh="r1"), "Alex")
-    assert User.replace_tokens("r1", tokens(access="a2", refresh="r2"))
-    # A second worker that also spent r1 must not overwrite the pair just stored.
-    assert not User.replace_tokens("r1", tokens(access="a3", refresh="r3"))
+def test_moving_from_fitbit_to_google_keeps_one_row_and_drops_the_fitbit_tokens(database):
+    alex = fitbit_sign_in(tokens("7QW2XR", access="fitbit-a", refresh="fitbit-r"), "Alex R.")
+    ApiCache.store(alex, "/1/user/-/profile.json", {"user": {}})
+    moved = google_sign_in(
+        tokens(None, access="ya29.a", refresh="1//r"), "Alex Rivera", "hu-alex", "7QW2XR"
+    )
+    assert User.select().count() == 1 and moved.id == alex.id
+    assert (moved.provider, moved.fitbit_id, moved.health_user_id) == (
+        "google",
+        "7QW2XR",
+        "hu-alex",
+    )
+    assert (moved.access_token, moved.refresh_token) == ("ya29.a", "1//r")
+    assert ApiCache.select().count() == 0  # answers in Fitbit's shape are gone with its tokens
+    # Back on the legacy API (the stand-in), the same row again.
+    back = fitbit_sign_in(tokens("7QW2XR", access="fitbit-b", refresh="fitbit-s"), "Alex R.")
+    assert back.id == alex.id and back.provider == "fitbit" and back.health_user_id == "hu-alex"
+
+
+def test_a_google_user_without_a_fitbit_id_gets_a_row_of_their_own(database):
+    fitbit_sign_in(tokens("7QW2XR"), "Alex")
+    robin = google_sign_in(tokens(None, access="ya29.b", refresh="1//s"), "Robin", "hu-robin")
+    assert User.select().count() == 2 and robin.fitbit_id is None
+    again = google_sign_in(tokens(None, access="ya29.c", refresh="1//s"), "Robin", "hu-robin")
+    assert again.id == robin.id and User.select().count() == 2
+
+
+def test_a_google_sign_in_without_a_refresh_token_keeps_the_one_it_has(database):
+    google_sign_in(tokens(None, access="ya29.a", refresh="1//kept"), "Robin", "hu-robin")
+    again = google_sign_in(tokens(None, access="ya29.b", refresh=None), "Robin", "hu-robin")
+    assert (again.access_token, again.refresh_token) == ("ya29.b", "1//kept")
+
+
+def test_a_sign_in_with_no_refresh_token_anywhere_stores_nothing(database):
+    fitbit_sign_in(tokens("7QW2XR", refresh="fitbit-r"), "Alex")
+    # Fitbit's refresh token is no use to Google, and Google sent none.
+    moved = google_sign_in(tokens(None, refresh=None), "Alex", "hu-alex", "7QW2XR")
+    assert moved is None
+    alex = User.get()
+    assert (alex.provider, alex.refresh_token, alex.health_user_id) == ("fitbit", "fitbit-r", None)
+    assert google_sign_in(tokens(None, refresh=None), "Robin", "hu-robin") is None
+    assert User.select().count() == 1
+
+
+def test_replace_tokens_is_a_compare_and_swap_on_the_access_token(database):
+    alex = fitbit_sign_in(tokens(access="a1", refresh="r1"), "Alex")
+    assert User.replace_tokens(alex.id, "a1", tokens(access="a2", refresh="r2"))
+    # A second worker that also refreshed a1 must not overwrite the pair just stored.
+    assert not User.replace_tokens(alex.id, "a1", tokens(access="a3", refresh="r3"))
     assert User.get().refresh_token == "r2"
 
 
 def test_replace_tokens_does_not_revive_a_disconnected_user(database):
-    User.upsert(tokens(refresh="r1"), "Alex")
-    User.clear_tokens("ABC123")
-    assert not User.replace_tokens("r1", tokens(access="a2", refresh="r2"))
+    alex = fitbit_sign_in(tokens(access="a1"), "Alex")
+    User.clear_tokens(alex.id)
+    assert not User.replace_tokens(alex.id, "a1", tokens(access="a2", refresh="r2"))
     assert not User.get().connected
 
 
 def test_only_one_worker_gets_the_refresh_lease(database):
-    User.upsert(tokens(refresh="r1"), "Alex")
+    alex = fitbit_sign_in(tokens(access="a1"), "Alex")
     until = datetime.now(UTC) + oauth.REFRESH_LEASE
-    first = User.take_lease("ABC123", "r1", until)
+    first = User.take_lease(alex.id, "a1", until)
     assert first is not None
-    assert User.take_lease("ABC123", "r1", until) is None
-    User.release_lease("ABC123", "not-mine")  # someone else's release leaves ours alone
-    assert User.take_lease("ABC123", "r1", until) is None
-    User.release_lease("ABC123", first)
-    assert User.take_lease("ABC123", "r1", until) is not None
+    assert User.take_lease(alex.id, "a1", until) is None
+    User.release_lease(alex.id, "not-mine")  # someone else's release leaves ours alone
+    assert User.take_lease(alex.id, "a1", until) is None
+    User.release_lease(alex.id, first)
+    assert User.take_lease(alex.id, "a1", until) is not None
 
 
 def test_a_lease_runs_out_and_can_then_be_taken(database):
-    User.upsert(tokens(refresh="r1"), "Alex")
+    alex = fitbit_sign_in(tokens(access="a1"), "Alex")
     with freeze_time("2026-11-23 12:00") as clock:
-        assert User.take_lease("ABC123", "r1", datetime.now(UTC) + timedelta(seconds=30))
+        assert User.take_lease(alex.id, "a1", datetime.now(UTC) + timedelta(seconds=30))
         clock.tick(timedelta(seconds=29))
-        assert User.take_lease("ABC123", "r1", datetime.now(UTC) + timedelta(seconds=30)) is None
+        assert User.take_lease(alex.id, "a1", datetime.now(UTC) + timedelta(seconds=30)) is None
         clock.tick(timedelta(seconds=2))
-        assert User.take_lease("ABC123", "r1", datetime.now(UTC) + timedelta(seconds=30))
+        assert User.take_lease(alex.id, "a1", datetime.now(UTC) + timedelta(seconds=30))
 
 
-def test_no_lease_on_a_refresh_token_that_was_already_rotated(database):
-    User.upsert(tokens(refresh="r2"), "Alex")
-    assert User.take_lease("ABC123", "r1", datetime.now(UTC) + oauth.REFRESH_LEASE) is None
+def test_no_lease_on_tokens_that_were_already_refreshed(database):
+    alex = fitbit_sign_in(tokens(access="a2"), "Alex")
+    assert User.take_lease(alex.id, "a1", datetime.now(UTC) + oauth.REFRESH_LEASE) is None
 
 
 def test_storing_the_new_pair_ends_the_lease(database):
-    User.upsert(tokens(refresh="r1"), "Alex")
-    assert User.take_lease("ABC123", "r1", datetime.now(UTC) + oauth.REFRESH_LEASE)
-    assert User.replace_tokens("r1", tokens(access="a2", refresh="r2"))
+    alex = fitbit_sign_in(tokens(access="a1", refresh="r1"), "Alex")
+    assert User.take_lease(alex.id, "a1", datetime.now(UTC) + oauth.REFRESH_LEASE)
+    # Google's way: a new access token, the same refresh token.
+    assert User.replace_tokens(alex.id, "a1", tokens(access="a2", refresh="r1"))
     assert User.get().refresh_lease is None
-    assert User.take_lease("ABC123", "r2", datetime.now(UTC) + oauth.REFRESH_LEASE)
+    assert User.take_lease(alex.id, "a2", datetime.now(UTC) + oauth.REFRESH_LEASE)
 
 
 def test_clearing_a_dead_refresh_token_never_wipes_a_newer_pair(database):
-    User.upsert(tokens(refresh="r2"), "Alex")  # another worker stored r2 a moment ago
-    assert not User.clear_tokens("ABC123", dead_refresh_token="r1")
+    alex = fitbit_sign_in(tokens(refresh="r2"), "Alex")  # another worker stored r2 just now
+    assert not User.clear_tokens(alex.id, dead_refresh_token="r1")
     assert User.get().refresh_token == "r2"
-    assert User.clear_tokens("ABC123", dead_refresh_token="r2")
+    assert User.clear_tokens(alex.id, dead_refresh_token="r2")
     assert not User.get().connected
 
 
@@ -133,6 +187,17 @@ def make_first_release_database(database_url):
 
 def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
     make_first_release_database(database_url)
+    # Alex is signed in somewhere, with a cached answer: changing the users table must not
+    # cascade into deleting either (SQLite rebuilds the table to change a column).
+    database = connect(database_url)
+    database.execute_sql(
+        "INSERT INTO browsersession VALUES ('k1', 'csrf', 1, '[]', '2026-11-23 11:00:00+00:00')"
+    )
+    database.execute_sql(
+        "INSERT INTO apicache (user_id, path, body, fetched_at) "
+        "VALUES (1, '/1/user/-/profile.json', '{}', '2026-11-23 11:00:00+00:00')"
+    )
+    database.close()
     open_database(database_url)
     with db.connection_context():
         assert SchemaVersion.get().version == SCHEMA_VERSION
@@ -144,11 +209,19 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
         )
         assert alex.connected and alex.rate_remaining == 140 and not sam.connected
         assert alex.expires_at == EXPIRY  # the same moment, now with its zone
-        # The new columns work: the upgraded row takes a refresh lease.
-        assert User.take_lease("7QW2XR", "v1-refresh", datetime.now(UTC) + oauth.REFRESH_LEASE)
+        assert (alex.provider, alex.health_user_id, sam.provider) == ("fitbit", None, "fitbit")
+        assert BrowserSession.get().user_id == alex.id and ApiCache.get().user_id == alex.id
+        # The new columns work: the upgraded row takes a refresh lease, and moves to Google.
+        assert User.take_lease(alex.id, "v1-access", datetime.now(UTC) + oauth.REFRESH_LEASE)
+        moved = User.sign_in(
+            oauth.Person("google", "7QW2XR", "hu-alex", "Alex Rivera"),
+            oauth.Tokens(None, "ya29.a", "1//r", EXPIRY, "openid"),
+        )
+        assert moved.id == alex.id and User.select().count() == 2
     open_database(database_url)  # a second start changes nothing
     with db.connection_context():
         assert User.select().count() == 2 and SchemaVersion.select().count() == 1
+        assert BrowserSession.select().count() == 1
 
 
 def test_the_app_starts_on_a_first_release_database_with_its_users_still_there(

@@ -1,6 +1,7 @@
 """oauth.py on its own: the requests it sends to Fitbit and what it makes of the answers."""
 
 import base64
+import dataclasses
 import json
 import re
 import threading
@@ -24,6 +25,7 @@ from conftest import (
 from freezegun import freeze_time
 from responses import matchers
 
+import fitbit_legacy
 import oauth
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -39,9 +41,12 @@ def stored_tokens(expires_at=NOW + timedelta(hours=8), refresh_token="old-refres
     )
 
 
+PROFILE = oauth.ApiRequest("GET", PROFILE_URL)
+
+
 class MemoryStore:
-    """An oauth.TokenStore in memory, with the users table's conditional writes, counting
-    how often it is read."""
+    """An oauth.TokenStore in memory for one user, with the users table's conditional
+    writes (compare and swap on the access token), counting how often it is read."""
 
     def __init__(self, tokens):
         self.tokens = tokens
@@ -49,36 +54,36 @@ class MemoryStore:
         self.loads = 0
         self.lock = threading.Lock()
 
-    def load(self, user_id):
+    def load(self, key):
         with self.lock:
             self.loads += 1
             return self.tokens
 
     def holds(self, tokens):
-        return self.tokens is not None and self.tokens.refresh_token == tokens.refresh_token
+        return self.tokens is not None and self.tokens.access_token == tokens.access_token
 
-    def take_lease(self, tokens, until):
+    def take_lease(self, key, tokens, until):
         with self.lock:
             if not self.holds(tokens) or (self.lease and self.lease[1] > datetime.now(UTC)):
                 return None
             self.lease = (f"lease-{self.loads}", until)
             return self.lease[0]
 
-    def release(self, tokens, lease):
+    def release(self, key, lease):
         with self.lock:
             if self.lease and self.lease[0] == lease:
                 self.lease = None
 
-    def replace(self, old, new):
+    def replace(self, key, old, new):
         with self.lock:
             if not self.holds(old):
                 return False
             self.tokens, self.lease = new, None
             return True
 
-    def forget(self, dead):
+    def forget(self, key, dead):
         with self.lock:
-            if not self.holds(dead):
+            if self.tokens is None or self.tokens.refresh_token != dead.refresh_token:
                 return False
             self.tokens, self.lease = None, None
             return True
@@ -127,7 +132,7 @@ def test_state_is_unguessable_and_never_repeats():
 def test_token_request_is_exactly_what_fitbit_expects(fitbit, client_config):
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     fitbit.post(
-        oauth.TOKEN_URL,
+        fitbit_legacy.TOKEN_URL,
         json=token_body(),
         match=[
             matchers.header_matcher(
@@ -162,18 +167,20 @@ def test_token_request_is_exactly_what_fitbit_expects(fitbit, client_config):
 
 
 def test_every_outbound_request_has_a_timeout(fitbit, client_config):
-    fitbit.post(oauth.TOKEN_URL, json=token_body())
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
     fitbit.get(PROFILE_URL, json=profile_body())
-    fitbit.post(oauth.REVOKE_URL, json={})
+    fitbit.post(fitbit_legacy.REVOKE_URL, json={})
     oauth.exchange_code(client_config, AUTH_CODE, "the-verifier")
-    oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+    oauth.api_call(client_config, PROFILE, ACCESS_TOKEN)
     oauth.revoke(client_config, REFRESH_TOKEN)
     assert [call.request.req_kwargs["timeout"] for call in fitbit.calls] == [oauth.TIMEOUT] * 3
 
 
 def test_token_request_does_not_follow_a_redirect(fitbit, client_config):
-    fitbit.post(oauth.TOKEN_URL, status=307, headers={"Location": "https://evil.example/token"})
-    with pytest.raises(oauth.FitbitError):
+    fitbit.post(
+        fitbit_legacy.TOKEN_URL, status=307, headers={"Location": "https://evil.example/token"}
+    )
+    with pytest.raises(oauth.ProviderError):
         oauth.exchange_code(client_config, AUTH_CODE, "v")
     assert len(fitbit.calls) == 1
 
@@ -183,14 +190,14 @@ def test_token_request_does_not_follow_a_redirect(fitbit, client_config):
     [requests.ConnectTimeout(), requests.ReadTimeout(), requests.ConnectionError()],
 )
 def test_token_request_failure_is_unavailable_and_not_retried(fitbit, client_config, failure):
-    fitbit.post(oauth.TOKEN_URL, body=failure)
-    with pytest.raises(oauth.FitbitUnavailable):
+    fitbit.post(fitbit_legacy.TOKEN_URL, body=failure)
+    with pytest.raises(oauth.ProviderUnavailable):
         oauth.exchange_code(client_config, AUTH_CODE, "v")
     assert len(fitbit.calls) == 1
 
 
 def test_granted_scope_may_differ_from_the_requested_one(fitbit, client_config):
-    fitbit.post(oauth.TOKEN_URL, json=token_body(scope="profile"))
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body(scope="profile"))
     assert oauth.exchange_code(client_config, AUTH_CODE, "v").scope == "profile"
 
 
@@ -240,13 +247,13 @@ def test_granted_scope_may_differ_from_the_requested_one(fitbit, client_config):
     ],
 )
 def test_malformed_token_response_is_rejected(fitbit, client_config, kwargs):
-    fitbit.post(oauth.TOKEN_URL, **kwargs)
+    fitbit.post(fitbit_legacy.TOKEN_URL, **kwargs)
     with pytest.raises(oauth.BadResponse):
         oauth.exchange_code(client_config, AUTH_CODE, "v")
 
 
 def test_token_type_is_compared_case_insensitively(fitbit, client_config):
-    fitbit.post(oauth.TOKEN_URL, json=token_body(token_type="bearer"))
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body(token_type="bearer"))
     assert oauth.exchange_code(client_config, AUTH_CODE, "v").access_token == ACCESS_TOKEN
 
 
@@ -256,15 +263,15 @@ def test_token_type_is_compared_case_insensitively(fitbit, client_config):
 @pytest.mark.parametrize(
     "status, error_type, exception",
     [
-        (400, "invalid_grant", oauth.FitbitError),
-        (400, "invalid_request", oauth.FitbitError),
-        (401, "invalid_client", oauth.FitbitError),
-        (401, "expired_token", oauth.FitbitError),
-        (403, "insufficient_scope", oauth.FitbitError),
-        (410, "unknown", oauth.FitbitRetired),
+        (400, "invalid_grant", oauth.ProviderError),
+        (400, "invalid_request", oauth.ProviderError),
+        (401, "invalid_client", oauth.ProviderError),
+        (401, "expired_token", oauth.ProviderError),
+        (403, "insufficient_scope", oauth.ProviderError),
+        (410, "unknown", oauth.ApiRetired),
         (429, "system", oauth.RateLimited),
-        (500, "system", oauth.FitbitUnavailable),
-        (503, "system", oauth.FitbitUnavailable),
+        (500, "system", oauth.ProviderUnavailable),
+        (503, "system", oauth.ProviderUnavailable),
     ],
 )
 def test_fitbit_errors_become_exceptions_with_their_error_type(
@@ -273,7 +280,7 @@ def test_fitbit_errors_become_exceptions_with_their_error_type(
     body = fitbit_error(error_type, f"Access token expired: {ACCESS_TOKEN}")
     fitbit.get(PROFILE_URL, status=status, json=body if status != 410 else None)
     with pytest.raises(exception) as raised:
-        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+        oauth.api_call(client_config, PROFILE, ACCESS_TOKEN)
     assert (raised.value.status, raised.value.error_type) == (status, error_type)
     # Fitbit's own message can repeat the token: it stays out of the exception.
     assert ACCESS_TOKEN not in str(raised.value)
@@ -281,8 +288,8 @@ def test_fitbit_errors_become_exceptions_with_their_error_type(
 
 def test_error_body_that_is_not_fitbits_shape_still_gives_an_error(fitbit, client_config):
     fitbit.get(PROFILE_URL, status=400, body="<html>nope</html>")
-    with pytest.raises(oauth.FitbitError) as raised:
-        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+    with pytest.raises(oauth.ProviderError) as raised:
+        oauth.api_call(client_config, PROFILE, ACCESS_TOKEN)
     assert raised.value.error_type == "unknown"
 
 
@@ -295,7 +302,7 @@ def test_rate_limit_says_when_the_budget_comes_back(fitbit, client_config):
         headers={"Fitbit-Rate-Limit-Reset": "1234", "Retry-After": "5"},
     )
     with pytest.raises(oauth.RateLimited) as raised:
-        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+        oauth.api_call(client_config, PROFILE, ACCESS_TOKEN)
     assert raised.value.reset_at == NOW + timedelta(seconds=1234)
 
 
@@ -303,7 +310,7 @@ def test_rate_limit_says_when_the_budget_comes_back(fitbit, client_config):
 def test_rate_limit_without_reset_header_waits_for_the_top_of_the_hour(fitbit, client_config):
     fitbit.get(PROFILE_URL, status=429, json=fitbit_error("system"))
     with pytest.raises(oauth.RateLimited) as raised:
-        oauth.api_get(client_config, "/1/user/-/profile.json", ACCESS_TOKEN)
+        oauth.api_call(client_config, PROFILE, ACCESS_TOKEN)
     assert raised.value.reset_at == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 
 
@@ -318,20 +325,22 @@ def test_rate_limit_without_reset_header_waits_for_the_top_of_the_hour(fitbit, c
         ({}, (None, None)),
         ({"Fitbit-Rate-Limit-Remaining": "-1", "Fitbit-Rate-Limit-Reset": "soon"}, (None, None)),
         ({"Fitbit-Rate-Limit-Reset": "9" * 30}, (None, NOW + timedelta(hours=1))),
-        ({"Fitbit-Rate-Limit-Remaining": "9" * 20}, (oauth.MAX_RATE_BUDGET, None)),
-        ({"Fitbit-Rate-Limit-Remaining": "9" * 5000}, (oauth.MAX_RATE_BUDGET, None)),
+        ({"Fitbit-Rate-Limit-Remaining": "9" * 20}, (fitbit_legacy.MAX_RATE_BUDGET, None)),
+        ({"Fitbit-Rate-Limit-Remaining": "9" * 5000}, (fitbit_legacy.MAX_RATE_BUDGET, None)),
         ({"Fitbit-Rate-Limit-Remaining": "١٢"}, (None, None)),  # Arabic-Indic 12
     ],
     ids=["normal", "absent", "garbage", "absurd-reset", "20-digits", "5000-digits", "unicode"],
 )
 def test_rate_budget_from_headers(headers, budget):
-    assert oauth.rate_budget(headers) == budget
+    assert fitbit_legacy.rate_budget(headers) == budget
 
 
 def test_tokens_never_show_their_secrets_in_repr():
     tokens = stored_tokens()
     assert "old-access" not in repr(tokens) and "old-refresh" not in repr(tokens)
-    assert CLIENT_SECRET not in repr(oauth.Client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI))
+    assert CLIENT_SECRET not in repr(
+        oauth.Client(fitbit_legacy, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
+    )
 
 
 # --- Refresh ---------------------------------------------------------------------------
@@ -344,7 +353,7 @@ def refresh_answer(**overrides):
 def test_refresh_sends_the_refresh_token_and_rotates_the_pair(fitbit, client_config):
     store = MemoryStore(stored_tokens(expires_at=NOW))
     fitbit.post(
-        oauth.TOKEN_URL,
+        fitbit_legacy.TOKEN_URL,
         json=refresh_answer(),
         match=[
             matchers.urlencoded_params_matcher(
@@ -354,7 +363,7 @@ def test_refresh_sends_the_refresh_token_and_rotates_the_pair(fitbit, client_con
     )
     fitbit.get(PROFILE_URL, json=profile_body())
     with freeze_time(NOW):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert store.tokens.access_token == "new-access"
     assert store.tokens.refresh_token == "new-refresh"
     assert store.tokens.expires_at == NOW + timedelta(seconds=28800)
@@ -363,7 +372,7 @@ def test_refresh_sends_the_refresh_token_and_rotates_the_pair(fitbit, client_con
 
 def test_new_pair_is_stored_before_it_is_used(fitbit, client_config):
     store = MemoryStore(stored_tokens(expires_at=NOW))
-    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=refresh_answer())
     seen_in_store = []
 
     def profile(request):
@@ -372,26 +381,26 @@ def test_new_pair_is_stored_before_it_is_used(fitbit, client_config):
 
     fitbit.add_callback("GET", PROFILE_URL, callback=profile)
     with freeze_time(NOW):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert seen_in_store == ["new-access"]
 
 
 def test_refresh_without_a_new_refresh_token_keeps_the_old_one(fitbit, client_config):
     store = MemoryStore(stored_tokens(expires_at=NOW))
     body = {k: v for k, v in refresh_answer().items() if k != "refresh_token"}
-    fitbit.post(oauth.TOKEN_URL, json=body)
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=body)
     fitbit.get(PROFILE_URL, json=profile_body())
     with freeze_time(NOW):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert store.tokens.access_token == "new-access"
     assert store.tokens.refresh_token == "old-refresh"
 
 
 def test_refresh_for_another_user_id_is_rejected(fitbit, client_config):
     store = MemoryStore(stored_tokens(expires_at=NOW))
-    fitbit.post(oauth.TOKEN_URL, json=refresh_answer(user_id="XYZ999"))
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=refresh_answer(user_id="XYZ999"))
     with freeze_time(NOW), pytest.raises(oauth.BadResponse):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert store.tokens.refresh_token == "old-refresh"
 
 
@@ -405,11 +414,11 @@ def test_refresh_for_another_user_id_is_rejected(fitbit, client_config):
 )
 def test_tokens_are_refreshed_ahead_of_expiry(fitbit, client_config, now, refreshes):
     store = MemoryStore(stored_tokens(expires_at=NOW))
-    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=refresh_answer())
     fitbit.get(PROFILE_URL, json=profile_body())
     with freeze_time(now):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
-    assert len([c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]) == refreshes
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
+    assert len([c for c in fitbit.calls if c.request.url == fitbit_legacy.TOKEN_URL]) == refreshes
 
 
 def test_expired_token_answer_refreshes_once_and_retries_once(fitbit, client_config):
@@ -425,9 +434,9 @@ def test_expired_token_answer_refreshes_once_and_retries_once(fitbit, client_con
         json=profile_body("Sam"),
         match=[matchers.header_matcher({"Authorization": "Bearer new-access"})],
     )
-    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=refresh_answer())
     with freeze_time(NOW):
-        body, _ = oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        body, _ = oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert body["user"]["displayName"] == "Sam"
     assert [c.request.method for c in fitbit.calls] == ["GET", "POST", "GET"]
 
@@ -435,9 +444,9 @@ def test_expired_token_answer_refreshes_once_and_retries_once(fitbit, client_con
 def test_a_second_expired_token_answer_is_an_error(fitbit, client_config):
     store = MemoryStore(stored_tokens())
     fitbit.get(PROFILE_URL, status=401, json=fitbit_error("expired_token"))
-    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
-    with freeze_time(NOW), pytest.raises(oauth.FitbitError) as raised:
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=refresh_answer())
+    with freeze_time(NOW), pytest.raises(oauth.ProviderError) as raised:
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert raised.value.error_type == "expired_token"
     assert [c.request.method for c in fitbit.calls] == ["GET", "POST", "GET"]
 
@@ -445,9 +454,9 @@ def test_a_second_expired_token_answer_is_an_error(fitbit, client_config):
 def test_invalid_token_after_a_revoke_at_fitbit_asks_to_reconnect(fitbit, client_config):
     store = MemoryStore(stored_tokens())
     fitbit.get(PROFILE_URL, status=401, json=fitbit_error("invalid_token"))
-    fitbit.post(oauth.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
+    fitbit.post(fitbit_legacy.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
     with freeze_time(NOW), pytest.raises(oauth.ReconnectNeeded):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert [c.request.method for c in fitbit.calls] == ["GET", "POST"]
     assert store.tokens is None
 
@@ -455,16 +464,16 @@ def test_invalid_token_after_a_revoke_at_fitbit_asks_to_reconnect(fitbit, client
 def test_insufficient_scope_is_not_retried(fitbit, client_config):
     store = MemoryStore(stored_tokens())
     fitbit.get(PROFILE_URL, status=403, json=fitbit_error("insufficient_scope"))
-    with freeze_time(NOW), pytest.raises(oauth.FitbitError):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    with freeze_time(NOW), pytest.raises(oauth.ProviderError):
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert len(fitbit.calls) == 1
 
 
 def test_dead_refresh_token_clears_the_tokens(fitbit, client_config):
     store = MemoryStore(stored_tokens(expires_at=NOW))
-    fitbit.post(oauth.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
+    fitbit.post(fitbit_legacy.TOKEN_URL, status=400, json=fitbit_error("invalid_grant"))
     with freeze_time(NOW), pytest.raises(oauth.ReconnectNeeded):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert store.tokens is None
 
 
@@ -477,10 +486,10 @@ def test_invalid_grant_after_another_worker_rotated_uses_its_pair(fitbit, client
         store.tokens = rotated
         return 400, {}, '{"errors": [{"errorType": "invalid_grant"}], "success": false}'
 
-    fitbit.add_callback("POST", oauth.TOKEN_URL, callback=token_endpoint)
+    fitbit.add_callback("POST", fitbit_legacy.TOKEN_URL, callback=token_endpoint)
     fitbit.get(PROFILE_URL, json=profile_body())
     with freeze_time(NOW):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert store.tokens is rotated
 
 
@@ -497,13 +506,13 @@ def test_concurrent_requests_make_exactly_one_refresh(fitbit, client_config):
             threading.Event().wait(0.001)
         return 200, {}, json.dumps(refresh_answer())
 
-    fitbit.add_callback("POST", oauth.TOKEN_URL, callback=token_endpoint)
+    fitbit.add_callback("POST", fitbit_legacy.TOKEN_URL, callback=token_endpoint)
     fitbit.get(PROFILE_URL, json=profile_body())
     used, errors = [], []
 
     def one_request():
         try:
-            oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+            oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
             used.append(store.tokens.access_token)
         except Exception as error:  # surfaced by the assertion below
             errors.append(error)
@@ -515,7 +524,7 @@ def test_concurrent_requests_make_exactly_one_refresh(fitbit, client_config):
         for thread in threads:
             thread.join()
     assert errors == []
-    assert len([c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]) == 1
+    assert len([c for c in fitbit.calls if c.request.url == fitbit_legacy.TOKEN_URL]) == 1
     assert used == ["new-access"] * threads_count
     profile_tokens = {c.request.headers["Authorization"] for c in fitbit.calls[1:]}
     assert profile_tokens == {"Bearer new-access"}
@@ -525,21 +534,24 @@ def test_a_refresh_under_another_workers_lease_waits_and_uses_its_pair(fitbit, c
     # No token endpoint is registered: a POST from this worker would fail the test.
     store = MemoryStore(stored_tokens(expires_at=NOW))
     store.lease = ("another worker's", NOW + oauth.REFRESH_LEASE)
-    theirs = stored_tokens(expires_at=NOW + timedelta(hours=8), refresh_token="their-refresh")
+    theirs = dataclasses.replace(
+        stored_tokens(expires_at=NOW + timedelta(hours=8), refresh_token="their-refresh"),
+        access_token="their-access",
+    )
     fitbit.get(PROFILE_URL, json=profile_body())
 
     def other_worker_finishes():
         while store.loads < 3:  # this worker has looked, and is waiting
             threading.Event().wait(0.001)
-        store.replace(store.tokens, theirs)
+        store.replace("ABC123", store.tokens, theirs)
 
     finisher = threading.Thread(target=other_worker_finishes)
     with freeze_time(NOW):
         finisher.start()
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     finisher.join()
     assert [c.request.method for c in fitbit.calls] == ["GET"]
-    assert fitbit.calls[0].request.headers["Authorization"] == "Bearer old-access"
+    assert fitbit.calls[0].request.headers["Authorization"] == "Bearer their-access"
     assert store.tokens is theirs
 
 
@@ -549,24 +561,24 @@ def test_a_lease_left_by_a_dead_worker_holds_refreshes_up_until_it_runs_out(
     monkeypatch.setattr(oauth, "LEASE_POLLS", 3)
     store = MemoryStore(stored_tokens(expires_at=NOW))
     store.lease = ("a dead worker's", NOW + oauth.REFRESH_LEASE)
-    fitbit.post(oauth.TOKEN_URL, json=refresh_answer())
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=refresh_answer())
     fitbit.get(PROFILE_URL, json=profile_body())
-    api = oauth.FitbitApi(client_config, store, "ABC123")
+    api = oauth.ApiClient(client_config, store, "ABC123")
     with freeze_time(NOW) as clock:
         with pytest.raises(oauth.RefreshBusy):
-            api.get("/1/user/-/profile.json")
+            api.call(PROFILE)
         assert len(fitbit.calls) == 0 and store.tokens.refresh_token == "old-refresh"
         clock.tick(oauth.REFRESH_LEASE + timedelta(seconds=1))
-        api.get("/1/user/-/profile.json")
+        api.call(PROFILE)
     assert store.tokens.refresh_token == "new-refresh"
-    assert len([c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]) == 1
+    assert len([c for c in fitbit.calls if c.request.url == fitbit_legacy.TOKEN_URL]) == 1
 
 
 def test_a_refresh_that_fails_gives_the_lease_back(fitbit, client_config):
     store = MemoryStore(stored_tokens(expires_at=NOW))
-    fitbit.post(oauth.TOKEN_URL, status=503, json=fitbit_error("system"))
-    with freeze_time(NOW), pytest.raises(oauth.FitbitUnavailable):
-        oauth.FitbitApi(client_config, store, "ABC123").get("/1/user/-/profile.json")
+    fitbit.post(fitbit_legacy.TOKEN_URL, status=503, json=fitbit_error("system"))
+    with freeze_time(NOW), pytest.raises(oauth.ProviderUnavailable):
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
     assert store.lease is None  # the next request may try at once
     assert store.tokens.refresh_token == "old-refresh"
 
@@ -577,7 +589,7 @@ def test_a_refresh_that_fails_gives_the_lease_back(fitbit, client_config):
 def test_revoke_posts_the_token_with_basic_auth(fitbit, client_config):
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     fitbit.post(
-        oauth.REVOKE_URL,
+        fitbit_legacy.REVOKE_URL,
         json={},
         match=[
             matchers.header_matcher({"Authorization": f"Basic {basic}"}),

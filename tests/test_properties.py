@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
+import fitbit_legacy
 import oauth
 from fitbit_oauth_app import Config, create_app
 
@@ -59,7 +60,7 @@ def encode(pairs, state):
 def app(tmp_path_factory):
     """One app in sandbox mode for all examples: the stand-in is mounted, and the client
     points at Fitbit's real URLs, which `responses` answers."""
-    client = oauth.Client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
+    client = oauth.Client(fitbit_legacy, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
     database = tmp_path_factory.mktemp("properties") / "p.db"
     return create_app(
         Config(client, f"sqlite:///{database}", sandbox=True, sandbox_database=":memory:")
@@ -68,9 +69,9 @@ def app(tmp_path_factory):
 
 def fake_fitbit():
     mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-    mock.post(oauth.TOKEN_URL, json=token_body())
-    mock.get(oauth.API_URL + "/1/user/-/profile.json", json={"user": {"displayName": "A"}})
-    mock.post(oauth.REVOKE_URL, json={})
+    mock.post(fitbit_legacy.TOKEN_URL, json=token_body())
+    mock.get(fitbit_legacy.API_URL + "/1/user/-/profile.json", json={"user": {"displayName": "A"}})
+    mock.post(fitbit_legacy.REVOKE_URL, json={})
     return mock
 
 
@@ -102,7 +103,7 @@ def send(app, method, path, query, form, cookie, with_own_cookie):
             environ_base=address,
         )
         response.close()
-        token_requests = [c for c in fitbit.calls if c.request.url == oauth.TOKEN_URL]
+        token_requests = [c for c in fitbit.calls if c.request.url == fitbit_legacy.TOKEN_URL]
     return response, token_requests, parse_qs(encode(query, state), keep_blank_values=True), state
 
 
@@ -182,9 +183,13 @@ def test_the_token_response_parser_only_ever_returns_tokens_or_a_fitbit_error(an
     response.status_code, response._content = status, text.encode()
     response.headers["Content-Type"] = "application/json"
     try:
-        tokens = oauth.parse_token_response(response, requested_scope="activity profile")
-    except oauth.FitbitError:
+        client = oauth.Client(fitbit_legacy, "23TEST", "secret", "http://localhost/cb")
+        tokens = oauth.parse_token_response(client, response, requested_scope="activity profile")
+    except oauth.ProviderError:
         return
     assert status == 200
-    assert tokens.access_token and tokens.refresh_token and tokens.user_id
+    assert tokens.access_token
+    # Each of the others is absent (None) or a real value, never an empty or odd one.
+    for value in (tokens.refresh_token, tokens.user_id):
+        assert value is None or (isinstance(value, str) and value)
     assert tokens.expires_at > datetime.now(UTC)

@@ -8,6 +8,7 @@ from freezegun import freeze_time
 from test_end_to_end import Browser
 from werkzeug.test import Client
 
+import fitbit_legacy
 from models import User
 
 
@@ -69,10 +70,9 @@ def test_another_browser_sees_none_of_it(app, browser, fitbit):
 
 
 def test_a_disconnect_is_in_the_trace_too(browser, fitbit):
-    import oauth
 
     sign_in(browser, fitbit)
-    fitbit.post(oauth.REVOKE_URL, json={})
+    fitbit.post(fitbit_legacy.REVOKE_URL, json={})
     token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").get_data(True))
     browser.post("/auth/revoke", data={"csrf_token": token.group(1)})
     assert steps(browser.get("/trace").get_data(as_text=True))[-1] == "The revoke"
@@ -81,19 +81,17 @@ def test_a_disconnect_is_in_the_trace_too(browser, fitbit):
 def test_a_401_and_its_retry_and_a_429_are_in_the_trace(browser, fitbit):
     from conftest import PROFILE_URL, fitbit_error, profile_body, token_body
 
-    import oauth
-
     with freeze_time("2026-11-23 12:00:00") as clock:
         sign_in(browser, fitbit)
         clock.tick(timedelta(minutes=6))  # past the cache: the page asks Fitbit again
         fitbit.replace("GET", PROFILE_URL, status=401, json=fitbit_error("expired_token"))
         fitbit.add("GET", PROFILE_URL, json=profile_body())
         fitbit.replace(
-            "POST", oauth.TOKEN_URL, json=token_body(access_token="a2", refresh_token="r2")
+            "POST", fitbit_legacy.TOKEN_URL, json=token_body(access_token="a2", refresh_token="r2")
         )
         fitbit.replace(
             "GET",
-            oauth.API_URL + "/1/user/-/activities/steps/date/today/1m.json",
+            fitbit_legacy.API_URL + "/1/user/-/activities/steps/date/today/1m.json",
             status=429,
             json=fitbit_error("system"),
         )

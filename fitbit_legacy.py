@@ -1,0 +1,189 @@
+"""Fitbit's legacy Web API: what is Fitbit's own, beside the OAuth 2.0 steps in oauth.py.
+
+Fitbit shut this API and its OAuth endpoints down in November 2026; the app still speaks
+it, to its built-in stand-in, so that it can be read side by side with google_health.py,
+which has the same shape:
+
+    endpoints and scopes       the URLs below, SCOPES
+    authorize parameters       authorize_parameters(), code_exchange_parameters()
+    who the user is            identify()
+    error shapes               error_from_response(), revoked()
+    where the data lives       profile_request(), read_profile(), steps_request(), read_steps()
+"""
+
+from datetime import UTC, date, datetime, timedelta
+
+import oauth
+
+KEY = "fitbit"  # as kept in the users table
+NAME = "Fitbit"
+TITLE = "the legacy Fitbit Web API"
+AUTHORIZE_URL = "https://www.fitbit.com/oauth2/authorize"
+TOKEN_URL = "https://api.fitbit.com/oauth2/token"
+REVOKE_URL = "https://api.fitbit.com/oauth2/revoke"
+API_URL = "https://api.fitbit.com"
+USERINFO_URL = ""  # the profile lives in the Web API itself
+SCOPES = "activity profile"
+PROFILE_PATH = "/1/user/-/profile.json"
+STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"
+# What every token answer has.
+TOKEN_FIELDS = ("access_token", "refresh_token", "user_id")
+REVOKE_WITH_AUTH = True  # the revoke endpoint wants the client's credentials
+# Fitbit's budget is 150 calls an hour; a larger figure in its headers is a broken answer.
+MAX_RATE_BUDGET = 100_000
+RATE_LIMIT_NOTE = "Fitbit's limit of 150 requests an hour is used up"
+SITE_FOR_REVOKING = "https://www.fitbit.com/settings/applications"
+
+
+# --- Scopes ----------------------------------------------------------------------------
+
+# What each part of the app's page needs, by meaning. Fitbit spells a scope one way only.
+NEEDS = {"profile": {"profile"}, "activity": {"activity"}}
+
+
+def grants(scope, need):
+    """True if the granted `scope` string covers `need` ("profile" or "activity")."""
+    return bool(NEEDS[need] & set(scope.split()))
+
+
+# --- The authorization request and the code exchange -------------------------------------
+
+
+def authorize_parameters(holds_refresh_token):
+    """Nothing beyond RFC 6749 and 7636: Fitbit always hands out a refresh token."""
+    return {}
+
+
+def code_exchange_parameters(client):
+    # As in Fitbit's own examples, beside Basic authentication; never the secret.
+    return {"client_id": client.client_id}
+
+
+# --- Who the user is -------------------------------------------------------------------
+
+
+def identify(client, tokens):
+    """Fitbit's token answer names the user (`user_id`); the profile gives their name, if
+    the user let the app read it."""
+    if not tokens.user_id:
+        raise oauth.BadResponse("user_id missing", who=NAME)
+    name, answers = tokens.user_id, {}
+    if grants(tokens.scope, "profile"):
+        request = profile_request(client)
+        body, headers = oauth.api_call(client, request, tokens.access_token)
+        name = read_profile(body)[0]
+        answers[request.key] = (body, headers)
+    return oauth.Person(KEY, tokens.user_id, None, name, answers)
+
+
+# --- Errors ----------------------------------------------------------------------------
+
+
+def error_from_response(response):
+    """Fitbit's error shape, for the OAuth endpoints and the Web API alike:
+    {"errors": [{"errorType": ..., "message": ...}], "success": false}."""
+    status = response.status_code
+    error_type = "unknown"
+    errors = (oauth.json_body(response) or {}).get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        if isinstance(errors[0].get("errorType"), str):
+            error_type = errors[0]["errorType"][:64]
+
+    if status == 410:
+        return oauth.ApiRetired(status, error_type, who=NAME)
+    if status == 429:
+        return oauth.RateLimited(status, error_type, rate_limit_reset(response), who=NAME)
+    if status >= 500:
+        return oauth.ProviderUnavailable(status, error_type, who=NAME)
+    if status == 401 and error_type in ("expired_token", "invalid_token"):
+        return oauth.TokenRejected(status, error_type, who=NAME)
+    if status == 403 and error_type == "insufficient_scope":
+        return oauth.ScopeMissing(status, error_type, who=NAME)
+    return oauth.ProviderError(status, error_type, who=NAME)
+
+
+def revoked(response):
+    """Fitbit answers 200 to a revoke, even for a token it no longer knows (RFC 7009 2.2)."""
+    return response.status_code == 200
+
+
+def rate_limit_reset(response):
+    # Without Fitbit-Rate-Limit-Reset, the budget refills at the top of the hour.
+    _, reset_at = rate_budget(response.headers)
+    now = datetime.now(UTC)
+    return reset_at or now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def rate_budget(headers):
+    """(calls left this hour, when the budget refills) from Fitbit-Rate-Limit-* headers,
+    each None when absent. Fitbit-Rate-Limit-Reset counts seconds; Retry-After has been
+    reported wrong, so it is not used."""
+
+    def number(name, cap):
+        # Untrusted figures, capped before they are kept: twenty digits would not even fit
+        # in the database's integer column.
+        value = headers.get(name, "")
+        if not (value.isascii() and value.isdigit()):
+            return None
+        return cap if len(value) > len(str(cap)) else min(int(value), cap)
+
+    remaining = number("Fitbit-Rate-Limit-Remaining", MAX_RATE_BUDGET)
+    # The budget refills every hour: a larger figure is an error, not a reason to wait.
+    reset = number("Fitbit-Rate-Limit-Reset", 3600)
+    if reset is None:
+        return remaining, None
+    return remaining, datetime.now(UTC) + timedelta(seconds=reset)
+
+
+# --- Where the data lives --------------------------------------------------------------
+
+
+def profile_request(client):
+    return oauth.ApiRequest("GET", client.api_url + PROFILE_PATH)
+
+
+def read_profile(body):
+    """(name, avatar URL or None, member-since date or None) from /1/user/-/profile.json."""
+    user = body.get("user") if isinstance(body, dict) else None
+    if not isinstance(user, dict):
+        raise oauth.BadResponse("profile has no user", who=NAME)
+    name = "Fitbit user"
+    for key in ("displayName", "fullName"):
+        if isinstance(user.get(key), str) and user[key].strip():
+            name = user[key].strip()
+            break
+    avatar = user.get("avatar150") or user.get("avatar")
+    if not isinstance(avatar, str) or not avatar.startswith(("https://", "http://")):
+        avatar = None  # only web addresses become an <img src>
+    try:
+        member_since = date.fromisoformat(user.get("memberSince"))
+    except (TypeError, ValueError):
+        member_since = None
+    return name, avatar, member_since
+
+
+def steps_request(client, today):
+    """The last month of daily steps, ending on the user's own today (Fitbit knows their
+    time zone)."""
+    return oauth.ApiRequest("GET", client.api_url + STEPS_PATH)
+
+
+def read_steps(body):
+    """[(date, steps), ...], oldest first. Fitbit sends each value as a string ("8123"), but
+    nothing promises it always will: numbers are taken too."""
+    series = body.get("activities-steps") if isinstance(body, dict) else None
+    if not isinstance(series, list):
+        raise oauth.BadResponse("no activities-steps", who=NAME)
+    days = []
+    for entry in series:
+        try:
+            value = entry["value"]
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ValueError(value)
+            steps = int(float(value))
+            if steps < 0:
+                raise ValueError(value)
+            days.append((date.fromisoformat(entry["dateTime"]), min(steps, oauth.MAX_DAILY_STEPS)))
+        except (TypeError, KeyError, ValueError, OverflowError):
+            raise oauth.BadResponse("unreadable step count", who=NAME) from None
+    return sorted(days)

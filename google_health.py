@@ -1,0 +1,245 @@
+"""The Google Health API, Fitbit's successor, on Google's OAuth 2.0: what is Google's own,
+beside the OAuth 2.0 steps in oauth.py.
+
+The same shape as fitbit_legacy.py, so the two can be read side by side:
+
+    endpoints and scopes       the URLs below, SCOPES
+    authorize parameters       authorize_parameters(), code_exchange_parameters()
+    who the user is            identify()
+    error shapes               error_from_response(), revoked()
+    where the data lives       profile_request(), read_profile(), steps_request(), read_steps()
+
+Where Google's documentation leaves a detail open (how a granted scope is spelled, whether
+an idle day is sent as 0 or left out), the code takes either.
+"""
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import oauth
+
+KEY = "google"  # as kept in the users table
+NAME = "Google Health"
+TITLE = "the Google Health API"
+AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+TOKEN_URL = "https://oauth2.googleapis.com/token"
+REVOKE_URL = "https://oauth2.googleapis.com/revoke"
+API_URL = "https://health.googleapis.com"  # the root: the paths below start with /v4/
+USERINFO_URL = "https://openidconnect.googleapis.com/v1/userinfo"
+GOOGLE_SCOPES = "https://www.googleapis.com/auth/"
+HEALTH_SCOPES = GOOGLE_SCOPES + "googlehealth."
+ACTIVITY_SCOPE = HEALTH_SCOPES + "activity_and_fitness.readonly"
+# openid and profile: the user's name and picture come from OpenID Connect's userinfo.
+SCOPES = f"openid profile {ACTIVITY_SCOPE}"
+IDENTITY_PATH = "/v4/users/me/identity"
+STEPS_PATH = "/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"
+# What every token answer has: no user_id, and a refresh token only after a consent.
+TOKEN_FIELDS = ("access_token",)
+REVOKE_WITH_AUTH = False  # Google's revoke endpoint takes the token alone
+RATE_LIMIT_NOTE = "Google Health's limit of 300 requests a minute is used up"
+SITE_FOR_REVOKING = "https://myaccount.google.com/connections"
+# No rate-limit headers are documented: after a 429, wait this long unless told otherwise.
+QUOTA_PAUSE = timedelta(minutes=1)
+DAYS_SHOWN = 30
+# Both of Google Health's user ids: 1 to 63 letters, digits and hyphens.
+USER_ID = re.compile(r"[A-Za-z0-9-]{1,63}")
+
+
+# --- Scopes ----------------------------------------------------------------------------
+
+# What each part of the app's page needs, by meaning: Google may grant `profile` and spell
+# it .../auth/userinfo.profile, and steps can be read under any of four Health scopes.
+NEEDS = {
+    "profile": {"profile", GOOGLE_SCOPES + "userinfo.profile"},
+    "activity": {
+        HEALTH_SCOPES + name + ".readonly"
+        for name in ("activity_and_fitness", "health_metrics_and_measurements", "location", "sleep")
+    },
+}
+
+
+def grants(scope, need):
+    """True if the granted `scope` string covers `need`: "profile", "activity", or
+    "identity" (the identity endpoint takes any Health read scope but location)."""
+    granted = set(scope.split())
+    if need == "identity":
+        return any(
+            name.startswith(HEALTH_SCOPES)
+            and name.endswith(".readonly")
+            and name != HEALTH_SCOPES + "location.readonly"
+            for name in granted
+        )
+    return bool(NEEDS[need] & granted)
+
+
+# --- The authorization request and the code exchange -------------------------------------
+
+
+def authorize_parameters(holds_refresh_token):
+    """access_type=offline, or Google sends no refresh token at all. And it sends one only
+    on a consent: the first one, or one forced with prompt=consent, asked for whenever the
+    app holds no refresh token for this user."""
+    extra = {"access_type": "offline"}
+    if not holds_refresh_token:
+        extra["prompt"] = "consent"
+    return extra
+
+
+def code_exchange_parameters(client):
+    return {}  # Basic authentication says who the client is
+
+
+# --- Who the user is -------------------------------------------------------------------
+
+
+class NotIdentifiable(oauth.ProviderError):
+    """No Health scope that the identity endpoint accepts was granted: nobody to sign in."""
+
+    def __init__(self):
+        super().__init__(403, "no_health_scope", who=NAME)
+
+
+def identify(client, tokens):
+    """Google's token answer does not say who the user is: the Health API's identity
+    endpoint does, with the Health user id and, for a Fitbit account, its legacy Fitbit id.
+    The name and picture come from OpenID Connect's userinfo, if `profile` was granted."""
+    if not grants(tokens.scope, "identity"):
+        raise NotIdentifiable()
+    identity, _ = oauth.api_call(
+        client, oauth.ApiRequest("GET", client.api_url + IDENTITY_PATH), tokens.access_token
+    )
+    health_user_id = identity.get("healthUserId")
+    legacy_id = identity.get("legacyUserId")
+    if not isinstance(health_user_id, str) or not USER_ID.fullmatch(health_user_id):
+        raise oauth.BadResponse("healthUserId missing", who=NAME)
+    if legacy_id is not None and not (isinstance(legacy_id, str) and USER_ID.fullmatch(legacy_id)):
+        raise oauth.BadResponse("legacyUserId malformed", who=NAME)
+    name, answers = legacy_id or health_user_id, {}
+    if grants(tokens.scope, "profile"):
+        request = profile_request(client)
+        body, headers = oauth.api_call(client, request, tokens.access_token)
+        name = read_profile(body)[0]
+        answers[request.key] = (body, headers)
+    return oauth.Person(KEY, legacy_id, health_user_id, name, answers)
+
+
+# --- Errors ----------------------------------------------------------------------------
+
+
+def error_from_response(response):
+    """Two shapes. The OAuth endpoints answer as RFC 6749 5.2 says, {"error": "invalid_grant",
+    ...}; the Health API with a google.rpc.Status, {"error": {"code", "message", "status",
+    "details": [{"reason", ...}]}}, whose ErrorInfo reason is the more precise name."""
+    status = response.status_code
+    error = (oauth.json_body(response) or {}).get("error")
+    error_type = "unknown"
+    if isinstance(error, str):
+        error_type = error[:64]
+    elif isinstance(error, dict):
+        details = error.get("details") if isinstance(error.get("details"), list) else []
+        reasons = [
+            detail["reason"]
+            for detail in details
+            if isinstance(detail, dict) and isinstance(detail.get("reason"), str)
+        ]
+        name = reasons[0] if reasons else error.get("status")
+        if isinstance(name, str) and name:
+            error_type = name[:64]
+    challenge = response.headers.get("WWW-Authenticate", "")
+
+    if status == 429 or error_type == "RESOURCE_EXHAUSTED":
+        return oauth.RateLimited(status, error_type, quota_reset(response), who=NAME)
+    if status >= 500:
+        return oauth.ProviderUnavailable(status, error_type, who=NAME)
+    if status == 401 and (error_type == "UNAUTHENTICATED" or "invalid_token" in challenge):
+        return oauth.TokenRejected(status, error_type, who=NAME)
+    if status == 403 and (
+        error_type == "ACCESS_TOKEN_SCOPE_INSUFFICIENT" or "insufficient_scope" in challenge
+    ):
+        return oauth.ScopeMissing(status, error_type, who=NAME)
+    return oauth.ProviderError(status, error_type, who=NAME)
+
+
+def revoked(response):
+    """200; and 400 invalid_token for a token already dead, which is what was wanted."""
+    if response.status_code == 200:
+        return True
+    return response.status_code == 400 and error_from_response(response).error_type == (
+        "invalid_token"
+    )
+
+
+def quota_reset(response):
+    # A Retry-After in seconds is believed up to an hour; otherwise, a minute's pause.
+    value = response.headers.get("Retry-After", "")
+    seconds = int(value) if value.isascii() and value.isdigit() and len(value) < 5 else None
+    pause = timedelta(seconds=min(seconds, 3600)) if seconds else QUOTA_PAUSE
+    return datetime.now(UTC) + pause
+
+
+def rate_budget(headers):
+    """Google documents no rate-limit headers: nothing to note until a 429 comes."""
+    return None, None
+
+
+# --- Where the data lives --------------------------------------------------------------
+
+
+def profile_request(client):
+    return oauth.ApiRequest("GET", client.userinfo_url)
+
+
+def read_profile(body):
+    """(name, picture URL or None, None) from OpenID Connect's userinfo. Google Health's own
+    profile has no name or picture, and the member-since date is not asked for."""
+    name = "Google Health user"
+    for key in ("name", "given_name"):
+        if isinstance(body.get(key), str) and body[key].strip():
+            name = body[key].strip()
+            break
+    picture = body.get("picture")
+    if not isinstance(picture, str) or not picture.startswith(("https://", "http://")):
+        picture = None
+    return name, picture, None
+
+
+def civil(day):
+    # A CivilTime date: plain numbers, so never a leading zero.
+    return {"date": {"year": day.year, "month": day.month, "day": day.day}}
+
+
+def steps_request(client, today):
+    """The daily roll-up of steps, DAYS_SHOWN days up to and including `today`: the range's
+    end is exclusive. Days follow the user's own clock at Google, and `today` is today in
+    UTC here, since the time zone would take one more scope."""
+    first, after = today - timedelta(days=DAYS_SHOWN - 1), today + timedelta(days=1)
+    body = {"range": {"start": civil(first), "end": civil(after)}, "windowSizeDays": 1}
+    return oauth.ApiRequest("POST", client.api_url + STEPS_PATH, json=body)
+
+
+def read_steps(body):
+    """[(date, steps), ...], oldest first. Google sends them newest first, each countSum an
+    int64 as a string; a zero may be left out altogether, as proto3's JSON leaves defaults."""
+    points = body.get("rollupDataPoints", []) if isinstance(body, dict) else None
+    if not isinstance(points, list):
+        raise oauth.BadResponse("rollupDataPoints is not a list", who=NAME)
+    days = {}
+    for point in points:
+        try:
+            start = point["civilStartTime"]["date"]
+            day = date(start["year"], start["month"], start["day"])
+            value = (point.get("steps") or {}).get("countSum", "0")
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise ValueError(value)
+            steps = int(value)
+            if steps < 0:
+                raise ValueError(value)
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            raise oauth.BadResponse("unreadable step count", who=NAME) from None
+        days[day] = min(steps, oauth.MAX_DAILY_STEPS)
+    # A day left out is a day with no steps: the chart draws one bar for every day.
+    if days:
+        first, last = min(days), max(days)
+        for offset in range((last - first).days + 1):
+            days.setdefault(first + timedelta(days=offset), 0)
+    return sorted(days.items())
