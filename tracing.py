@@ -13,22 +13,31 @@ from urllib.parse import parse_qsl, urlsplit
 AUTHORIZE_PARAMETERS = {
     "response_type": "code: the authorization code flow (RFC 6749 4.1).",
     "client_id": "Which app is asking. Public: it is in every URL.",
-    "redirect_uri": "Where Fitbit sends the browser back. It must match the registration "
+    "redirect_uri": "Where the provider sends the browser back. It must match the registration "
     "exactly, and comes from the configuration, never from the request.",
     "scope": "What the app asks to see. The user may grant less.",
     "state": "Ties the answer to this browser: the callback must bring back the value stored "
     "for this browser's sign-in.",
     "code_challenge": "The SHA-256 of a verifier that only this server knows (PKCE, RFC 7636).",
     "code_challenge_method": "S256: the challenge is a hash, so the verifier never travels here.",
+    "access_type": "Google's own: offline asks for a refresh token, so the app can stay "
+    "connected after the hour the access token lives.",
+    "prompt": "Google's own: consent shows the consent page again, the only time Google "
+    "hands out a refresh token. Sent when the app holds none for this user.",
 }
 # What each field of a token answer means.
 TOKEN_FIELDS = {
     "access_token": "Sent as 'Authorization: Bearer' with every API call.",
     "expires_in": "Seconds the access token lives; the app refreshes 5 minutes early.",
-    "refresh_token": "Trades for a new pair when the access token runs out. Fitbit's work once.",
+    "refresh_token": "Trades for a new access token when it runs out. Fitbit's work once, and "
+    "each refresh brings the next; Google's are kept and used again, and come only after a "
+    "consent.",
     "scope": "What the user granted, which can be less than what was asked for.",
     "token_type": "Bearer: whoever holds the token may use it.",
-    "user_id": "Who signed in: the app's users table is keyed on it.",
+    "user_id": "Fitbit's own: who signed in. Google's answer has none; the app asks the "
+    "Health API's identity endpoint instead.",
+    "id_token": "Google's OpenID Connect token about the user; this app does not need it, since "
+    "the identity endpoint says who the user is.",
 }
 SECRET_FIELDS = {"code", "access_token", "refresh_token", "token", "id_token"}
 RATE_LIMIT_HEADERS = (
@@ -90,7 +99,7 @@ def callback_step(params):
 
 
 def exchange_step(method, url, headers, form, response):
-    """An exchange with Fitbit from oauth.py, as (title, what to show)."""
+    """An exchange with the provider from oauth.py, as (title, what to show)."""
     form = dict(form or {})
     path = urlsplit(url).path
     if form.get("grant_type") == "authorization_code":

@@ -132,6 +132,13 @@ def fitbit():
         yield mock
 
 
+@pytest.fixture
+def google():
+    """Google, faked the same way."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
 def start_sign_in(browser):
     """GET /auth; returns the query Fitbit would receive."""
     response = browser.get("/auth")
@@ -183,13 +190,17 @@ def url_of(server):
 
 
 @contextmanager
-def running_app(tmp_path, expires_in=600):
+def running_app(tmp_path, expires_in=600, provider="fitbit"):
     """The app as `make run` starts it, in sandbox mode, on a real socket, with short-lived
-    tokens at the stand-in (10 minutes). Yields its URL and its configuration."""
+    tokens at the stand-in (10 minutes), speaking `provider`'s dialect. Its databases are
+    files in tmp_path, so a second run with the other provider finds the same users.
+    Yields its URL and its configuration."""
     with listening() as (server,):
+        prefix = "GOOGLE" if provider == "google" else "FITBIT"
         env = {
+            "PROVIDER": provider,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
-            "FITBIT_REDIRECT_URI": f"{url_of(server)}/auth/callback",
+            f"{prefix}_REDIRECT_URI": f"{url_of(server)}/auth/callback",
             "SANDBOX_EXPIRES_IN": str(expires_in),
             "SANDBOX_DATABASE": str(tmp_path / "stand-in.db"),
         }

@@ -36,10 +36,15 @@ class Browser:
         self.page = self.http.post(self.base_url + action, data={"csrf_token": token}, timeout=10)
         return self.page
 
-    def sign_in(self, decision="allow", user=ALEX, scopes=("activity", "profile")):
+    def sign_in(self, decision="allow", user=None, scopes=None):
+        """Through the stand-in's consent page, as `user` (the first person offered unless
+        given), allowing `scopes` (every one offered unless given)."""
         consent = self.get("/auth")  # the app sends us to the stand-in's consent page
         assert "would like to access your data" in consent.text
         request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+        user = user or re.search(r'name="user_id" value="([^"]+)"', consent.text).group(1)
+        if scopes is None:
+            scopes = re.findall(r'name="scope" value="([^"]+)"', consent.text)
         form = {"request_id": request_id, "user_id": user, "decision": decision, "scope": scopes}
         self.page = self.http.post(consent.url.split("?")[0], data=form, timeout=10)
         return self.page
@@ -251,3 +256,73 @@ def test_a_whole_flow_logs_each_step_and_no_secret(tmp_path, caplog, capfd):
     assert len(set(secrets)) == 7
     leaked = [secret for secret in secrets if secret in logged]
     assert [line for line in logged.splitlines() if any(s in line for s in leaked)] == []
+
+
+# --- In Google's dialect ------------------------------------------------------------------
+
+GOOGLE_ALEX = "hu-4f1e9c2a7b"
+
+
+def test_google_sign_in_greeting_chart_and_one_refresh_an_hour(tmp_path):
+    with (
+        running_app(tmp_path, expires_in=3599, provider="google") as (url, _),
+        freeze_time("2026-11-23 12:00:00") as clock,
+    ):
+        browser = Browser(url)
+        assert "local stand-in for Google Health" in browser.get("/").text
+        page = browser.sign_in()
+        assert "You are signed in with Google Health." in page.text
+        assert "Hello, Alex Rivera" in page.text and "steps today" in page.text
+        assert len(re.findall(r"<rect ", page.text)) == 30
+        first = User.get()
+        assert (first.provider, first.fitbit_id, first.health_user_id) == (
+            "google",
+            ALEX,
+            GOOGLE_ALEX,
+        )
+        clock.tick(timedelta(minutes=56))  # inside the five-minute leeway of the hour
+        assert "steps today" in browser.get("/").text
+        second = User.get()
+        # A new access token; Google's refresh token is kept, and goes on working.
+        assert second.access_token != first.access_token
+        assert second.refresh_token == first.refresh_token
+        clock.tick(timedelta(minutes=56))
+        assert "steps today" in browser.get("/").text
+        assert User.get().refresh_token == first.refresh_token
+        assert "Disconnected. Google Health has revoked" in browser.submit("/auth/revoke").text
+        assert not User.get().connected
+
+
+def test_google_sign_in_without_health_data_stores_nothing(tmp_path):
+    with running_app(tmp_path, provider="google") as (url, _):
+        scopes = ["openid", "https://www.googleapis.com/auth/userinfo.profile"]
+        page = Browser(url).sign_in(scopes=scopes)
+    assert page.status_code == 403 and "No health data allowed" in page.text
+    assert User.select().count() == 0
+
+
+def test_moving_from_fitbit_to_google_health_keeps_one_row_per_person(tmp_path):
+    """Sign in with PROVIDER=fitbit, restart with PROVIDER=google, sign in again."""
+    with running_app(tmp_path) as (url, _):
+        browser = Browser(url)
+        assert "Hello, Alex R." in browser.sign_in().text
+        Browser(url).sign_in(user=SAM)
+        fitbit_token = User.by_fitbit_id(ALEX).refresh_token
+    with running_app(tmp_path, provider="google") as (url, _):
+        browser.base_url = url  # the same browser, and its cookie, after the restart
+        page = browser.get("/")
+        # Still signed in, and nudged, not forced, to connect again.
+        assert "Hello, Alex R." in page.text
+        assert "You connected through the legacy Fitbit Web API" in page.text
+        assert 'href="/auth">Connect again' in page.text
+        assert "Hello, Alex Rivera" in browser.sign_in(user=GOOGLE_ALEX).text
+        users = browser.get("/users").text
+    assert User.select().count() == 2  # Alex and Sam, not a third row for Alex on Google
+    alex = User.by_fitbit_id(ALEX)
+    assert (alex.provider, alex.health_user_id) == ("google", GOOGLE_ALEX)
+    assert alex.refresh_token != fitbit_token  # the Fitbit tokens are dropped
+    rows = {
+        re.search(r"<td>([^<]+)</td>", row).group(1): re.findall(r"<td>([^<]*)", row)[1]
+        for row in re.findall(r"<tr>\s*<td>.*?</tr>", users, re.S)
+    }
+    assert rows == {"Alex Rivera": "Google Health", "Sam K.": "Fitbit"}  # who is with whom

@@ -1,0 +1,400 @@
+"""The stand-in for Google, rule by rule, driven by hand-built requests (not oauth.py or
+google_health.py), as a client written from Google's documentation would drive it."""
+
+import base64
+import re
+from datetime import date, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from freezegun import freeze_time
+from werkzeug.test import Client
+
+import sandbox_google
+from sandbox_store import RegisteredClient
+
+CLIENT_ID, SECRET = "123-abc.apps.googleusercontent.com", "GOCSPX-secret-of-the-stand-in"
+REDIRECT = "http://localhost:4000/auth/callback"
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 appendix B
+AUTH = "https://www.googleapis.com/auth/"
+ACTIVITY = AUTH + "googlehealth.activity_and_fitness.readonly"
+ALEX, CASEY = "hu-4f1e9c2a7b", "hu-c6b81d3e72"
+ROLLUP = "/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"
+
+
+@pytest.fixture
+def google():
+    stand_in = sandbox_google.GoogleSandbox(
+        [
+            RegisteredClient(CLIENT_ID, SECRET, REDIRECT),
+            RegisteredClient("other.apps.googleusercontent.com", "other", "http://localhost:5/cb"),
+        ]
+    )
+    return Client(stand_in)
+
+
+def basic(client_id=CLIENT_ID, secret=SECRET):
+    pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
+
+
+def authorize_query(**overrides):
+    query = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "scope": f"openid profile {ACTIVITY}",
+        "state": "xyz",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+        "access_type": "offline",
+    }
+    query.update(overrides)
+    return {k: v for k, v in query.items() if v is not None}
+
+
+def consent(google, user=ALEX, scopes=None, decision="allow", **query):
+    page = google.get(sandbox_google.AUTHORIZE_PATH, query_string=authorize_query(**query))
+    assert page.status_code == 200, page.get_data(as_text=True)
+    text = page.get_data(as_text=True)
+    request_id = re.search(r'name="request_id" value="([^"]+)"', text).group(1)
+    offered = re.findall(r'name="scope" value="([^"]+)"', text)
+    form = {"request_id": request_id, "user_id": user, "decision": decision}
+    form["scope"] = offered if scopes is None else list(scopes)
+    return google.post(sandbox_google.AUTHORIZE_PATH, data=form)
+
+
+def callback_query(response):
+    assert response.status_code == 302
+    return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+
+
+def new_code(google, **kwargs):
+    return callback_query(consent(google, **kwargs))["code"]
+
+
+def exchange(google, code, headers=None, **overrides):
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": VERIFIER,
+    }
+    form.update(overrides)
+    form = {k: v for k, v in form.items() if v is not None}
+    return google.post(
+        sandbox_google.TOKEN_PATH, data=form, headers=basic() if headers is None else headers
+    )
+
+
+def tokens(google, **kwargs):
+    response = exchange(google, new_code(google, **kwargs))
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def refresh(google, refresh_token, headers=None):
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return google.post(
+        sandbox_google.TOKEN_PATH, data=form, headers=basic() if headers is None else headers
+    )
+
+
+def bearer(access_token):
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def rollup(google, access_token, start, end, window=1):
+    body = {
+        "range": {
+            "start": {"date": {"year": start.year, "month": start.month, "day": start.day}},
+            "end": {"date": {"year": end.year, "month": end.month, "day": end.day}},
+        },
+        "windowSizeDays": window,
+    }
+    return google.post(ROLLUP, json=body, headers=bearer(access_token))
+
+
+# --- Authorize ---------------------------------------------------------------------------
+
+
+def test_allow_sends_back_code_state_and_the_granted_scope_spelled_googles_way(google):
+    query = callback_query(consent(google))
+    assert query["state"] == "xyz" and query["code"]
+    assert query["scope"].split() == ["openid", AUTH + "userinfo.profile", ACTIVITY]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"client_id": "unknown.apps.googleusercontent.com"},
+        {"redirect_uri": "http://localhost:4000/auth/callback/"},
+        {"redirect_uri": "HTTP://localhost:4000/auth/callback"},
+        {"redirect_uri": None},
+        {"response_type": "token"},
+        {"scope": "openid https://www.googleapis.com/auth/drive"},
+        {"code_challenge_method": "S512"},
+        {"code_challenge": "too-short", "code_challenge_method": "S256"},
+        {"access_type": "forever"},
+        {"prompt": "none consent"},
+    ],
+)
+def test_a_bad_authorization_request_is_a_page_never_a_redirect(google, overrides):
+    response = google.get(sandbox_google.AUTHORIZE_PATH, query_string=authorize_query(**overrides))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "Google stand-in" in response.get_data(as_text=True)
+
+
+def test_deny_is_access_denied_with_the_state(google):
+    assert callback_query(consent(google, decision="deny")) == {
+        "error": "access_denied",
+        "state": "xyz",
+    }
+
+
+def test_unticking_a_scope_grants_the_rest_and_openid_stays(google):
+    answer = tokens(google, scopes=[ACTIVITY])
+    assert answer["scope"].split() == ["openid", ACTIVITY]
+
+
+def test_the_consent_form_works_once(google):
+    page = google.get(sandbox_google.AUTHORIZE_PATH, query_string=authorize_query())
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page.get_data(as_text=True))
+    form = {"request_id": request_id.group(1), "user_id": ALEX, "decision": "allow"}
+    assert google.post(sandbox_google.AUTHORIZE_PATH, data=form).status_code == 302
+    assert google.post(sandbox_google.AUTHORIZE_PATH, data=form).status_code == 400
+
+
+# --- The token endpoint ------------------------------------------------------------------
+
+
+def test_the_token_answer_is_googles_an_hour_and_no_user_id(google):
+    answer = tokens(google)
+    assert answer["expires_in"] == 3599 and answer["token_type"] == "Bearer"
+    assert "user_id" not in answer and answer["refresh_token"].startswith("1//")
+    assert answer["access_token"].startswith("ya29.")
+
+
+def test_a_refresh_token_comes_only_on_the_first_or_a_forced_consent(google):
+    assert "refresh_token" in tokens(google)
+    assert "refresh_token" not in tokens(google)  # consented before
+    assert "refresh_token" in tokens(google, prompt="consent")
+    assert "refresh_token" not in tokens(google, access_type=None, prompt="consent")  # online
+
+
+def test_pkce_is_optional_and_plain_is_accepted(google):
+    code = new_code(google, code_challenge=None, code_challenge_method=None)
+    assert exchange(google, code, code_verifier=None).status_code == 200
+    code = new_code(google, code_challenge=VERIFIER, code_challenge_method="plain")
+    assert exchange(google, code).status_code == 200
+    code = new_code(google, code_challenge=VERIFIER, code_challenge_method=None)  # plain
+    assert exchange(google, code).status_code == 200
+
+
+@pytest.mark.parametrize("verifier", [None, "x" * 43, VERIFIER[:-1] + "Y"])
+def test_a_wrong_or_missing_verifier_is_invalid_grant(google, verifier):
+    response = exchange(google, new_code(google), code_verifier=verifier)
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_a_code_works_once_and_a_replay_revokes_its_tokens(google):
+    code = new_code(google)
+    first = exchange(google, code).json
+    replay = exchange(google, code)
+    assert replay.status_code == 400 and replay.json["error"] == "invalid_grant"
+    assert (
+        google.get(sandbox_google.USERINFO_PATH, headers=bearer(first["access_token"])).status_code
+        == 401
+    )
+    assert refresh(google, first["refresh_token"]).status_code == 400
+
+
+def test_a_wrong_redirect_uri_at_the_token_endpoint_is_refused(google):
+    response = exchange(google, new_code(google), redirect_uri="http://localhost:4000/other")
+    assert response.status_code == 400 and response.json["error"] == "redirect_uri_mismatch"
+
+
+def test_a_code_expires_after_ten_minutes(google):
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        code = new_code(google)
+        clock.tick(timedelta(minutes=10, seconds=1))
+        assert exchange(google, code).json["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "headers, extra, status, error",
+    [
+        ({}, {"client_id": CLIENT_ID, "client_secret": SECRET}, 200, None),  # post
+        (basic(secret="wrong"), {}, 401, "invalid_client"),
+        ({}, {}, 401, "invalid_client"),
+        (basic(), {"client_secret": SECRET}, 400, "invalid_request"),  # two methods at once
+        (basic("other.apps.googleusercontent.com", "other"), {}, 400, "invalid_grant"),
+    ],
+    ids=["client-secret-post", "wrong-secret", "no-client", "both-methods", "other-client"],
+)
+def test_client_authentication_basic_or_post(google, headers, extra, status, error):
+    response = exchange(google, new_code(google), headers=headers, **extra)
+    assert response.status_code == status
+    assert (response.json.get("error") if error else "access_token" in response.json) == (
+        error or True
+    )
+
+
+def test_a_refresh_sends_no_new_refresh_token_and_the_old_one_goes_on_working(google):
+    first = tokens(google)
+    again = refresh(google, first["refresh_token"]).json
+    assert "refresh_token" not in again and again["access_token"] != first["access_token"]
+    assert refresh(google, first["refresh_token"]).status_code == 200
+    other_app = refresh(
+        google, first["refresh_token"], basic("other.apps.googleusercontent.com", "other")
+    )
+    assert other_app.json["error"] == "invalid_grant"
+
+
+def test_revoke_ends_the_grant_then_says_invalid_token(google):
+    first = tokens(google)
+    revoked = google.post(sandbox_google.REVOKE_PATH, data={"token": first["refresh_token"]})
+    assert revoked.status_code == 200  # no client authentication needed
+    dead = refresh(google, first["refresh_token"])
+    assert dead.status_code == 400 and dead.json == {
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    }
+    assert (
+        google.get(sandbox_google.USERINFO_PATH, headers=bearer(first["access_token"])).status_code
+        == 401
+    )
+    again = google.post(sandbox_google.REVOKE_PATH, query_string={"token": first["refresh_token"]})
+    assert again.status_code == 400 and again.json["error"] == "invalid_token"
+
+
+# --- userinfo and the Health API ----------------------------------------------------------
+
+
+def test_userinfo_names_the_user_only_with_profile(google):
+    with_profile = google.get(
+        sandbox_google.USERINFO_PATH, headers=bearer(tokens(google)["access_token"])
+    )
+    assert with_profile.json["sub"] == ALEX and with_profile.json["name"] == "Alex Rivera"
+    assert with_profile.json["picture"].startswith("http")
+    without = tokens(google, scopes=[ACTIVITY], prompt="consent")
+    info = google.get(sandbox_google.USERINFO_PATH, headers=bearer(without["access_token"])).json
+    assert info == {"sub": ALEX}
+
+
+def test_identity_gives_both_ids_and_only_a_fitbit_user_has_a_legacy_one(google):
+    access = tokens(google)["access_token"]
+    identity = google.get("/v4/users/me/identity", headers=bearer(access)).json
+    assert identity == {
+        "name": "users/me/identity",
+        "healthUserId": ALEX,
+        "legacyUserId": "7QW2XR",
+    }
+    robin = tokens(google, user="hu-2a7c5e9f04")["access_token"]
+    assert "legacyUserId" not in google.get("/v4/users/me/identity", headers=bearer(robin)).json
+
+
+def test_an_expired_or_unknown_token_is_unauthenticated_with_a_challenge(google):
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        access = tokens(google)["access_token"]
+        clock.tick(timedelta(seconds=3600))
+        expired = google.get("/v4/users/me/identity", headers=bearer(access))
+    assert expired.status_code == 401
+    assert expired.json["error"]["status"] == "UNAUTHENTICATED"
+    assert 'error="invalid_token"' in expired.headers["WWW-Authenticate"]
+    assert access not in expired.get_data(as_text=True)
+    assert google.get("/v4/users/me/identity").status_code == 401
+
+
+def test_a_missing_scope_is_permission_denied_with_its_reason(google):
+    access = tokens(google)["access_token"]
+    response = google.get("/v4/users/me/profile", headers=bearer(access))
+    assert response.status_code == 403
+    error = response.json["error"]
+    assert error["status"] == "PERMISSION_DENIED"
+    assert error["details"][0]["reason"] == "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+    no_health = tokens(google, scopes=["openid", AUTH + "userinfo.profile"], prompt="consent")
+    assert (
+        google.get("/v4/users/me/identity", headers=bearer(no_health["access_token"])).status_code
+        == 403
+    )
+
+
+def test_an_account_without_a_health_profile_is_failed_precondition(google):
+    access = tokens(google, user=CASEY)["access_token"]
+    response = google.get("/v4/users/me/identity", headers=bearer(access))
+    assert response.status_code == 400
+    assert response.json["error"]["status"] == "FAILED_PRECONDITION"
+    assert response.json["error"]["details"][0]["reason"] == "ACCOUNT_NOT_LINKED"
+
+
+def test_the_roll_up_is_newest_first_with_counts_as_strings(google):
+    with freeze_time("2026-11-15 18:00:00"):
+        access = tokens(google)["access_token"]
+        response = rollup(google, access, date(2026, 10, 17), date(2026, 11, 16))
+    points = response.json["rollupDataPoints"]
+    assert len(points) == 30
+    assert points[0]["civilStartTime"] == {"date": {"year": 2026, "month": 11, "day": 15}}
+    assert points[0]["civilEndTime"] == {"date": {"year": 2026, "month": 11, "day": 16}}
+    assert points[-1]["civilStartTime"] == {"date": {"year": 2026, "month": 10, "day": 17}}
+    assert all(isinstance(p["steps"]["countSum"], str) for p in points)
+
+
+def test_the_roll_up_stops_at_today(google):
+    with freeze_time("2026-11-15 18:00:00"):
+        access = tokens(google)["access_token"]
+        points = rollup(google, access, date(2026, 11, 10), date(2026, 11, 30)).json
+    assert len(points["rollupDataPoints"]) == 6
+
+
+@pytest.mark.parametrize(
+    "start, end, window",
+    [
+        (date(2026, 11, 15), date(2026, 11, 15), 1),  # end is exclusive: an empty range
+        (date(2026, 11, 15), date(2026, 11, 1), 1),
+        (date(2026, 1, 1), date(2026, 4, 2), 1),  # 91 days
+        (date(2026, 11, 1), date(2026, 11, 15), 0),
+    ],
+)
+def test_a_bad_range_is_invalid_argument(google, start, end, window):
+    access = tokens(google)["access_token"]
+    response = rollup(google, access, start, end, window)
+    assert response.status_code == 400 and response.json["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_dates_as_strings_with_leading_zeros_are_refused(google):
+    access = tokens(google)["access_token"]
+    body = {
+        "range": {
+            "start": {"date": {"year": 2026, "month": "09", "day": 1}},
+            "end": {"date": {"year": 2026, "month": 10, "day": 1}},
+        }
+    }
+    response = google.post(ROLLUP, json=body, headers=bearer(access))
+    assert response.status_code == 400
+
+
+def test_three_hundred_calls_a_minute_then_resource_exhausted(google):
+    stand_in = google.application
+    stand_in.rate_limit = 3
+    with freeze_time("2026-11-23 12:00:10") as clock:
+        access = tokens(google)["access_token"]
+        answers = [google.get("/v4/users/me/identity", headers=bearer(access)) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[-1].json["error"]["status"] == "RESOURCE_EXHAUSTED"
+        clock.tick(timedelta(minutes=1))
+        assert google.get("/v4/users/me/identity", headers=bearer(access)).status_code == 200
+
+
+def test_unknown_paths_and_failures_answer_as_google_rpc_status(google, monkeypatch):
+    missing = google.get("/v4/users/me/nothing")
+    assert missing.status_code == 404 and missing.json["error"]["status"] == "NOT_FOUND"
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sandbox_google.GoogleSandbox, "on_identity", broken)
+    access = tokens(google)["access_token"]
+    failed = google.get("/v4/users/me/identity", headers=bearer(access))
+    assert failed.status_code == 500 and failed.json["error"]["status"] == "INTERNAL"
