@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 from conftest import listening, url_of
 from playhouse.db_url import connect
@@ -26,6 +27,13 @@ from werkzeug.wrappers import Response
 
 from models import User, db, open_database
 from sandbox import RegisteredClient, Sandbox
+from sandbox_google import (
+    AUTHORIZE_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+    USERINFO_PATH,
+    GoogleSandbox,
+)
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_ID, CLIENT_SECRET = "PROC01", "processes-client-secret-SENTINEL"
@@ -33,8 +41,8 @@ ROUNDS = 20
 REQUESTS_PER_PROCESS = 4
 
 
-class CountingStandIn(Sandbox):
-    """The stand-in, counting refresh POSTs, each one slowed down so that the other
+class Counting:
+    """A stand-in, counting refresh POSTs, each one slowed down so that the other
     requests of a round arrive while it is in flight. Clear `go` to hold refreshes until it
     is set again; with `drop_held`, a held refresh then never reaches the token store, as
     when the request died on the way."""
@@ -62,10 +70,18 @@ class CountingStandIn(Sandbox):
             time.sleep(0.05)
         return super().on_token(request)
 
-    def issue_tokens(self, grant):
-        answer = super().issue_tokens(grant)
-        self.issued += [answer["access_token"], answer["refresh_token"]]
+    def issue_tokens(self, *args):
+        answer = super().issue_tokens(*args)
+        self.issued += [answer["access_token"], *filter(None, [answer.get("refresh_token")])]
         return answer
+
+
+class CountingStandIn(Counting, Sandbox):
+    """Fitbit's side, counted."""
+
+
+class CountingGoogleStandIn(Counting, GoogleSandbox):
+    """Google's side, counted."""
 
 
 @contextmanager
@@ -99,28 +115,43 @@ def stand_in():
 
 
 @contextmanager
-def app_processes(tmp_path, stand_in_server, database_url, count=2, gunicorn_workers=None):
+def app_processes(
+    tmp_path, stand_in_server, database_url, count=2, gunicorn_workers=None, provider="fitbit"
+):
     """`count` app processes on one database, all registered as one client at the
-    stand-in; sign-ins come back to the first one. Each is `python fitbit_oauth_app.py`,
-    or with `gunicorn_workers`, gunicorn with that many workers. Yields their base URLs."""
+    stand-in of `provider`; sign-ins come back to the first one. Each is `python
+    fitbit_oauth_app.py`, or with `gunicorn_workers`, gunicorn with that many workers.
+    Yields their base URLs."""
     ports = [free_port() for _ in range(count)]
     redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
-    stand_in_url = url_of(stand_in_server)
-    stand_in_server.app = CountingStandIn(
-        [RegisteredClient(CLIENT_ID, CLIENT_SECRET, redirect_uri)],
-        expires_in=28800,
-        rate_limit=100_000,
-    )
+    root = url_of(stand_in_server)
+    registered = [RegisteredClient(CLIENT_ID, CLIENT_SECRET, redirect_uri)]
+    if provider == "google":
+        stand_in_server.app = CountingGoogleStandIn(registered, rate_limit=100_000)
+        settings = {
+            "GOOGLE_AUTHORIZE_URL": root + AUTHORIZE_PATH,
+            "GOOGLE_TOKEN_URL": root + TOKEN_PATH,
+            "GOOGLE_REVOKE_URL": root + REVOKE_PATH,
+            "GOOGLE_USERINFO_URL": root + USERINFO_PATH,
+            "GOOGLE_HEALTH_API_URL": root,
+        }
+    else:
+        stand_in_server.app = CountingStandIn(registered, expires_in=28800, rate_limit=100_000)
+        settings = {
+            "FITBIT_AUTHORIZE_URL": f"{root}/oauth2/authorize",
+            "FITBIT_TOKEN_URL": f"{root}/oauth2/token",
+            "FITBIT_REVOKE_URL": f"{root}/oauth2/revoke",
+            "FITBIT_API_URL": root,
+        }
+    prefix = "GOOGLE" if provider == "google" else "FITBIT"
     env = {
         **os.environ,
-        "FITBIT_CLIENT_ID": CLIENT_ID,
-        "FITBIT_CLIENT_SECRET": CLIENT_SECRET,
-        "FITBIT_REDIRECT_URI": redirect_uri,
-        "FITBIT_AUTHORIZE_URL": f"{stand_in_url}/oauth2/authorize",
-        "FITBIT_TOKEN_URL": f"{stand_in_url}/oauth2/token",
-        "FITBIT_REVOKE_URL": f"{stand_in_url}/oauth2/revoke",
-        "FITBIT_API_URL": stand_in_url,
-        "FITBIT_CACHE_SECONDS": "0",  # every page view calls Fitbit, so every round refreshes
+        **settings,
+        "PROVIDER": provider,
+        f"{prefix}_CLIENT_ID": CLIENT_ID,
+        f"{prefix}_CLIENT_SECRET": CLIENT_SECRET,
+        f"{prefix}_REDIRECT_URI": redirect_uri,
+        "FITBIT_CACHE_SECONDS": "0",  # every page view calls the API, so every round refreshes
         "DATABASE_URL": database_url,
         # No SECRET_KEY: the processes agree on the key kept in the database.
     }
@@ -169,13 +200,13 @@ def wait_until_serving(url):
 
 
 def sign_in(url, user="7QW2XR"):
-    """The whole sign-in as a browser does it, through the app at `url`; returns the
-    browser's cookies."""
+    """The whole sign-in as a browser does it, through the app at `url`, allowing every
+    scope offered; returns the browser's cookies."""
     browser = requests.Session()
     consent = browser.get(url + "/auth", timeout=10)
     request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
     form = {"request_id": request_id, "user_id": user, "decision": "allow"}
-    form["scope"] = ["activity", "profile"]
+    form["scope"] = re.findall(r'name="scope" value="([^"]+)"', consent.text)
     page = browser.post(consent.url.split("?")[0], data=form, timeout=10)
     assert page.status_code == 200 and "steps today" in page.text, page.text
     return browser.cookies
@@ -231,11 +262,17 @@ def view_with_the_refresh_held(fitbit, url, cookies):
     return thread, result
 
 
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
 def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out(
-    tmp_path, database_url
+    tmp_path, database_url, provider
 ):
-    with stand_in() as server, app_processes(tmp_path, server, database_url) as (urls, _, logs):
-        cookies = sign_in(urls[0])
+    """Fitbit's refresh tokens work once, so a second POST would log the user out; Google's
+    are reused, so the waiters must notice the new access token instead."""
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url, provider=provider) as (urls, _, logs),
+    ):
+        cookies = sign_in(urls[0], user="hu-4f1e9c2a7b" if provider == "google" else "7QW2XR")
         fitbit = server.app
         per_round, logouts, failed_pages = [], 0, []
         for _ in range(ROUNDS):
