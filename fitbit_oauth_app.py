@@ -101,13 +101,14 @@ SECURITY_HEADERS = (
 )
 
 
-def security_headers(api_url):
-    """SECURITY_HEADERS for an app whose API is at `api_url`. A stand-in run on its own serves
-    its avatars over plain http from another port, so that one origin may show images too."""
-    api = urlsplit(api_url)
-    if api.scheme != "http":
+def security_headers(*urls):
+    """SECURITY_HEADERS for an app whose API is at these URLs. A stand-in run on its own
+    serves its avatars over plain http from another port, so such an origin may show images
+    too."""
+    origins = sorted({f"http://{urlsplit(url).netloc}" for url in urls if url.startswith("http:")})
+    if not origins:
         return SECURITY_HEADERS
-    images = f"img-src 'self' https: http://{api.netloc};"
+    images = f"img-src 'self' https: {' '.join(origins)};"
     policy = CONTENT_SECURITY_POLICY.replace("img-src 'self' https:;", images)
     return (("Content-Security-Policy", policy), *SECURITY_HEADERS[1:])
 
@@ -1002,7 +1003,7 @@ def create_app(config):
         stand_in.expires_in = config.sandbox_expires_in
         # The app's registration at the stand-in: made by the first worker to start, and
         # the same for every other one and after a restart.
-        registered = stand_in.store.generated_client(config.client.redirect_uri)
+        registered = stand_in.generated_client(config.client.redirect_uri)
         client = dataclasses.replace(
             config.client,
             client_id=registered.client_id,
@@ -1016,7 +1017,8 @@ def create_app(config):
         # mount only saves the reader from starting a second server.
         mounts = {SANDBOX_PATHS[key]: stand_in for key, stand_in in stand_ins.items()}
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)
-    app.wsgi_app = with_security_headers(app.wsgi_app, security_headers(config.client.api_url))
+    headers = security_headers(config.client.api_url, config.client.userinfo_url)
+    app.wsgi_app = with_security_headers(app.wsgi_app, headers)
     if config.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
     return app

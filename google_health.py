@@ -13,10 +13,13 @@ Where Google's documentation leaves a detail open (how a granted scope is spelle
 an idle day is sent as 0 or left out), the code takes either.
 """
 
+import logging
 import re
 from datetime import UTC, date, datetime, timedelta
 
 import oauth
+
+log = logging.getLogger("oauth")
 
 KEY = "google"  # as kept in the users table
 NAME = "Google Health"
@@ -117,9 +120,14 @@ def identify(client, tokens):
     name, answers = legacy_id or health_user_id, {}
     if grants(tokens.scope, "profile"):
         request = profile_request(client)
-        body, headers = oauth.api_call(client, request, tokens.access_token)
-        name = read_profile(body)[0]
-        answers[request.key] = (body, headers)
+        try:
+            body, headers = oauth.api_call(client, request, tokens.access_token)
+        except oauth.ProviderError as error:
+            # The identity is what a sign-in needs; the name can wait for the first page.
+            log.warning("userinfo failed during sign-in: %s", error)
+        else:
+            name = read_profile(body)[0]
+            answers[request.key] = (body, headers)
     return oauth.Person(KEY, legacy_id, health_user_id, name, answers)
 
 

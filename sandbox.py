@@ -200,6 +200,10 @@ class Sandbox:
             ]
         )
 
+    def generated_client(self, redirect_uri):
+        """The app registered for `redirect_uri`, made once (see StandInStore)."""
+        return self.store.generated_client(redirect_uri)
+
     # The consent page ------------------------------------------------------------------
 
     def on_authorize(self, request):
@@ -526,7 +530,7 @@ def main(argv=None):
         stand_in.store.register(client)
         credentials = f"using {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET from the environment"
     else:
-        client = stand_in.store.generated_client(redirect_uri)
+        client = stand_in.generated_client(redirect_uri)
         credentials = (
             f"generated once and kept in {database}:\n"
             f"   {prefix}_CLIENT_ID={client.client_id}\n"

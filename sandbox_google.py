@@ -212,6 +212,15 @@ class GoogleSandbox:
             ]
         )
 
+    def generated_client(self, redirect_uri):
+        """The app registered for `redirect_uri`, made once, with an id in Google's style."""
+
+        def new_id():
+            number, name = f"{secrets.randbelow(10**12):012}", secrets.token_hex(16)
+            return f"{number}-{name}.apps.googleusercontent.com"
+
+        return self.store.generated_client(redirect_uri, new_id)
+
     # The consent page ------------------------------------------------------------------
 
     def on_authorize(self, request):

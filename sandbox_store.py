@@ -177,16 +177,17 @@ class StandInStore:
                 ),
             )
 
-    def generated_client(self, redirect_uri):
+    def generated_client(self, redirect_uri, new_id=lambda: secrets.token_hex(3).upper()):
         """The client registered for `redirect_uri` by nobody in particular: made by the
-        first process that asks, and the same for every other one, and after a restart."""
+        first process that asks, and the same for every other one, and after a restart.
+        `new_id` makes a client id in the provider's own style (Fitbit's: six characters)."""
         with self.transaction() as sql:
             row = sql.execute(
                 "SELECT client_id FROM clients WHERE generated = 1 AND redirect_uri = ?",
                 (redirect_uri,),
             ).fetchone()
             if row is None:
-                row = (secrets.token_hex(3).upper(),)
+                row = (new_id(),)
                 sql.execute(
                     "INSERT INTO clients VALUES (?, ?, ?, ?, 1)",
                     (row[0], secrets.token_hex(16), redirect_uri, RegisteredClient.name),

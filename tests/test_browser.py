@@ -5,6 +5,7 @@ page. Run with `make e2e`; it needs Debian's chromium package and takes screensh
 import os
 
 import pytest
+from conftest import running_app
 
 pytestmark = pytest.mark.browser
 
@@ -72,6 +73,28 @@ def test_sign_in_through_the_consent_page(page, live_app, screenshot):
 
     page.click("button:has-text('Sign out')")
     page.wait_for_selector("text=You are signed out.")
+
+
+def test_sign_in_with_google_health_through_its_consent_page(page, tmp_path, screenshot):
+    with running_app(tmp_path, provider="google") as (url, _):
+        page.goto(url + "/")
+        assert "local stand-in for Google Health" in page.inner_text(".banner")
+        page.click("text=Sign in with Google Health >> nth=-1")
+        page.wait_for_selector("text=would like to access your data")
+        assert "/sandbox/google/o/oauth2/v2/auth" in page.url
+        assert "Google stand-in" in page.title()
+        from axe_playwright_python.sync_playwright import Axe
+
+        violations = Axe().run(page).response["violations"]
+        assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+        screenshot(page, "consent-google")
+        page.click("button:has-text('Allow')")
+        page.wait_for_selector("h1:has-text('Hello, Alex Rivera')")
+        assert "You are signed in with Google Health." in page.inner_text(".flash")
+        assert page.locator("svg.chart rect").count() == 30
+        screenshot(page, "signed-in-google")
+        page.click("button:has-text('Disconnect')")
+        page.wait_for_selector("text=Disconnected. Google Health has revoked")
 
 
 def test_deny_on_the_consent_page(page, live_app):

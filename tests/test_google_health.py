@@ -637,3 +637,16 @@ def test_provider_google_without_a_client_id_uses_the_google_stand_in():
 def test_an_unknown_provider_stops_the_app_with_its_name():
     with pytest.raises(SystemExit, match="PROVIDER='garmin' is not known"):
         config_from_env({"PROVIDER": "garmin"}, 4000)
+
+
+def test_a_failing_userinfo_does_not_stop_the_sign_in(browser, google):
+    query = start(browser)
+    google.post(google_health.TOKEN_URL, json=token_answer())
+    google.get(IDENTITY_URL, json=identity_answer())
+    google.get(google_health.USERINFO_URL, status=503, json=rpc_status(503, "UNAVAILABLE"))
+    google.post(STEPS_URL, json=rollup_answer())
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
+    )
+    assert response.status_code == 302
+    assert User.get().display_name == "7QW2XR"  # the Fitbit id stands in for the name
