@@ -55,10 +55,11 @@ class Browser:
         consent = self.get("/auth")
         seen.append(PendingSignIn.get().code_verifier)
         request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
-        form = {"request_id": request_id, "user_id": ALEX, "decision": "allow"}
+        user = re.search(r'name="user_id" value="([^"]+)"', consent.text).group(1)
+        form = {"request_id": request_id, "user_id": user, "decision": "allow"}
         back = self.http.post(
             consent.url.split("?")[0],
-            data={**form, "scope": ["activity", "profile"]},
+            data={**form, "scope": re.findall(r'name="scope" value="([^"]+)"', consent.text)},
             allow_redirects=False,
             timeout=10,
         )

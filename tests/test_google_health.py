@@ -12,15 +12,17 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import ACCESS_TOKEN, AUTH_CODE, CLIENT_SECRET, REFRESH_TOKEN, SECRETS
+import requests
+from conftest import ACCESS_TOKEN, AUTH_CODE, CLIENT_SECRET, REFRESH_TOKEN, SECRETS, running_app
 from freezegun import freeze_time
 from responses import matchers
+from test_oauth import MemoryStore
 from werkzeug.test import Client
 
 import google_health
 import oauth
 from fitbit_oauth_app import Config, config_from_env, create_app, start_up_lines
-from models import ApiCache, PendingSignIn, User
+from models import ApiCache, PendingSignIn, User, open_database
 
 CLIENT_ID = "123-abc.apps.googleusercontent.com"
 REDIRECT_URI = "http://localhost:4000/auth/callback"
@@ -289,8 +291,6 @@ def test_each_documented_error_becomes_the_apps_exception(status, body, expected
 
 
 def fake_response(status, body, headers=None):
-    import requests
-
     response = requests.Response()
     response.status_code = status
     response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
@@ -317,8 +317,6 @@ def test_quota_errors_wait_a_minute_or_what_retry_after_says():
 
 
 def test_an_expired_access_token_is_refreshed_once_and_the_call_retried(google, client_config):
-    from test_oauth import MemoryStore
-
     store = MemoryStore(oauth.Tokens(None, "ya29.old", REFRESH_TOKEN, NOW + timedelta(hours=1), ""))
     google.post(
         STEPS_URL,
@@ -345,8 +343,6 @@ def test_an_expired_access_token_is_refreshed_once_and_the_call_retried(google, 
 def test_threads_needing_a_refresh_make_one_token_post(google, client_config):
     """Google's refresh token stays the same, so the others must notice the new access
     token, not a new refresh token, or each would refresh again after the first."""
-    from test_oauth import MemoryStore
-
     threads_count = 8
     store = MemoryStore(oauth.Tokens(None, "ya29.old", REFRESH_TOKEN, NOW, GRANTED))
 
@@ -650,3 +646,210 @@ def test_a_failing_userinfo_does_not_stop_the_sign_in(browser, google):
     )
     assert response.status_code == 302
     assert User.get().display_name == "7QW2XR"  # the Fitbit id stands in for the name
+
+
+# --- docs/security.md in Google's dialect ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "code=abc",
+        "state={state}",
+        "code=a&code=b&state={state}",
+        "code=" + "a" * 513 + "&state={state}",
+        "code=%FF&state={state}",
+        "code=abc&state=%C3%A9{state}",
+        "code=a%00b&state={state}",
+    ],
+)
+def test_bad_callback_input_is_a_400_without_a_token_request_in_googles_dialect(
+    browser, google, query
+):
+    state = start(browser)["state"]
+    response = browser.get("/auth/callback?" + query.replace("{state}", state))
+    assert response.status_code == 400 and len(google.calls) == 0
+
+
+def test_the_callback_tolerates_googles_extra_parameters(browser, google):
+    query = start(browser)
+    google.post(google_health.TOKEN_URL, json=token_answer())
+    google.get(IDENTITY_URL, json=identity_answer())
+    google.get(google_health.USERINFO_URL, json=userinfo_answer())
+    extra = {
+        "scope": GRANTED,
+        "authuser": "0",
+        "prompt": "consent",
+        "iss": "https://accounts.google.com",
+    }
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"], **extra}
+    )
+    assert response.status_code == 302 and User.select().count() == 1
+    # The code leaves the address bar, and no page keeps it.
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_access_denied_in_googles_dialect_says_so_and_shows_no_description(browser, google):
+    state = start(browser)["state"]
+    response = browser.get(
+        "/auth/callback",
+        query_string={
+            "error": "access_denied",
+            "error_description": "<b>words</b>",
+            "state": state,
+        },
+    )
+    assert response.status_code == 302 and len(google.calls) == 0
+    home = page(browser.get("/"))
+    assert "You chose not to connect your Google Health account" in home
+    assert "words" not in home
+    again = browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": state})
+    assert again.status_code == 400  # the sign-in is used up
+
+
+def test_a_google_sign_in_expires_after_ten_minutes(browser, google):
+    with freeze_time(NOW) as clock:
+        state = start(browser)["state"]
+        clock.tick(timedelta(minutes=10, seconds=1))
+        response = browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": state})
+    assert response.status_code == 400 and len(google.calls) == 0
+
+
+def test_the_redirect_uri_ignores_the_host_header_in_googles_dialect(browser):
+    response = browser.get("/auth", headers={"Host": "evil.example"})
+    assert parse_qs(urlsplit(response.headers["Location"]).query)["redirect_uri"] == [REDIRECT_URI]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"body": "<html>Bad gateway</html>", "content_type": "text/html"},
+        {"body": '{"access_token": "abc"', "content_type": "application/json"},
+        {"json": [token_answer()]},
+        {"json": token_answer(access_token="")},
+        {"json": {k: v for k, v in token_answer().items() if k != "access_token"}},
+        {"json": token_answer(refresh_token="")},
+        {"json": token_answer(token_type="mac")},
+        {"json": token_answer(expires_in="3599")},
+        {"json": token_answer(expires_in=0)},
+        {"json": token_answer(expires_in=1e300)},
+        {"json": token_answer(scope=["openid"])},
+    ],
+)
+def test_a_malformed_google_token_answer_stores_nothing(browser, google, kwargs):
+    query = start(browser)
+    google.post(google_health.TOKEN_URL, **kwargs)
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
+    )
+    assert response.status_code == 502 and "Unexpected answer from Google Health" in page(response)
+    assert User.select().count() == 0 and len(google.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, title",
+    [
+        ({"body": requests.ConnectionError()}, "Google Health is unavailable"),
+        (
+            {"status": 503, "json": {"error": "temporarily_unavailable"}},
+            "Google Health is unavailable",
+        ),
+        ({"status": 401, "json": {"error": "invalid_client"}}, "did not recognise this app"),
+        ({"status": 400, "json": {"error": "invalid_grant"}}, "Sign-in expired"),
+    ],
+)
+def test_google_token_endpoint_failures_give_a_clear_page_and_no_retry(
+    browser, google, kwargs, title
+):
+    query = start(browser)
+    google.post(google_health.TOKEN_URL, **kwargs)
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
+    )
+    assert response.status_code in (400, 502) and title in page(response)
+    assert len(calls_to(google, google_health.TOKEN_URL)) == 1
+    if "recognise" in title:
+        assert "Check GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET." in page(response)
+
+
+def test_a_second_unauthenticated_answer_is_an_error(google, client_config):
+    store = MemoryStore(oauth.Tokens(None, "ya29.old", REFRESH_TOKEN, NOW + timedelta(hours=1), ""))
+    google.post(STEPS_URL, status=401, json=rpc_status(401, "UNAUTHENTICATED"))
+    google.post(
+        google_health.TOKEN_URL, json=token_answer(access_token="ya29.new", refresh_token=None)
+    )
+    with freeze_time(NOW), pytest.raises(oauth.TokenRejected):
+        oauth.ApiClient(client_config, store, "k").call(
+            google_health.steps_request(client_config, NOW.date())
+        )
+    assert (
+        len(calls_to(google, google_health.TOKEN_URL)) == 1
+        and len(calls_to(google, STEPS_URL)) == 2
+    )
+
+
+def test_health_user_ids_are_compared_exactly(tmp_path):
+    open_database(f"sqlite:///{tmp_path / 'ids.db'}")
+    tokens = oauth.Tokens(None, "a", "r", NOW, GRANTED)
+    upper = User.sign_in(oauth.Person("google", None, "hu-ABC", "Upper"), tokens)
+    lower = User.sign_in(oauth.Person("google", None, "hu-abc", "Lower"), tokens)
+    assert upper.id != lower.id and User.select().count() == 2
+
+
+def test_sessions_csrf_and_headers_are_the_same_in_googles_dialect(app, browser, google):
+    response = browser.get("/auth")
+    cookie = response.headers["Set-Cookie"]
+    for attribute in ("HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="):
+        assert attribute in cookie
+    sign_in(browser, google)
+    google.post(google_health.REVOKE_URL, json={})
+    refused = browser.post("/auth/revoke", data={"csrf_token": "forged"})
+    assert (
+        refused.status_code == 403
+        and User.get().connected
+        and len(calls_to(google, google_health.REVOKE_URL)) == 0
+    )
+    for path in ("/", "/users", "/trace", "/nowhere"):
+        headers = browser.get(path).headers
+        assert headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store"
+
+
+def test_the_google_stand_in_answers_carry_the_security_headers(tmp_path):
+    import requests
+
+    with running_app(tmp_path, provider="google") as (url, _):
+        answers = [
+            requests.get(url + "/sandbox/google/o/oauth2/v2/auth?client_id=x", timeout=10),
+            requests.get(url + "/sandbox/google/v4/users/me/identity", timeout=10),
+            requests.post(url + "/sandbox/google/token", timeout=10),
+            requests.get(url + "/sandbox/google/avatars/hu-4f1e9c2a7b.svg", timeout=10),
+        ]
+    assert [a.status_code for a in answers] == [400, 401, 400, 200]
+    for answer in answers:
+        assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_tokens_of_the_other_dialect_are_never_sent(app, browser, google):
+    """Alex connected through the legacy Fitbit API; the app now speaks Google's dialect."""
+    sign_in(browser, google)
+    fitbit_tokens = oauth.Tokens("7QW2XR", "fitbit-access", "fitbit-refresh", NOW, "activity")
+    User.update(
+        provider="fitbit", access_token="fitbit-access", refresh_token="fitbit-refresh"
+    ).execute()
+    ApiCache.delete().execute()
+    before = len(google.calls)
+    home = page(browser.get("/"))
+    assert "You connected through the legacy Fitbit Web API" in home
+    assert 'href="/auth">Connect again' in home
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
+    browser.post("/auth/revoke", data={"csrf_token": token})
+    after = page(browser.get("/"))
+    assert "https://www.fitbit.com/settings/applications" in after  # where to revoke it
+    assert len(google.calls) == before  # neither the page nor Disconnect sent them anywhere
+    assert not User.get().connected and fitbit_tokens.refresh_token not in after

@@ -1,5 +1,6 @@
 """GET /trace: the exchanges of this browser's sign-in, step by step, masked."""
 
+import logging
 import re
 from datetime import timedelta
 
@@ -108,3 +109,42 @@ def test_a_401_and_its_retry_and_a_429_are_in_the_trace(browser, fitbit):
         2:
     ]  # after the sign-in's token request and profile call
     assert answers == ["401", "200", "200", "429"]
+
+
+def test_a_google_sign_in_and_refresh_are_traced_with_every_secret_masked(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    seen = []
+    with (
+        running_app(tmp_path, expires_in=3599, provider="google") as (url, config),
+        freeze_time("2026-11-23 12:00:00") as clock,
+    ):
+        seen.append(config.client.client_secret)
+        browser = Browser(url)
+        home = browser.sign_in_noting_secrets(seen)
+        assert "Hello, Alex Rivera" in home.text
+        first = User.get()
+        seen.append(first.access_token)
+        seen.append(first.refresh_token)
+        clock.tick(timedelta(minutes=56))
+        browser.get("/")
+        seen.append(User.get().access_token)
+        trace = browser.get("/trace").text
+        cookies = str(browser.http.cookies.get_dict())
+    root = "/sandbox/google"
+    assert steps(trace) == [
+        "The redirect to the consent page",
+        "The callback",
+        "The token request: the code for tokens",
+        f"An API call: {root}/v4/users/me/identity",
+        f"An API call: {root}/v1/userinfo",
+        f"An API call: {root}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
+        "A refresh: the refresh token for a new pair",
+        f"An API call: {root}/v1/userinfo",
+        f"An API call: {root}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
+    ]
+    assert "offline asks for a refresh token" in trace and "Google&#39;s are kept and used" in trace
+    assert "windowSizeDays" in trace  # the roll-up's JSON body is shown
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("urllib3"))
+    assert len(set(seen)) == 6
+    for where in (trace, home.text, cookies, logged):
+        assert [secret for secret in seen if secret in where] == []
