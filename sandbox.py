@@ -247,6 +247,7 @@ class Sandbox:
             "consent.html",
             client=client,
             scopes={scope: SCOPES[scope] for scope in scopes},
+            always={},
             request_id=request_id,
             users=DEMO_USERS,
         )

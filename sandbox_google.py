@@ -276,7 +276,9 @@ class GoogleSandbox:
         return self.render(
             "consent.html",
             client=client,
-            scopes={scope: SCOPES[scope] for scope in consent.scopes},
+            # Signing in with Google always tells the app who you are; the rest is a choice.
+            scopes={scope: SCOPES[scope] for scope in consent.scopes if scope != "openid"},
+            always={scope: SCOPES[scope] for scope in consent.scopes if scope == "openid"},
             request_id=request_id,
             users={
                 health_id: {"fullName": person["fullName"], "note": person.get("note")}
