@@ -676,7 +676,7 @@ class FitbitOAuthApp:
         tokens = oauth.exchange_code(self.client, code, pending.code_verifier)
         try:
             person = self.dialect.identify(self.client, tokens)
-        except google_health.NotIdentifiable:
+        except oauth.Unidentified:
             # Nobody to file the tokens under: give them back rather than keep them.
             self.revoke_quietly(tokens.refresh_token or tokens.access_token)
             raise
@@ -1030,7 +1030,10 @@ def app_from_env(environ=None):
     redirect URI, so PORT should be the port the server listens on."""
     environ = os.environ if environ is None else environ
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    return create_app(config_from_env(environ, int(environ.get("PORT") or DEFAULT_PORT)))
+    config = config_from_env(environ, int(environ.get("PORT") or DEFAULT_PORT))
+    for line in start_up_lines(config):
+        log.log(logging.WARNING if line.startswith("WARNING") else logging.INFO, line)
+    return create_app(config)
 
 
 def start_up_lines(config):

@@ -95,19 +95,13 @@ def code_exchange_parameters(client):
 # --- Who the user is -------------------------------------------------------------------
 
 
-class NotIdentifiable(oauth.ProviderError):
-    """No Health scope that the identity endpoint accepts was granted: nobody to sign in."""
-
-    def __init__(self):
-        super().__init__(403, "no_health_scope", who=NAME)
-
-
 def identify(client, tokens):
     """Google's token answer does not say who the user is: the Health API's identity
     endpoint does, with the Health user id and, for a Fitbit account, its legacy Fitbit id.
     The name and picture come from OpenID Connect's userinfo, if `profile` was granted."""
     if not grants(tokens.scope, "identity"):
-        raise NotIdentifiable()
+        # No Health scope that the identity endpoint accepts was granted.
+        raise oauth.Unidentified(403, "no_health_scope", who=NAME)
     identity, _ = oauth.api_call(
         client, oauth.ApiRequest("GET", client.api_url + IDENTITY_PATH), tokens.access_token
     )

@@ -91,6 +91,10 @@ class ScopeMissing(ProviderError):
     """403: the user did not grant the scope this call needs."""
 
 
+class Unidentified(ProviderError):
+    """The provider cannot say who the user is with what was granted: nobody to sign in."""
+
+
 class RateLimited(ProviderError):
     """429: the user's budget of calls is spent. `reset_at` says when it comes back."""
 

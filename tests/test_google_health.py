@@ -231,7 +231,7 @@ def test_without_profile_the_user_is_known_by_their_fitbit_id(google, client_con
 )
 def test_without_a_health_scope_the_user_cannot_be_identified(google, client_config, scope):
     tokens = oauth.Tokens(None, ACCESS_TOKEN, REFRESH_TOKEN, NOW, scope)
-    with pytest.raises(google_health.NotIdentifiable):
+    with pytest.raises(oauth.Unidentified):
         google_health.identify(client_config, tokens)
     assert len(google.calls) == 0
 

@@ -4,6 +4,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -113,6 +114,30 @@ def test_a_sign_in_with_no_refresh_token_anywhere_stores_nothing(database):
     assert (alex.provider, alex.refresh_token, alex.health_user_id) == ("fitbit", "fitbit-r", None)
     assert google_sign_in(tokens(None, refresh=None), "Robin", "hu-robin") is None
     assert User.select().count() == 1
+
+
+def test_two_sign_ins_of_a_new_person_at_once_make_one_row(database):
+    """Two browsers, one new person, the same moment: whichever insert loses finds the
+    winner's row and updates it (on PostgreSQL, after a unique violation)."""
+    count, barrier, errors = 8, threading.Barrier(8), []
+
+    def sign_in(n):
+        try:
+            with db.connection_context():
+                barrier.wait()
+                google_sign_in(
+                    tokens(None, access=f"ya29.{n}", refresh="1//r"), "Robin", "hu-robin"
+                )
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=sign_in, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert User.select().where(User.health_user_id == "hu-robin").count() == 1
 
 
 def test_replace_tokens_is_a_compare_and_swap_on_the_access_token(database):
