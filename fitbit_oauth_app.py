@@ -54,7 +54,6 @@ import fitbit_legacy
 import google_health
 import oauth
 import sandbox as sandbox_module
-import sandbox_google
 import tracing
 from models import (
     SESSION_LIFETIME,
@@ -213,28 +212,32 @@ def config_from_env(environ, port):
         settings["secret_key"] = environ["SECRET_KEY"].encode()
 
     sandbox = environ.get("FITBIT_SANDBOX") == "1" or not setting("CLIENT_ID")
-    endpoints = {}
     if sandbox:
+        stand_in = sandbox_module.STAND_INS[name]
         settings["sandbox_database"] = (
             environ.get("SANDBOX_DATABASE") or sandbox_module.DEFAULT_DATABASE
+        )
+        settings["sandbox_expires_in"] = seconds_setting(
+            environ, "SANDBOX_EXPIRES_IN", stand_in.DEFAULT_EXPIRES_IN
         )
         # The stand-in registers the app itself in create_app(): a real secret set in the
         # environment never reaches it.
         client_id = client_secret = ""
-        # The stand-in lives in this same app, so it is wherever the redirect URI points.
+        # The stand-in lives in this same app, so it is wherever the redirect URI points,
+        # and its endpoints are read as if they had been set to point there.
         app_origin = urlsplit(redirect_uri)
         root = f"{app_origin.scheme}://{app_origin.netloc}{SANDBOX_PATHS[name]}"
-        endpoints = sandbox_endpoints(name, root)
-        settings["sandbox_expires_in"] = seconds_setting(
-            environ, "SANDBOX_EXPIRES_IN", dialect_expires_in(name)
-        )
+        environ = {**environ, **stand_in.settings(root)}
     else:
         client_id, client_secret = setting("CLIENT_ID"), setting("CLIENT_SECRET")
-        variables = {"api_url": "HEALTH_API_URL"} if name == "google" else {}
-        for endpoint in oauth.ENDPOINTS:
-            value = setting(variables.get(endpoint, endpoint.upper()))
-            if value:
-                endpoints[endpoint] = value
+    # Each endpoint is the provider's own unless set, as FITBIT_TOKEN_URL, GOOGLE_TOKEN_URL,
+    # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
+    variables = {"api_url": "HEALTH_API_URL"} if name == "google" else {}
+    endpoints = {}
+    for endpoint in oauth.ENDPOINTS:
+        value = environ.get(f"{prefix}_{variables.get(endpoint, endpoint.upper())}")
+        if value:
+            endpoints[endpoint] = value
 
     client = oauth.Client(
         dialect=dialect,
@@ -245,28 +248,6 @@ def config_from_env(environ, port):
         **endpoints,
     )
     return Config(client=client, sandbox=sandbox, **settings)
-
-
-def sandbox_endpoints(name, root):
-    """Where each endpoint of the provider's stand-in is, below `root`."""
-    if name == "google":
-        return {
-            "authorize_url": f"{root}{sandbox_google.AUTHORIZE_PATH}",
-            "token_url": f"{root}{sandbox_google.TOKEN_PATH}",
-            "revoke_url": f"{root}{sandbox_google.REVOKE_PATH}",
-            "userinfo_url": f"{root}{sandbox_google.USERINFO_PATH}",
-            "api_url": root,
-        }
-    return {
-        "authorize_url": f"{root}/oauth2/authorize",
-        "token_url": f"{root}/oauth2/token",
-        "revoke_url": f"{root}/oauth2/revoke",
-        "api_url": root,
-    }
-
-
-def dialect_expires_in(name):
-    return sandbox_google.DEFAULT_EXPIRES_IN if name == "google" else Config.sandbox_expires_in
 
 
 def seconds_setting(environ, name, default):
@@ -994,10 +975,8 @@ def create_app(config):
         # A stand-in for each provider, each with its own state, so that a person can sign
         # in with one and later the other, as they would move from Fitbit to Google.
         stand_ins = {
-            "fitbit": sandbox_module.Sandbox(database=config.sandbox_database),
-            "google": sandbox_google.GoogleSandbox(
-                database=sandbox_google.database_beside(config.sandbox_database)
-            ),
+            key: kind(database=kind.database_for(config.sandbox_database))
+            for key, kind in sandbox_module.STAND_INS.items()
         }
         stand_in = stand_ins[config.client.dialect.KEY]
         stand_in.expires_in = config.sandbox_expires_in

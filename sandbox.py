@@ -22,32 +22,30 @@ import argparse
 import base64
 import calendar
 import hashlib
-import hmac
-import json
 import logging
 import os
 import re
 import secrets
-from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlencode
+from datetime import date, timedelta
 
-from jinja2 import Environment, FileSystemLoader
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import run_simple
-from werkzeug.utils import redirect
-from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
-from sandbox_store import (
-    AuthorizationCode,
-    ConsentRequest,
-    Grant,
-    RegisteredClient,
-    StandInStore,
+import sandbox_google
+from sandbox_base import (
+    DEFAULT_DATABASE,
+    MAX_BODY_BYTES,  # noqa: F401 (part of what this stand-in is)
+    AuthorizePageError,
+    StandIn,
+    as_json,
+    avatar,
+    now,
+    same,
+    steps_on,
 )
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from sandbox_store import AuthorizationCode, ConsentRequest, Grant, RegisteredClient
 
 # Fitbit's scopes, with what the consent page says each one lets the app see.
 SCOPES = {
@@ -69,7 +67,6 @@ SCOPES = {
 }
 CODE_LIFETIME = timedelta(minutes=10)
 DEFAULT_EXPIRES_IN = 28800  # eight hours, as at Fitbit
-DEFAULT_DATABASE = "fitbit_sandbox.db"
 RATE_LIMIT = 150  # API calls per user per app per hour
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")  # base64url of 32 bytes, unpadded
@@ -82,16 +79,6 @@ EXPIRED_TOKEN_MEMORY = timedelta(days=1)
 # Each request drops at most this many stale entries of each kind, so that the work per
 # request stays small and the stand-in left running does not grow without end.
 PRUNE_BATCH = 50
-# The largest form any endpoint here needs; a bigger body is refused before it is read.
-MAX_BODY_BYTES = 64 * 1024
-# On every answer, unless it sets its own.
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
 # Two people to sign in as; the data they "recorded" is made up from their id and the date.
 DEMO_USERS = {
     "7QW2XR": {
@@ -107,15 +94,6 @@ DEMO_USERS = {
 }
 
 
-def now():
-    return datetime.now(UTC)
-
-
-class Request(BaseRequest):
-    max_content_length = MAX_BODY_BYTES
-    max_form_memory_size = MAX_BODY_BYTES
-
-
 class OAuthError(Exception):
     """An answer in Fitbit's error shape: {"errors": [...], "success": false}."""
 
@@ -125,23 +103,9 @@ class OAuthError(Exception):
         self.headers = headers or {}
 
 
-class AuthorizePageError(Exception):
-    """An authorization request too broken to send back: shown here, never redirected."""
-
-
-def fitbit_json(body, status=200, headers=None):
-    response = Response(json.dumps(body), status=status, mimetype="application/json")
-    response.headers.update(headers or {})
-    return response
-
-
 def fitbit_error(status, error_type, message, headers=None):
     body = {"errors": [{"errorType": error_type, "message": message}], "success": False}
-    return fitbit_json(body, status, headers)
-
-
-def same(given, expected):
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return as_json(body, status, headers)
 
 
 def single(values, name):
@@ -152,38 +116,20 @@ def single(values, name):
     return found[0] if found else None
 
 
-def steps_on(user_id, day, today):
-    """A plausible, repeatable step count: the same user and day always give the same value."""
-    if day > today:
-        return 0
-    seed = int.from_bytes(hashlib.sha256(f"{user_id}:{day.isoformat()}".encode()).digest()[:4])
-    steps = 3500 + seed % 9000 + (2500 if day.weekday() >= 5 else 0)
-    if day == today:  # today is not over yet
-        elapsed = now() - datetime.combine(today, datetime.min.time(), UTC)
-        steps = int(steps * elapsed.total_seconds() / 86400)
-    return steps
-
-
 def months_before(day, months):
     year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
-class Sandbox:
-    """The stand-in as a WSGI app. Its state lives in `database` (see sandbox_store.py),
-    shared by every worker that opens the same file; `clients` are registered in it."""
+class Sandbox(StandIn):
+    """Fitbit's side, as a WSGI app (see sandbox_base.StandIn for the plumbing)."""
 
-    def __init__(
-        self, clients=(), expires_in=DEFAULT_EXPIRES_IN, rate_limit=RATE_LIMIT, database=":memory:"
-    ):
-        self.store = StandInStore(database)
-        for client in clients:
-            self.store.register(client)
-        self.expires_in = expires_in
-        self.rate_limit = rate_limit
-        self.jinja = Environment(
-            loader=FileSystemLoader(os.path.join(HERE, "templates", "sandbox")), autoescape=True
-        )
+    NAME = "Fitbit"
+    DEFAULT_EXPIRES_IN = DEFAULT_EXPIRES_IN
+    RATE_LIMIT = RATE_LIMIT
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.url_map = Map(
             [
                 Rule("/oauth2/authorize", endpoint="authorize", methods=["GET"]),
@@ -200,9 +146,19 @@ class Sandbox:
             ]
         )
 
-    def generated_client(self, redirect_uri):
-        """The app registered for `redirect_uri`, made once (see StandInStore)."""
-        return self.store.generated_client(redirect_uri)
+    @staticmethod
+    def new_client_id():
+        return secrets.token_hex(3).upper()  # six characters, as Fitbit's are
+
+    @staticmethod
+    def settings(root):
+        """The app's settings that point it at this stand-in, served from `root`."""
+        return {
+            "FITBIT_AUTHORIZE_URL": f"{root}/oauth2/authorize",
+            "FITBIT_TOKEN_URL": f"{root}/oauth2/token",
+            "FITBIT_REVOKE_URL": f"{root}/oauth2/revoke",
+            "FITBIT_API_URL": root,
+        }
 
     # The consent page ------------------------------------------------------------------
 
@@ -272,12 +228,6 @@ class Sandbox:
         )
         return self.back_to_app(consent, code=code)
 
-    def back_to_app(self, consent, **result):
-        if consent.state is not None:
-            result["state"] = consent.state
-        separator = "&" if "?" in consent.client.redirect_uri else "?"
-        return redirect(consent.client.redirect_uri + separator + urlencode(result), code=302)
-
     # The token endpoint ----------------------------------------------------------------
 
     def authenticate_client(self, request):
@@ -308,7 +258,7 @@ class Sandbox:
             grant = self.redeem_refresh_token(request.form, client)
         else:
             raise OAuthError(400, "unsupported_grant_type", "Unsupported grant_type.")
-        return fitbit_json(self.issue_tokens(grant), headers={"Cache-Control": "no-store"})
+        return as_json(self.issue_tokens(grant), headers={"Cache-Control": "no-store"})
 
     def redeem_code(self, form, client):
         code = single(form, "code")
@@ -370,7 +320,7 @@ class Sandbox:
         grant = self.store.grant_of(token)
         if grant is not None and grant.client_id == client.client_id:
             self.store.forget_user(client.client_id, grant.user_id)
-        return fitbit_json({})
+        return as_json({})
 
     def forget_the_unusable(self):
         """Drop consent pages, codes, long-expired access tokens and old call counts, a few
@@ -420,7 +370,7 @@ class Sandbox:
             "avatar": f"{request.url_root}avatars/{grant.user_id}.svg",
             "timezone": "UTC",
         }
-        return fitbit_json({"user": profile}, headers=headers)
+        return as_json({"user": profile}, headers=headers)
 
     def on_steps(self, request, first, second):
         grant, headers = self.authorize_api_call(request, "activity")
@@ -443,33 +393,15 @@ class Sandbox:
             {"dateTime": day.isoformat(), "value": str(steps_on(grant.user_id, day, today))}
             for day in days
         ]
-        return fitbit_json({"activities-steps": series}, headers=headers)
+        return as_json({"activities-steps": series}, headers=headers)
 
     def on_avatar(self, request, user_id):
         person = DEMO_USERS.get(user_id)
         if person is None:
             return Response("Not found", status=404)
-        initials = "".join(word[0] for word in person["fullName"].split())
-        svg = (
-            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
-            '<circle cx="50" cy="50" r="50" fill="#00b0b9"/>'
-            '<text x="50" y="62" font-size="36" font-family="sans-serif" fill="#fff" '
-            f'text-anchor="middle">{initials}</text></svg>'
-        )
-        return Response(svg, mimetype="image/svg+xml")
+        return avatar(person["fullName"], "#00b0b9")
 
     # Plumbing --------------------------------------------------------------------------
-
-    def render(self, template_name, status=200, **context):
-        html = self.jinja.get_template(template_name).render(**context)
-        response = Response(html, status=status, mimetype="text/html")
-        # No form-action: after Allow, this page's form redirects to the app's origin.
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-        )
-        response.headers["X-Frame-Options"] = "DENY"  # nobody may frame the consent page
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
 
     def dispatch_request(self, request):
         urls = self.url_map.bind_to_environ(request.environ)
@@ -489,11 +421,8 @@ class Sandbox:
             logging.getLogger("sandbox").exception("The stand-in failed on %s", request.path)
             return fitbit_error(500, "system", "Internal error.")
 
-    def __call__(self, environ, start_response):
-        response = self.dispatch_request(Request(environ))
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response(environ, start_response)
+
+STAND_INS = {"fitbit": Sandbox, "google": sandbox_google.GoogleSandbox}
 
 
 def main(argv=None):
@@ -501,29 +430,19 @@ def main(argv=None):
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=4001)
     parser.add_argument(
-        "--provider", choices=("fitbit", "google"), default=os.environ.get("PROVIDER") or "fitbit"
+        "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
     )
     args = parser.parse_args(argv)
 
     env = os.environ
-    google = args.provider == "google"
-    prefix = "GOOGLE" if google else "FITBIT"
+    kind = STAND_INS[args.provider]
+    prefix = args.provider.upper()  # FITBIT_ or GOOGLE_, as the app reads them
     # The app's callback, as the app itself works it out: on the app's PORT.
     app_port = env.get("PORT") or "4000"
     redirect_uri = env.get(f"{prefix}_REDIRECT_URI") or f"http://localhost:{app_port}/auth/callback"
-    database = env.get("SANDBOX_DATABASE") or DEFAULT_DATABASE
-    if google:
-        import sandbox_google  # the other dialect, only when asked for
-
-        default_expiry = sandbox_google.DEFAULT_EXPIRES_IN
-        database = sandbox_google.database_beside(database)
-    else:
-        default_expiry = DEFAULT_EXPIRES_IN
-    expires_in = int(env.get("SANDBOX_EXPIRES_IN") or default_expiry)
-    if google:
-        stand_in = sandbox_google.GoogleSandbox(expires_in=expires_in, database=database)
-    else:
-        stand_in = Sandbox(expires_in=expires_in, database=database)
+    database = kind.database_for(env.get("SANDBOX_DATABASE") or DEFAULT_DATABASE)
+    expires_in = int(env.get("SANDBOX_EXPIRES_IN") or kind.DEFAULT_EXPIRES_IN)
+    stand_in = kind(expires_in=expires_in, database=database)
     if env.get(f"{prefix}_CLIENT_ID") and env.get(f"{prefix}_CLIENT_SECRET"):
         client = RegisteredClient(
             env[f"{prefix}_CLIENT_ID"], env[f"{prefix}_CLIENT_SECRET"], redirect_uri
@@ -538,26 +457,11 @@ def main(argv=None):
             f"   {prefix}_CLIENT_SECRET={client.client_secret}"
         )
     root = f"http://{args.host}:{args.port}"
-    if google:
-        settings = [
-            f"GOOGLE_AUTHORIZE_URL={root}{sandbox_google.AUTHORIZE_PATH}",
-            f"GOOGLE_TOKEN_URL={root}{sandbox_google.TOKEN_PATH}",
-            f"GOOGLE_REVOKE_URL={root}{sandbox_google.REVOKE_PATH}",
-            f"GOOGLE_USERINFO_URL={root}{sandbox_google.USERINFO_PATH}",
-            f"GOOGLE_HEALTH_API_URL={root}",
-        ]
-    else:
-        settings = [
-            f"FITBIT_AUTHORIZE_URL={root}/oauth2/authorize",
-            f"FITBIT_TOKEN_URL={root}/oauth2/token",
-            f"FITBIT_REVOKE_URL={root}/oauth2/revoke",
-            f"FITBIT_API_URL={root}",
-        ]
-    name = "Google" if google else "Fitbit"
+    settings = "".join(f"   {name}={url}\n" for name, url in kind.settings(root).items())
     print(
-        f" * {name} stand-in on {root}, one client registered, {credentials}\n"
+        f" * {kind.NAME} stand-in on {root}, one client registered, {credentials}\n"
         f" * Redirect URI: {redirect_uri}\n"
-        " * Point the app at it with:\n" + "".join(f"   {line}\n" for line in settings),
+        f" * Point the app at it with:\n{settings}",
         end="",
     )
     run_simple(args.host, args.port, stand_in, threaded=True)

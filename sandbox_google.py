@@ -28,26 +28,20 @@ with `python sandbox.py --provider google --port 4001`.
 
 import base64
 import hashlib
-import hmac
 import json
 import logging
 import os
 import re
 import secrets
-from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlencode
+from datetime import date, timedelta
 
-from jinja2 import Environment, FileSystemLoader
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.utils import redirect
-from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
-from sandbox import steps_on
-from sandbox_store import AuthorizationCode, ConsentRequest, Grant, StandInStore
+from sandbox_base import AuthorizePageError, StandIn, as_json, avatar, now, same, steps_on
+from sandbox_store import AuthorizationCode, ConsentRequest, Grant
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 AUTHORIZE_PATH = "/o/oauth2/v2/auth"
 TOKEN_PATH = "/token"
 REVOKE_PATH = "/revoke"
@@ -82,13 +76,6 @@ RATE_LIMIT = 300  # Health API requests per user per minute
 MAX_RANGE_DAYS = 90  # for steps
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
-MAX_BODY_BYTES = 64 * 1024
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 BEARER_CHALLENGE = 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
 
 # The people to sign in as, by Health user id. The first two are sandbox.py's Fitbit users,
@@ -108,23 +95,6 @@ PEOPLE = {
 }
 
 
-def now():
-    return datetime.now(UTC)
-
-
-def database_beside(path):
-    """The Google stand-in's file, next to the Fitbit stand-in's: a.db gives a-google.db."""
-    if path == ":memory:":
-        return path
-    root, extension = os.path.splitext(str(path))
-    return f"{root}-google{extension}"
-
-
-class Request(BaseRequest):
-    max_content_length = MAX_BODY_BYTES
-    max_form_memory_size = MAX_BODY_BYTES
-
-
 class OAuthError(Exception):
     """RFC 6749 5.2: {"error": ..., "error_description": ...}."""
 
@@ -140,20 +110,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.code, self.status, self.message, self.reason = code, status, message, reason
         self.headers = headers or {}
-
-
-class AuthorizePageError(Exception):
-    """An authorization request too broken to send back: shown here, never redirected."""
-
-
-def as_json(body, status=200, headers=None):
-    response = Response(json.dumps(body), status=status, mimetype="application/json")
-    response.headers.update(headers or {})
-    return response
-
-
-def same(given, expected):
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def single(values, name):
@@ -178,20 +134,15 @@ def civil(day):
     return {"date": {"year": day.year, "month": day.month, "day": day.day}}
 
 
-class GoogleSandbox:
-    """The stand-in as a WSGI app. Its state lives in `database` (see sandbox_store.py)."""
+class GoogleSandbox(StandIn):
+    """Google's side, as a WSGI app (see sandbox_base.StandIn for the plumbing)."""
 
-    def __init__(
-        self, clients=(), expires_in=DEFAULT_EXPIRES_IN, rate_limit=RATE_LIMIT, database=":memory:"
-    ):
-        self.store = StandInStore(database)
-        for client in clients:
-            self.store.register(client)
-        self.expires_in = expires_in
-        self.rate_limit = rate_limit
-        self.jinja = Environment(
-            loader=FileSystemLoader(os.path.join(HERE, "templates", "sandbox")), autoescape=True
-        )
+    NAME = "Google"
+    DEFAULT_EXPIRES_IN = DEFAULT_EXPIRES_IN
+    RATE_LIMIT = RATE_LIMIT
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         me = "/v4/users/me"
         self.url_map = Map(
             [
@@ -212,14 +163,29 @@ class GoogleSandbox:
             ]
         )
 
-    def generated_client(self, redirect_uri):
-        """The app registered for `redirect_uri`, made once, with an id in Google's style."""
+    @staticmethod
+    def new_client_id():
+        number, name = f"{secrets.randbelow(10**12):012}", secrets.token_hex(16)
+        return f"{number}-{name}.apps.googleusercontent.com"
 
-        def new_id():
-            number, name = f"{secrets.randbelow(10**12):012}", secrets.token_hex(16)
-            return f"{number}-{name}.apps.googleusercontent.com"
+    @staticmethod
+    def database_for(path):
+        """A file of its own, next to the Fitbit stand-in's: a.db gives a-google.db."""
+        if path == ":memory:":
+            return path
+        root, extension = os.path.splitext(str(path))
+        return f"{root}-google{extension}"
 
-        return self.store.generated_client(redirect_uri, new_id)
+    @staticmethod
+    def settings(root):
+        """The app's settings that point it at this stand-in, served from `root`."""
+        return {
+            "GOOGLE_AUTHORIZE_URL": root + AUTHORIZE_PATH,
+            "GOOGLE_TOKEN_URL": root + TOKEN_PATH,
+            "GOOGLE_REVOKE_URL": root + REVOKE_PATH,
+            "GOOGLE_USERINFO_URL": root + USERINFO_PATH,
+            "GOOGLE_HEALTH_API_URL": root,
+        }
 
     # The consent page ------------------------------------------------------------------
 
@@ -319,12 +285,6 @@ class GoogleSandbox:
         return self.back_to_app(
             consent, code=code, scope=" ".join(granted), authuser="0", prompt="consent"
         )
-
-    def back_to_app(self, consent, **result):
-        if consent.state is not None:
-            result["state"] = consent.state
-        separator = "&" if "?" in consent.client.redirect_uri else "?"
-        return redirect(consent.client.redirect_uri + separator + urlencode(result), code=302)
 
     # The token endpoint ----------------------------------------------------------------
 
@@ -533,26 +493,9 @@ class GoogleSandbox:
         person = PEOPLE.get(user_id)
         if person is None:
             return Response("Not found", status=404)
-        initials = "".join(word[0] for word in person["fullName"].split())
-        svg = (
-            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
-            '<circle cx="50" cy="50" r="50" fill="#1a73e8"/>'
-            '<text x="50" y="62" font-size="36" font-family="sans-serif" fill="#fff" '
-            f'text-anchor="middle">{initials}</text></svg>'
-        )
-        return Response(svg, mimetype="image/svg+xml")
+        return avatar(person["fullName"], "#1a73e8")
 
     # Plumbing --------------------------------------------------------------------------
-
-    def render(self, template_name, status=200, **context):
-        html = self.jinja.get_template(template_name).render(stand_in="Google", **context)
-        response = Response(html, status=status, mimetype="text/html")
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-        )
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
 
     def dispatch_request(self, request):
         urls = self.url_map.bind_to_environ(request.environ)
@@ -594,9 +537,3 @@ class GoogleSandbox:
                 }
             ]
         return as_json({"error": error}, code, headers)
-
-    def __call__(self, environ, start_response):
-        response = self.dispatch_request(Request(environ))
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response(environ, start_response)

@@ -177,10 +177,10 @@ class StandInStore:
                 ),
             )
 
-    def generated_client(self, redirect_uri, new_id=lambda: secrets.token_hex(3).upper()):
+    def generated_client(self, redirect_uri, new_id):
         """The client registered for `redirect_uri` by nobody in particular: made by the
         first process that asks, and the same for every other one, and after a restart.
-        `new_id` makes a client id in the provider's own style (Fitbit's: six characters)."""
+        `new_id()` makes its client id."""
         with self.transaction() as sql:
             row = sql.execute(
                 "SELECT client_id FROM clients WHERE generated = 1 AND redirect_uri = ?",
@@ -305,26 +305,24 @@ class StandInStore:
         transaction: of two workers spending it at once, one gets the grant and the other
         None. Another app's token is left as it was."""
         with self.transaction() as sql:
-            row = sql.execute(
-                "SELECT grant_id FROM refresh_tokens WHERE token = ? AND grant_id IN "
-                "(SELECT grant_id FROM grants WHERE client_id = ?)",
-                (token, client_id),
-            ).fetchone()
-            if row is None:
-                return None
-            sql.execute("DELETE FROM refresh_tokens WHERE token = ?", (token,))
-            return self._grant(sql, row[0])
+            grant = self._refresh_grant(sql, token, client_id)
+            if grant is not None:
+                sql.execute("DELETE FROM refresh_tokens WHERE token = ?", (token,))
+            return grant
 
     def refresh_grant(self, token, client_id):
         """The grant of `client_id`'s refresh token, which stays valid (Google's are reused),
         or None."""
         with self.transaction() as sql:
-            row = sql.execute(
-                "SELECT grant_id FROM refresh_tokens WHERE token = ? AND grant_id IN "
-                "(SELECT grant_id FROM grants WHERE client_id = ?)",
-                (token, client_id),
-            ).fetchone()
-            return self._grant(sql, row[0]) if row else None
+            return self._refresh_grant(sql, token, client_id)
+
+    def _refresh_grant(self, sql, token, client_id):
+        row = sql.execute(
+            "SELECT grant_id FROM refresh_tokens WHERE token = ? AND grant_id IN "
+            "(SELECT grant_id FROM grants WHERE client_id = ?)",
+            (token, client_id),
+        ).fetchone()
+        return self._grant(sql, row[0]) if row else None
 
     def has_refresh_token(self, client_id, user_id):
         """True if the user has a live refresh token for the app."""

@@ -27,13 +27,7 @@ from werkzeug.wrappers import Response
 
 from models import User, db, open_database
 from sandbox import RegisteredClient, Sandbox
-from sandbox_google import (
-    AUTHORIZE_PATH,
-    REVOKE_PATH,
-    TOKEN_PATH,
-    USERINFO_PATH,
-    GoogleSandbox,
-)
+from sandbox_google import GoogleSandbox
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_ID, CLIENT_SECRET = "PROC01", "processes-client-secret-SENTINEL"
@@ -126,27 +120,12 @@ def app_processes(
     redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
     root = url_of(stand_in_server)
     registered = [RegisteredClient(CLIENT_ID, CLIENT_SECRET, redirect_uri)]
-    if provider == "google":
-        stand_in_server.app = CountingGoogleStandIn(registered, rate_limit=100_000)
-        settings = {
-            "GOOGLE_AUTHORIZE_URL": root + AUTHORIZE_PATH,
-            "GOOGLE_TOKEN_URL": root + TOKEN_PATH,
-            "GOOGLE_REVOKE_URL": root + REVOKE_PATH,
-            "GOOGLE_USERINFO_URL": root + USERINFO_PATH,
-            "GOOGLE_HEALTH_API_URL": root,
-        }
-    else:
-        stand_in_server.app = CountingStandIn(registered, expires_in=28800, rate_limit=100_000)
-        settings = {
-            "FITBIT_AUTHORIZE_URL": f"{root}/oauth2/authorize",
-            "FITBIT_TOKEN_URL": f"{root}/oauth2/token",
-            "FITBIT_REVOKE_URL": f"{root}/oauth2/revoke",
-            "FITBIT_API_URL": root,
-        }
+    counting = CountingGoogleStandIn if provider == "google" else CountingStandIn
+    stand_in_server.app = counting(registered, rate_limit=100_000)
     prefix = "GOOGLE" if provider == "google" else "FITBIT"
     env = {
         **os.environ,
-        **settings,
+        **counting.settings(root),  # FITBIT_TOKEN_URL=..., or GOOGLE_TOKEN_URL=..., and so on
         "PROVIDER": provider,
         f"{prefix}_CLIENT_ID": CLIENT_ID,
         f"{prefix}_CLIENT_SECRET": CLIENT_SECRET,
