@@ -125,6 +125,9 @@ RETRY_AFTER_SECONDS = 5
 # ten minutes); each one started also deletes up to PRUNE_BATCH unusable rows of each kind.
 MAX_SIGN_INS_PER_ADDRESS = 20
 PRUNE_BATCH = 20
+# What each part of the page lets the app see, in words, for the line that says what the
+# user allowed on the consent page.
+GRANTED_WORDS = {"profile": "your name and picture", "activity": "your steps"}
 # What the page leaves out when the user did not grant a scope on the consent page.
 MISSING_SCOPE_NOTES = {
     "profile": "You did not allow access to your profile, so your name and picture are not "
@@ -539,7 +542,13 @@ class FitbitOAuthApp:
     def dashboard(self, user, notes):
         """What the signed-in page shows: the profile and the steps, each if its scope was
         granted (users can untick scopes on the consent page)."""
-        shown = {}
+        shown = {
+            "granted": [
+                words
+                for need, words in GRANTED_WORDS.items()
+                if self.dialect.grants(user.scope, need)
+            ]
+        }
         request = self.dialect.profile_request(self.client)
         profile = self.granted_data(user, "profile", request, notes)
         if profile is not None:

@@ -282,9 +282,9 @@ class GoogleSandbox(StandIn):
         self.store.keep_extras(
             code, json.dumps({"method": extras.get("method"), "refresh": refresh}), now()
         )
-        return self.back_to_app(
-            consent, code=code, scope=" ".join(granted), authuser="0", prompt="consent"
-        )
+        # Google's callback carries more than RFC 6749 asks for, and clients must take it.
+        extra = {"authuser": "0", "prompt": "consent", "iss": request.url_root.rstrip("/")}
+        return self.back_to_app(consent, code=code, scope=" ".join(granted), **extra)
 
     # The token endpoint ----------------------------------------------------------------
 

@@ -294,6 +294,16 @@ def test_google_sign_in_greeting_chart_and_one_refresh_an_hour(tmp_path):
         assert not User.get().connected
 
 
+def test_google_consent_without_profile_shows_what_was_allowed_and_notes_the_rest(tmp_path):
+    with running_app(tmp_path, provider="google") as (url, _):
+        activity = "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly"
+        page = Browser(url).sign_in(scopes=[activity])
+    assert page.status_code == 200 and f"Hello, {ALEX}" in page.text
+    assert "You allowed this app to see your steps." in page.text
+    assert "You did not allow access to your profile" in page.text
+    assert "steps today" in page.text
+
+
 def test_google_sign_in_without_health_data_stores_nothing(tmp_path):
     with running_app(tmp_path, provider="google") as (url, _):
         scopes = ["openid", "https://www.googleapis.com/auth/userinfo.profile"]

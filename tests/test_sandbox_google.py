@@ -125,6 +125,11 @@ def test_allow_sends_back_code_state_and_the_granted_scope_spelled_googles_way(g
     query = callback_query(consent(google))
     assert query["state"] == "xyz" and query["code"]
     assert query["scope"].split() == ["openid", AUTH + "userinfo.profile", ACTIVITY]
+    assert (query["iss"], query["authuser"], query["prompt"]) == (
+        "http://localhost",
+        "0",
+        "consent",
+    )
 
 
 @pytest.mark.parametrize(
