@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 import fitbit_legacy
+import google_health
 import oauth
 from fitbit_oauth_app import Config, create_app
 
@@ -175,15 +176,16 @@ def token_answers(draw):
     return draw(st.sampled_from([200, 200, 400, 401, 410, 429, 500, 503])), text
 
 
+@pytest.mark.parametrize("dialect", [fitbit_legacy, google_health], ids=["fitbit", "google"])
 @settings(max_examples=500, deadline=None)
 @given(answer=token_answers())
-def test_the_token_response_parser_only_ever_returns_tokens_or_a_fitbit_error(answer):
+def test_the_token_response_parser_only_ever_returns_tokens_or_a_provider_error(dialect, answer):
     status, text = answer
     response = requests.Response()
     response.status_code, response._content = status, text.encode()
     response.headers["Content-Type"] = "application/json"
     try:
-        client = oauth.Client(fitbit_legacy, "23TEST", "secret", "http://localhost/cb")
+        client = oauth.Client(dialect, "23TEST", "secret", "http://localhost/cb")
         tokens = oauth.parse_token_response(client, response, requested_scope="activity profile")
     except oauth.ProviderError:
         return
