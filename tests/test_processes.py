@@ -32,6 +32,7 @@ from sandbox_google import GoogleSandbox
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_ID, CLIENT_SECRET = "PROC01", "processes-client-secret-SENTINEL"
 ROUNDS = 20
+GOOGLE_ALEX = "hu-4f1e9c2a7b"
 REQUESTS_PER_PROCESS = 4
 
 
@@ -251,7 +252,7 @@ def test_processes_sharing_a_database_refresh_once_per_expiry_and_log_nobody_out
         stand_in() as server,
         app_processes(tmp_path, server, database_url, provider=provider) as (urls, _, logs),
     ):
-        cookies = sign_in(urls[0], user="hu-4f1e9c2a7b" if provider == "google" else "7QW2XR")
+        cookies = sign_in(urls[0], user=GOOGLE_ALEX if provider == "google" else "7QW2XR")
         fitbit = server.app
         per_round, logouts, failed_pages = [], 0, []
         for _ in range(ROUNDS):
@@ -399,13 +400,15 @@ def test_gunicorn_with_four_workers_refreshes_once_for_forty_requests(tmp_path, 
 
 
 @contextmanager
-def gunicorn_in_sandbox_mode(tmp_path, port):
+def gunicorn_in_sandbox_mode(tmp_path, port, provider="fitbit"):
     """`make serve` as a newcomer runs it: gunicorn, 4 workers of 16 threads, no credentials,
-    so every worker mounts the stand-in, which keeps its state in its own database."""
+    so every worker mounts the stand-ins, which keep their state in databases of their own."""
+    mine = ("FITBIT_", "GOOGLE_", "SECRET_KEY", "PROVIDER")
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("FITBIT_", "SECRET_KEY"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(mine)},
+        "PROVIDER": provider,
         "PORT": str(port),
-        "FITBIT_REDIRECT_URI": f"http://127.0.0.1:{port}/auth/callback",
+        f"{provider.upper()}_REDIRECT_URI": f"http://127.0.0.1:{port}/auth/callback",
         "FITBIT_CACHE_SECONDS": "0",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
         "SANDBOX_DATABASE": str(tmp_path / "stand-in.db"),
@@ -423,23 +426,32 @@ def gunicorn_in_sandbox_mode(tmp_path, port):
             server.wait(20)
 
 
-def test_the_stand_in_under_gunicorn_is_one_fitbit_for_all_workers_and_restarts(tmp_path):
+@pytest.mark.parametrize(
+    "provider, person, name",
+    [
+        ("fitbit", "7QW2XR", "Fitbit user 7QW2XR"),
+        ("google", GOOGLE_ALEX, f"Google Health user {GOOGLE_ALEX}"),
+    ],
+)
+def test_the_stand_in_under_gunicorn_is_one_provider_for_all_workers_and_restarts(
+    tmp_path, provider, person, name
+):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with gunicorn_in_sandbox_mode(tmp_path, port):
+    with gunicorn_in_sandbox_mode(tmp_path, port, provider):
         # A code minted by one worker is redeemed through whichever worker gets the POST.
-        cookies = sign_in(url)
+        cookies = sign_in(url, user=person)
         expire("7QW2XR")
         # Kept below the threads of one worker (16): in sandbox mode each page view holds a
         # thread while its calls to the stand-in, in this same server, need another.
         pages = load_pages([url], cookies, 10)
         assert [page.status_code for page in pages] == [200] * 10
         assert all("steps today" in page.text for page in pages)
-    with gunicorn_in_sandbox_mode(tmp_path, port):  # a restart: nobody is forgotten
+    with gunicorn_in_sandbox_mode(tmp_path, port, provider):  # a restart: nobody is forgotten
         page = requests.get(url + "/", cookies=cookies, timeout=30)
         assert page.status_code == 200 and "steps today" in page.text
     output = (tmp_path / "gunicorn.log").read_text()
     assert output.count("Booting worker with pid") == 8
-    assert output.count("Fitbit user 7QW2XR: signed in") == 1
-    assert output.count("Fitbit user 7QW2XR: tokens refreshed") == 1
+    assert output.count(f"{name}: signed in") == 1
+    assert output.count(f"{name}: tokens refreshed") == 1
     assert "Traceback" not in output and "Connect again" not in page.text
