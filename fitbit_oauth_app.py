@@ -163,7 +163,7 @@ class Config:
     # those headers.
     trust_proxy: bool = False
 
-    # Settings given for the provider that is not selected: named at start-up, never used.
+    # Credentials set for the provider that is not selected: named at start-up, never used.
     unused_settings: tuple = ()
 
     @property
@@ -201,16 +201,14 @@ def config_from_env(environ, port):
         "database_url": environ.get("DATABASE_URL") or Config.database_url,
         "cache_seconds": seconds_setting(environ, "FITBIT_CACHE_SECONDS", Config.cache_seconds),
         "trust_proxy": environ.get("TRUST_PROXY") == "1",
-        "unused_settings": tuple(
-            sorted(
-                variable
-                for other, other_prefix in SETTINGS_PREFIX.items()
-                if other != name
-                for variable in environ
-                if variable.startswith(f"{other_prefix}_CLIENT_") and environ[variable]
-            )
-        ),
     }
+    # The other provider's credentials, if any are set: named at start-up, never used.
+    others = tuple(f"{other}_CLIENT_" for other in SETTINGS_PREFIX.values() if other != prefix)
+    settings["unused_settings"] = tuple(
+        sorted(
+            variable for variable, value in environ.items() if value and variable.startswith(others)
+        )
+    )
     if environ.get("SECRET_KEY"):
         settings["secret_key"] = environ["SECRET_KEY"].encode()
 
@@ -238,7 +236,7 @@ def config_from_env(environ, port):
     variables = {"api_url": "HEALTH_API_URL"} if name == "google" else {}
     endpoints = {}
     for endpoint in oauth.ENDPOINTS:
-        value = environ.get(f"{prefix}_{variables.get(endpoint, endpoint.upper())}")
+        value = setting(variables.get(endpoint, endpoint.upper()))
         if value:
             endpoints[endpoint] = value
 
@@ -673,7 +671,8 @@ class FitbitOAuthApp:
         user = User.sign_in(person, tokens)
         if user is None:
             # Google sent no refresh token (the user had consented before) and none is kept
-            # here: signed out, this browser's next sign-in asks Google for a new consent.
+            # here. Revoking ends that old grant at Google, and signed out, this browser's
+            # next sign-in asks for consent: either way the next answer brings a new one.
             self.revoke_quietly(tokens.access_token)
             self.start_session(request, carry_flashes=True)
             request.browser.add_flash(
