@@ -433,6 +433,8 @@ def main(argv=None):
         "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
     )
     args = parser.parse_args(argv)
+    if args.provider not in STAND_INS:  # a default from PROVIDER is not checked by argparse
+        parser.error(f"PROVIDER={args.provider!r} is not known: use fitbit or google.")
 
     env = os.environ
     kind = STAND_INS[args.provider]

@@ -430,3 +430,10 @@ def test_run_alone_it_speaks_googles_dialect_and_prints_the_settings(monkeypatch
         "GOOGLE_HEALTH_API_URL=http://localhost:4556",
     ):
         assert line in out
+
+
+def test_run_alone_with_an_unknown_provider_says_so(monkeypatch, capsys):
+    monkeypatch.setenv("PROVIDER", "garmin")
+    with pytest.raises(SystemExit):
+        sandbox.main([])
+    assert "PROVIDER='garmin' is not known" in capsys.readouterr().err
