@@ -754,25 +754,31 @@ class FitbitOAuthApp:
         self.check_csrf(request)
         user = request.browser.user
         if user is not None and user.connected:
-            who, site = self.dialect.NAME, self.dialect.SITE_FOR_REVOKING
             try:
-                if user.provider != self.dialect.KEY:
-                    # Tokens of the other dialect: this app no longer talks to that API.
-                    site = PROVIDERS[user.provider].SITE_FOR_REVOKING
-                    raise oauth.ProviderError(0, "other_provider", who=who)
-                oauth.revoke(self.client, user.refresh_token)
-                log.info("%s: disconnected, access revoked at %s", account(user), who)
-                message = f"Disconnected. {who} has revoked this app's access."
-            except oauth.ProviderError as error:
-                log.warning("%s: disconnected, but revoking failed: %s", account(user), error)
-                message = (
-                    f"Disconnected here, but {who} did not confirm. You can revoke access "
-                    f"yourself at {site}."
-                )
+                message = self.revoke_for(user)
             finally:
                 User.clear_tokens(user.id)
             request.browser.add_flash(message)
         return redirect(request.urls.build("index"), code=302)
+
+    def revoke_for(self, user):
+        """Revoke the user's grant where it was given; the words that say how it went."""
+        provider = PROVIDERS[user.provider]
+        site = provider.SITE_FOR_REVOKING
+        if provider is not self.dialect:
+            # Tokens of the other dialect go nowhere: this app no longer talks to that API.
+            log.info("%s: disconnected; tokens of %s not sent", account(user), provider.TITLE)
+            return f"Disconnected here. You can revoke access at {provider.NAME} at {site}."
+        try:
+            oauth.revoke(self.client, user.refresh_token)
+        except oauth.ProviderError as error:
+            log.warning("%s: disconnected, but revoking failed: %s", account(user), error)
+            return (
+                f"Disconnected here, but {provider.NAME} did not confirm. You can revoke "
+                f"access yourself at {site}."
+            )
+        log.info("%s: disconnected, access revoked at %s", account(user), provider.NAME)
+        return f"Disconnected. {provider.NAME} has revoked this app's access."
 
     def on_logout(self, request):
         self.check_csrf(request)
