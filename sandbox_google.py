@@ -9,7 +9,8 @@ or google_health.py. Beside sandbox.py (Fitbit's side), the differences are Goog
   HTTP Basic or with its secret in the form.
 - The token answer has no user_id. A refresh token comes only with access_type=offline,
   on the user's first consent or a forced one (prompt=consent); refreshing does not replace
-  it, and it can be used again and again until it is revoked.
+  it, and it can be used again and again until it is revoked, or for 7 days, as for an app
+  in "Testing".
 - The granted scope is spelled Google's way: `profile` comes back as .../userinfo.profile.
 - Health API errors are google.rpc.Status objects; OAuth errors follow RFC 6749 5.2.
 
@@ -71,6 +72,9 @@ STEPS_SCOPES = {
     for name in ("activity_and_fitness", "health_metrics_and_measurements", "location", "sleep")
 }
 CODE_LIFETIME = timedelta(minutes=10)
+# This stand-in plays a Google Cloud app in "Testing", as a reader's own would be: its
+# refresh tokens are reported to die a week after they were issued.
+REFRESH_TOKEN_LIFETIME = timedelta(days=7)
 DEFAULT_EXPIRES_IN = 3599  # an hour, less the second Google takes off
 RATE_LIMIT = 300  # Health API requests per user per minute
 MAX_RANGE_DAYS = 90  # for steps
@@ -271,7 +275,9 @@ class GoogleSandbox(StandIn):
         # Google sends a refresh token only when it asks the user to consent: the first
         # time, or every time with prompt=consent. This stand-in asks when it knows of no
         # live refresh token for the user.
-        first = not self.store.has_refresh_token(client_id, user_id)
+        first = not self.store.has_refresh_token(
+            client_id, user_id, issued_after=now() - REFRESH_TOKEN_LIFETIME
+        )
         refresh = extras.get("offline", False) and (extras.get("forced", False) or first)
         code = secrets.token_urlsafe(40)
         grant = Grant(client_id, user_id, " ".join(granted))
@@ -326,7 +332,9 @@ class GoogleSandbox(StandIn):
                 raise OAuthError(
                     400, "invalid_request", "Missing required parameter: refresh_token"
                 )
-            grant = self.store.refresh_grant(token, client.client_id)
+            grant = self.store.refresh_grant(
+                token, client.client_id, issued_after=now() - REFRESH_TOKEN_LIFETIME
+            )
             if grant is None:
                 raise OAuthError(400, "invalid_grant", "Token has been expired or revoked.")
             with_refresh = False  # the same refresh token goes on working

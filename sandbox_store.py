@@ -40,6 +40,7 @@ CREATE INDEX IF NOT EXISTS access_tokens_expires_at ON access_tokens (expires_at
 CREATE INDEX IF NOT EXISTS access_tokens_grant ON access_tokens (grant_id);
 CREATE TABLE IF NOT EXISTS refresh_tokens (token TEXT PRIMARY KEY, grant_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refresh_tokens_grant ON refresh_tokens (grant_id);
+CREATE TABLE IF NOT EXISTS refresh_issued (token TEXT PRIMARY KEY, issued_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS extras (
     key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS extras_created_at ON extras (created_at);
@@ -292,6 +293,7 @@ class StandInStore:
             )
             if refresh is not None:  # Google gives none on a refresh, or without offline
                 sql.execute("INSERT INTO refresh_tokens VALUES (?, ?)", (refresh, grant.grant_id))
+                sql.execute("INSERT INTO refresh_issued VALUES (?, ?)", (refresh, epoch(now())))
 
     def access_token(self, token):
         with self.transaction() as sql:
@@ -310,11 +312,17 @@ class StandInStore:
                 sql.execute("DELETE FROM refresh_tokens WHERE token = ?", (token,))
             return grant
 
-    def refresh_grant(self, token, client_id):
-        """The grant of `client_id`'s refresh token, which stays valid (Google's are reused),
-        or None."""
+    def refresh_grant(self, token, client_id, issued_after):
+        """The grant of `client_id`'s refresh token if it was issued after `issued_after`: it
+        stays valid until then (Google's are reused). Otherwise None."""
         with self.transaction() as sql:
-            return self._refresh_grant(sql, token, client_id)
+            grant = self._refresh_grant(sql, token, client_id)
+            issued = sql.execute(
+                "SELECT issued_at FROM refresh_issued WHERE token = ?", (token,)
+            ).fetchone()
+        if grant is None or issued is None or issued[0] <= epoch(issued_after):
+            return None
+        return grant
 
     def _refresh_grant(self, sql, token, client_id):
         row = sql.execute(
@@ -324,14 +332,15 @@ class StandInStore:
         ).fetchone()
         return self._grant(sql, row[0]) if row else None
 
-    def has_refresh_token(self, client_id, user_id):
-        """True if the user has a live refresh token for the app."""
+    def has_refresh_token(self, client_id, user_id, issued_after):
+        """True if the user has a refresh token for the app issued after `issued_after`."""
         with self.transaction() as sql:
             return bool(
                 sql.execute(
                     "SELECT 1 FROM refresh_tokens JOIN grants USING (grant_id) "
-                    "WHERE client_id = ? AND user_id = ?",
-                    (client_id, user_id),
+                    "JOIN refresh_issued USING (token) "
+                    "WHERE client_id = ? AND user_id = ? AND issued_at > ?",
+                    (client_id, user_id, epoch(issued_after)),
                 ).fetchone()
             )
 
@@ -408,6 +417,12 @@ class StandInStore:
             ("consents", "request_id", "created_at < ?", (epoch(code_cutoff),)),
             ("codes", "code", "issued_at < ?", (epoch(code_cutoff),)),
             ("extras", "key", "created_at < ?", (epoch(code_cutoff),)),
+            (
+                "refresh_issued",
+                "token",
+                "token NOT IN (SELECT token FROM refresh_tokens)",
+                (),
+            ),
             ("access_tokens", "token", "expires_at < ?", (epoch(token_cutoff),)),
             ("calls", "rowid", "hour != ?", (hour,)),
             (

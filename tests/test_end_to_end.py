@@ -304,6 +304,21 @@ def test_google_consent_without_profile_shows_what_was_allowed_and_notes_the_res
     assert "steps today" in page.text
 
 
+def test_a_week_later_a_testing_apps_grant_has_died_and_the_user_connects_again(tmp_path):
+    with (
+        running_app(tmp_path, expires_in=3599, provider="google") as (url, _),
+        freeze_time("2026-11-23 12:00:00") as clock,
+    ):
+        browser = Browser(url)
+        browser.sign_in()
+        clock.tick(timedelta(days=7, hours=1))
+        page = browser.get("/")
+        assert "no longer accepts this app" in page.text and "Connect again" in page.text
+        assert not User.get().connected
+        assert "steps today" in browser.sign_in().text  # a new consent, a new refresh token
+        assert User.get().connected
+
+
 def test_google_sign_in_without_health_data_stores_nothing(tmp_path):
     with running_app(tmp_path, provider="google") as (url, _):
         scopes = ["openid", "https://www.googleapis.com/auth/userinfo.profile"]

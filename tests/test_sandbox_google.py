@@ -259,6 +259,18 @@ def test_a_refresh_sends_no_new_refresh_token_and_the_old_one_goes_on_working(go
     assert other_app.json["error"] == "invalid_grant"
 
 
+def test_a_testing_apps_refresh_token_dies_after_seven_days_and_a_new_consent_brings_one(google):
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        first = tokens(google)
+        clock.tick(timedelta(days=7) - timedelta(seconds=1))
+        assert refresh(google, first["refresh_token"]).status_code == 200
+        clock.tick(timedelta(seconds=2))
+        dead = refresh(google, first["refresh_token"])
+        assert dead.status_code == 400 and dead.json["error"] == "invalid_grant"
+        # Without a live refresh token, the next consent is a first one again.
+        assert "refresh_token" in tokens(google)
+
+
 def test_revoke_ends_the_grant_then_says_invalid_token(google):
     first = tokens(google)
     revoked = google.post(sandbox_google.REVOKE_PATH, data={"token": first["refresh_token"]})
