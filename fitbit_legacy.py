@@ -33,6 +33,31 @@ REVOKE_WITH_AUTH = True  # the revoke endpoint wants the client's credentials
 MAX_RATE_BUDGET = 100_000
 RATE_LIMIT_NOTE = "Fitbit's limit of 150 requests an hour is used up"
 SITE_FOR_REVOKING = "https://www.fitbit.com/settings/applications"
+RATE_LIMIT_HEADERS = (
+    "Fitbit-Rate-Limit-Limit",
+    "Fitbit-Rate-Limit-Remaining",
+    "Fitbit-Rate-Limit-Reset",
+)
+
+# --- The app's settings for this provider ----------------------------------------------
+
+SETTINGS_PREFIX = "FITBIT"
+# The environment variable behind each of oauth.Client's fields; one left unset is ours.
+SETTINGS = {
+    "client_id": "FITBIT_CLIENT_ID",
+    "client_secret": "FITBIT_CLIENT_SECRET",
+    "redirect_uri": "FITBIT_REDIRECT_URI",
+    "scopes": "FITBIT_SCOPES",
+    "authorize_url": "FITBIT_AUTHORIZE_URL",
+    "token_url": "FITBIT_TOKEN_URL",
+    "revoke_url": "FITBIT_REVOKE_URL",
+    "api_url": "FITBIT_API_URL",
+}
+# Where the client id and secret come from, for the page that says one is missing (HTML).
+REGISTRATION_HINT = (
+    'Copy both from your app at <a href="https://dev.fitbit.com/apps">dev.fitbit.com/apps</a> '
+    "(type <strong>Server</strong>)"
+)
 
 
 # --- Scopes ----------------------------------------------------------------------------
@@ -100,6 +125,19 @@ def error_from_response(response):
     if status == 403 and error_type == "insufficient_scope":
         return oauth.ScopeMissing(status, error_type, who=NAME)
     return oauth.ProviderError(status, error_type, who=NAME)
+
+
+def error_page(error):
+    """(status, title, message) for a failure of Fitbit's own, or None for the app's
+    usual page."""
+    if isinstance(error, oauth.ApiRetired):
+        message = (
+            "Fitbit shut down its legacy Web API in autumn 2026, so this app cannot reach it. "
+            "Start the app with PROVIDER=google to use its successor, the Google Health API, "
+            "or without FITBIT_CLIENT_ID to use the built-in stand-in."
+        )
+        return 502, "Fitbit retired this API", message
+    return None
 
 
 def revoked(response):

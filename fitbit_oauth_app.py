@@ -10,7 +10,6 @@ error pages.
 """
 
 import argparse
-import dataclasses
 import functools
 import hmac
 import logging
@@ -18,7 +17,6 @@ import math
 import os
 import re
 import secrets
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from urllib.parse import parse_qsl, urlsplit
@@ -50,10 +48,8 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
-import fitbit_legacy
-import google_health
 import oauth
-import sandbox as sandbox_module
+import sandbox_mode
 import tracing
 from models import (
     SESSION_LIFETIME,
@@ -68,14 +64,10 @@ from models import (
     prune,
     shared_secret,
 )
+from settings import PROVIDERS, config_from_env, start_up_lines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PORT = 4000
-# The two dialects, by the name PROVIDER gives them; and where in sandbox mode the
-# stand-in for each is served from this same process.
-PROVIDERS = {"fitbit": fitbit_legacy, "google": google_health}
-SANDBOX_PATHS = {"fitbit": "/sandbox", "google": "/sandbox/google"}
-SETTINGS_PREFIX = {"fitbit": "FITBIT", "google": "GOOGLE"}
 USERS_PER_PAGE = 50
 CHART_WIDTH, CHART_HEIGHT = 600, 150
 # The tallest bar stops short of the top, and below the bars there is room for the dates.
@@ -140,124 +132,6 @@ log = logging.getLogger("fitbit_oauth_app")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
-# --- Configuration ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Config:
-    client: oauth.Client  # its dialect is the provider the app talks to
-    database_url: str = "sqlite:///fitbit_app.db"
-    # Keys the hash of session ids in the database. Without SECRET_KEY, a random key is
-    # made once and kept in the database, so that every process and worker uses the same.
-    secret_key: bytes | None = field(default=None, repr=False)
-    # Sandbox mode: the stand-ins for both providers (sandbox.py, sandbox_google.py) are
-    # served from /sandbox in this same process, and the client above is registered there.
-    sandbox: bool = False
-    sandbox_expires_in: int = sandbox_module.DEFAULT_EXPIRES_IN
-    # The stand-in's own SQLite file, shared by every worker and kept across restarts.
-    sandbox_database: str = sandbox_module.DEFAULT_DATABASE
-    # How long a Fitbit answer is reused before asking again; 0 asks on every page view.
-    cache_seconds: int = 300
-    # Behind one TLS-terminating proxy: believe its X-Forwarded-Proto and X-Forwarded-For,
-    # so that the cookie is Secure. Off by default: without such a proxy, anyone could send
-    # those headers.
-    trust_proxy: bool = False
-
-    # Credentials set for the provider that is not selected: named at start-up, never used.
-    unused_settings: tuple = ()
-
-    @property
-    def configured(self):
-        return self.sandbox or bool(self.client.client_id and self.client.client_secret)
-
-    @property
-    def settings_prefix(self):
-        return SETTINGS_PREFIX[self.client.dialect.KEY]
-
-    @property
-    def sandbox_notice(self):
-        prefix = self.settings_prefix
-        return (
-            f"You are signing in to a local stand-in for {self.client.dialect.NAME}. Set "
-            f"{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET to use the real one."
-        )
-
-
-def config_from_env(environ, port):
-    """Read PROVIDER, its settings (FITBIT_* or GOOGLE_*) and the shared ones from
-    environment variables. Without the provider's client id, or with FITBIT_SANDBOX=1, the
-    app talks to the built-in stand-in, in that provider's dialect."""
-    name = environ.get("PROVIDER") or "fitbit"
-    if name not in PROVIDERS:
-        raise SystemExit(f"PROVIDER={name!r} is not known: use fitbit or google.")
-    dialect, prefix = PROVIDERS[name], SETTINGS_PREFIX[name]
-
-    def setting(suffix):
-        return environ.get(f"{prefix}_{suffix}") or ""
-
-    # From configuration, never from the request's Host header (docs/security.md item 6).
-    redirect_uri = setting("REDIRECT_URI") or f"http://localhost:{port}/auth/callback"
-    settings = {
-        "database_url": environ.get("DATABASE_URL") or Config.database_url,
-        "cache_seconds": seconds_setting(environ, "FITBIT_CACHE_SECONDS", Config.cache_seconds),
-        "trust_proxy": environ.get("TRUST_PROXY") == "1",
-    }
-    # The other provider's credentials, if any are set: named at start-up, never used.
-    others = tuple(f"{other}_CLIENT_" for other in SETTINGS_PREFIX.values() if other != prefix)
-    settings["unused_settings"] = tuple(
-        sorted(
-            variable for variable, value in environ.items() if value and variable.startswith(others)
-        )
-    )
-    if environ.get("SECRET_KEY"):
-        settings["secret_key"] = environ["SECRET_KEY"].encode()
-
-    sandbox = environ.get("FITBIT_SANDBOX") == "1" or not setting("CLIENT_ID")
-    if sandbox:
-        stand_in = sandbox_module.STAND_INS[name]
-        settings["sandbox_database"] = (
-            environ.get("SANDBOX_DATABASE") or sandbox_module.DEFAULT_DATABASE
-        )
-        settings["sandbox_expires_in"] = seconds_setting(
-            environ, "SANDBOX_EXPIRES_IN", stand_in.DEFAULT_EXPIRES_IN
-        )
-        # The stand-in registers the app itself in create_app(): a real secret set in the
-        # environment never reaches it.
-        client_id = client_secret = ""
-        # The stand-in lives in this same app, so it is wherever the redirect URI points,
-        # and its endpoints are read as if they had been set to point there.
-        app_origin = urlsplit(redirect_uri)
-        root = f"{app_origin.scheme}://{app_origin.netloc}{SANDBOX_PATHS[name]}"
-        environ = {**environ, **stand_in.settings(root)}
-    else:
-        client_id, client_secret = setting("CLIENT_ID"), setting("CLIENT_SECRET")
-    # Each endpoint is the provider's own unless set, as FITBIT_TOKEN_URL, GOOGLE_TOKEN_URL,
-    # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
-    variables = {"api_url": "HEALTH_API_URL"} if name == "google" else {}
-    endpoints = {}
-    for endpoint in oauth.ENDPOINTS:
-        value = setting(variables.get(endpoint, endpoint.upper()))
-        if value:
-            endpoints[endpoint] = value
-
-    client = oauth.Client(
-        dialect=dialect,
-        client_id=client_id,
-        client_secret=client_secret,
-        redirect_uri=redirect_uri,
-        scopes=environ.get("FITBIT_SCOPES", "") if name == "fitbit" else "",
-        **endpoints,
-    )
-    return Config(client=client, sandbox=sandbox, **settings)
-
-
-def seconds_setting(environ, name, default):
-    value = environ.get(name) or str(default)
-    if not (value.isascii() and value.isdigit()):
-        raise SystemExit(f"{name} must be a whole number of seconds, not {value!r}.")
-    return int(value)
-
-
 # --- Small helpers ---------------------------------------------------------------------
 
 
@@ -282,7 +156,7 @@ class UserTokenStore:
             return None
         return oauth.Tokens(
             # Fitbit's refresh answers name the user, and must name this one.
-            user_id=user.fitbit_id if user.provider == "fitbit" else None,
+            user_id=user.fitbit_id if "user_id" in PROVIDERS[user.provider].TOKEN_FIELDS else None,
             access_token=user.access_token,
             refresh_token=user.refresh_token,
             expires_at=user.expires_at,
@@ -363,21 +237,17 @@ def in_words(moment):
     return f"in {phrase}" if seconds >= 0 else f"{phrase} ago"
 
 
-def explain(error, settings_prefix="FITBIT"):
+def explain(error, dialect):
     """(status, title, message) for a page about a provider's failure."""
     who = error.who
-    if isinstance(error, oauth.ApiRetired):
-        message = (
-            "Fitbit shut down its legacy Web API in autumn 2026, so this app cannot reach it. "
-            "Start the app with PROVIDER=google to use its successor, the Google Health API, "
-            "or without FITBIT_CLIENT_ID to use the built-in stand-in."
-        )
-        return 502, "Fitbit retired this API", message
     if isinstance(error, oauth.ProviderUnavailable):
         return 502, f"{who} is unavailable", f"{who} did not answer. Try again in a few minutes."
     if isinstance(error, oauth.BadResponse):
         message = f"{who} sent an answer this app cannot use, so nothing was stored. Try again."
         return 502, f"Unexpected answer from {who}", message
+    own = dialect.error_page(error)
+    if own is not None:
+        return own
     if error.error_type == "invalid_grant":
         return (
             400,
@@ -385,27 +255,9 @@ def explain(error, settings_prefix="FITBIT"):
             f"{who} no longer accepts this sign-in. Please sign in again.",
         )
     if error.error_type == "invalid_client":
-        message = f"Check {settings_prefix}_CLIENT_ID and {settings_prefix}_CLIENT_SECRET."
+        names = dialect.SETTINGS
+        message = f"Check {names['client_id']} and {names['client_secret']}."
         return 502, f"{who} did not recognise this app", message
-    if error.error_type == "no_health_scope":
-        message = (
-            "You did not allow this app to read any of your health data, so Google Health "
-            "cannot say who you are. Nothing was stored. Sign in again and allow access to "
-            "your activity."
-        )
-        return 403, "No health data allowed", message
-    if error.error_type == "ACCOUNT_NOT_LINKED":
-        message = (
-            "This Google account has no Google Health profile: no Fitbit account is linked "
-            "to it. Link one in the Fitbit app, or sign in with another Google account."
-        )
-        return 400, "No Google Health profile", message
-    if error.error_type == "PERMISSION_DENIED":
-        message = (
-            "Google Health did not let this app read your data. If you moved your Fitbit "
-            "account to Google, sign in with that Google account, then try again."
-        )
-        return 403, "Google Health refused access", message
     return 502, f"{who} refused the request", f"{who} answered {error.status} {error.error_type}."
 
 
@@ -607,8 +459,8 @@ class FitbitOAuthApp:
     def on_auth(self, request):
         """Step 1: send the browser to the provider's consent page."""
         if not self.config.configured:
-            prefix = self.config.settings_prefix
-            raise ServiceUnavailable(f"{prefix}_CLIENT_SECRET is not set. See the README.")
+            missing = self.dialect.SETTINGS["client_secret"]
+            raise ServiceUnavailable(f"{missing} is not set. See the README.")
         home = self.configured_origin_for(request)
         if home is not None:
             return redirect(home + request.full_path.rstrip("?"), code=302)
@@ -893,7 +745,7 @@ class FitbitOAuthApp:
                 f"{error.reset_at:%H:%M} UTC ({in_words(error.reset_at)})."
             )
             return self.error_page(request, 429, "Too many requests", message, retry_after=wait)
-        status, title, message = explain(error, self.config.settings_prefix)
+        status, title, message = explain(error, self.dialect)
         return self.error_page(request, status, title, message)
 
     def finish(self, request, response):
@@ -986,30 +838,11 @@ def with_security_headers(wsgi_app, headers_to_add=SECURITY_HEADERS):
 def create_app(config):
     open_database(config.database_url)
     if config.sandbox:
-        # A stand-in for each provider, each with its own state, so that a person can sign
-        # in with one and later the other, as they would move from Fitbit to Google.
-        stand_ins = {
-            key: kind(database=kind.database_for(config.sandbox_database))
-            for key, kind in sandbox_module.STAND_INS.items()
-        }
-        stand_in = stand_ins[config.client.dialect.KEY]
-        stand_in.expires_in = config.sandbox_expires_in
-        # The app's registration at the stand-in: made by the first worker to start, and
-        # the same for every other one and after a restart.
-        registered = stand_in.generated_client(config.client.redirect_uri)
-        client = dataclasses.replace(
-            config.client,
-            client_id=registered.client_id,
-            client_secret=registered.client_secret,
-        )
-        config = dataclasses.replace(config, client=client)
+        config, stand_ins = sandbox_mode.register(config)
     app = FitbitOAuthApp(config)
     app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/static": os.path.join(HERE, "static")})
     if config.sandbox:
-        # The app still reaches the stand-in over real HTTP, like any other provider: the
-        # mount only saves the reader from starting a second server.
-        mounts = {SANDBOX_PATHS[key]: stand_in for key, stand_in in stand_ins.items()}
-        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, stand_ins)
     headers = security_headers(config.client.api_url, config.client.userinfo_url)
     app.wsgi_app = with_security_headers(app.wsgi_app, headers)
     if config.trust_proxy:
@@ -1027,26 +860,6 @@ def app_from_env(environ=None):
     for line in start_up_lines(config):
         log.log(logging.WARNING if line.startswith("WARNING") else logging.INFO, line)
     return create_app(config)
-
-
-def start_up_lines(config):
-    """What the start-up output says about the provider and its settings."""
-    prefix, client = config.settings_prefix, config.client
-    if config.sandbox:
-        lines = [config.sandbox_notice]
-    elif not config.configured:
-        lines = [f"{prefix}_CLIENT_SECRET is missing: set it, or unset {prefix}_CLIENT_ID."]
-    else:
-        lines = [
-            f"Talking to {client.dialect.TITLE}: sign-in at {client.authorize_url}, tokens at "
-            f"{client.token_url}, data from {client.api_url}"
-        ]
-    if config.unused_settings:
-        lines.append(
-            f"WARNING: {', '.join(config.unused_settings)} set, but PROVIDER is "
-            f"{client.dialect.KEY}: not used."
-        )
-    return lines
 
 
 def main(argv=None):

@@ -41,11 +41,30 @@ TOKEN_FIELDS = ("access_token",)
 REVOKE_WITH_AUTH = False  # Google's revoke endpoint takes the token alone
 RATE_LIMIT_NOTE = "Google Health's limit of 300 requests a minute is used up"
 SITE_FOR_REVOKING = "https://myaccount.google.com/connections"
+RATE_LIMIT_HEADERS = ()  # none documented
 # No rate-limit headers are documented: after a 429, wait this long unless told otherwise.
 QUOTA_PAUSE = timedelta(minutes=1)
 DAYS_SHOWN = 30
 # Both of Google Health's user ids: 1 to 63 letters, digits and hyphens.
 USER_ID = re.compile(r"[A-Za-z0-9-]{1,63}")
+
+# --- The app's settings for this provider ----------------------------------------------
+
+SETTINGS_PREFIX = "GOOGLE"
+# The environment variable behind each of oauth.Client's fields; one left unset is ours.
+# The scopes are fixed: the identity endpoint needs a Health scope.
+SETTINGS = {
+    "client_id": "GOOGLE_CLIENT_ID",
+    "client_secret": "GOOGLE_CLIENT_SECRET",
+    "redirect_uri": "GOOGLE_REDIRECT_URI",
+    "authorize_url": "GOOGLE_AUTHORIZE_URL",
+    "token_url": "GOOGLE_TOKEN_URL",
+    "revoke_url": "GOOGLE_REVOKE_URL",
+    "api_url": "GOOGLE_HEALTH_API_URL",
+    "userinfo_url": "GOOGLE_USERINFO_URL",
+}
+# Where the client id and secret come from, for the page that says one is missing (HTML).
+REGISTRATION_HINT = 'Copy both from your "Web server" OAuth client in the Google Cloud console'
 
 
 # --- Scopes ----------------------------------------------------------------------------
@@ -160,6 +179,36 @@ def error_from_response(response):
     ):
         return oauth.ScopeMissing(status, error_type, who=NAME)
     return oauth.ProviderError(status, error_type, who=NAME)
+
+
+# The pages for failures of Google's own, by error type: (status, title, message).
+ERROR_PAGES = {
+    "no_health_scope": (
+        403,
+        "No health data allowed",
+        "You did not allow this app to read any of your health data, so Google Health "
+        "cannot say who you are. Nothing was stored. Sign in again and allow access to "
+        "your activity.",
+    ),
+    "ACCOUNT_NOT_LINKED": (
+        400,
+        "No Google Health profile",
+        "This Google account has no Google Health profile: no Fitbit account is linked "
+        "to it. Link one in the Fitbit app, or sign in with another Google account.",
+    ),
+    "PERMISSION_DENIED": (
+        403,
+        "Google Health refused access",
+        "Google Health did not let this app read your data. If you moved your Fitbit "
+        "account to Google, sign in with that Google account, then try again.",
+    ),
+}
+
+
+def error_page(error):
+    """(status, title, message) for a failure of Google's own, or None for the app's
+    usual page."""
+    return ERROR_PAGES.get(error.error_type)
 
 
 def revoked(response):

@@ -125,6 +125,7 @@ class Sandbox(StandIn):
     """Fitbit's side, as a WSGI app (see sandbox_base.StandIn for the plumbing)."""
 
     NAME = "Fitbit"
+    MOUNT = "/sandbox"  # where the app serves it in sandbox mode
     DEFAULT_EXPIRES_IN = DEFAULT_EXPIRES_IN
     RATE_LIMIT = RATE_LIMIT
 

@@ -142,6 +142,7 @@ class GoogleSandbox(StandIn):
     """Google's side, as a WSGI app (see sandbox_base.StandIn for the plumbing)."""
 
     NAME = "Google"
+    MOUNT = "/sandbox/google"  # where the app serves it in sandbox mode
     DEFAULT_EXPIRES_IN = DEFAULT_EXPIRES_IN
     RATE_LIMIT = RATE_LIMIT
 

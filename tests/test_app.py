@@ -39,9 +39,10 @@ import fitbit_legacy
 import fitbit_oauth_app
 import models
 import oauth
-from fitbit_oauth_app import CallbackLogHandler, config_from_env, create_app
+from fitbit_oauth_app import CallbackLogHandler, create_app
 from models import BrowserSession, PendingSignIn, User
 from sandbox import Sandbox
+from settings import config_from_env
 
 
 def page(response):

@@ -13,9 +13,9 @@ from freezegun import freeze_time
 
 import fitbit_legacy
 import oauth
-from fitbit_oauth_app import Config
 from models import PendingSignIn, User
 from sandbox import RegisteredClient, Sandbox
+from settings import Config
 
 ALEX, SAM = "7QW2XR", "9KD3MS"
 

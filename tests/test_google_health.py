@@ -21,8 +21,9 @@ from werkzeug.test import Client
 
 import google_health
 import oauth
-from fitbit_oauth_app import Config, config_from_env, create_app, start_up_lines
+from fitbit_oauth_app import create_app
 from models import ApiCache, PendingSignIn, User, open_database
+from settings import Config, config_from_env, start_up_lines
 
 CLIENT_ID = "123-abc.apps.googleusercontent.com"
 REDIRECT_URI = "http://localhost:4000/auth/callback"

@@ -14,7 +14,7 @@ from playhouse.db_url import connect
 from werkzeug.test import Client
 
 import oauth
-from fitbit_oauth_app import Config, create_app
+from fitbit_oauth_app import create_app
 from models import (
     SCHEMA_VERSION,
     ApiCache,
@@ -25,6 +25,7 @@ from models import (
     db,
     open_database,
 )
+from settings import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

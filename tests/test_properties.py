@@ -20,7 +20,8 @@ from werkzeug.test import Client
 import fitbit_legacy
 import google_health
 import oauth
-from fitbit_oauth_app import Config, create_app
+from fitbit_oauth_app import create_app
+from settings import Config
 
 ROUTES = [
     ("GET", "/"),

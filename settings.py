@@ -1,0 +1,143 @@
+"""The app's settings: read from environment variables once, at start-up, and checked.
+
+PROVIDER picks the dialect from PROVIDERS; each dialect names its own settings
+(fitbit_legacy.SETTINGS, google_health.SETTINGS), and the rest are shared. Without the
+provider's client id, or with FITBIT_SANDBOX=1, the app talks to the built-in stand-in
+(the `sandbox` package), which is imported only then.
+"""
+
+from dataclasses import dataclass, field
+
+import fitbit_legacy
+import google_health
+import oauth
+import sandbox_mode
+
+# The table of providers: the dialects, by the name PROVIDER gives them. A third provider
+# is a module with the interface in dialects.py, and one line here.
+PROVIDERS = {"fitbit": fitbit_legacy, "google": google_health}
+
+
+@dataclass(frozen=True)
+class Config:
+    client: oauth.Client  # its dialect is the provider the app talks to
+    database_url: str = "sqlite:///fitbit_app.db"
+    # Keys the hash of session ids in the database. Without SECRET_KEY, a random key is
+    # made once and kept in the database, so that every process and worker uses the same.
+    secret_key: bytes | None = field(default=None, repr=False)
+    # Sandbox mode: the stand-ins for both providers (the sandbox package) are served from
+    # /sandbox in this same process, and the client above is registered there.
+    sandbox: bool = False
+    sandbox_expires_in: int | None = None  # None: the stand-in's own default
+    # The stand-in's own SQLite file, shared by every worker and kept across restarts;
+    # None: the sandbox package's default.
+    sandbox_database: str | None = None
+    # How long a provider's answer is reused before asking again; 0 asks on every view.
+    cache_seconds: int = 300
+    # Behind one TLS-terminating proxy: believe its X-Forwarded-Proto and X-Forwarded-For,
+    # so that the cookie is Secure. Off by default: without such a proxy, anyone could send
+    # those headers.
+    trust_proxy: bool = False
+
+    # Credentials set for the provider that is not selected: named at start-up, never used.
+    unused_settings: tuple = ()
+
+    @property
+    def configured(self):
+        return self.sandbox or bool(self.client.client_id and self.client.client_secret)
+
+    @property
+    def sandbox_notice(self):
+        dialect = self.client.dialect
+        return (
+            f"You are signing in to a local stand-in for {dialect.NAME}. Set "
+            f"{dialect.SETTINGS['client_id']} and {dialect.SETTINGS['client_secret']} to use "
+            "the real one."
+        )
+
+
+def config_from_env(environ, port):
+    """Read PROVIDER, its settings (FITBIT_* or GOOGLE_*) and the shared ones from
+    environment variables. Without the provider's client id, or with FITBIT_SANDBOX=1, the
+    app talks to the built-in stand-in, in that provider's dialect."""
+    name = environ.get("PROVIDER") or "fitbit"
+    if name not in PROVIDERS:
+        raise SystemExit(f"PROVIDER={name!r} is not known: use fitbit or google.")
+    dialect = PROVIDERS[name]
+    settings = {
+        "database_url": environ.get("DATABASE_URL") or Config.database_url,
+        "cache_seconds": seconds_setting(environ, "FITBIT_CACHE_SECONDS", Config.cache_seconds),
+        "trust_proxy": environ.get("TRUST_PROXY") == "1",
+        "unused_settings": unused_settings(environ, dialect),
+    }
+    if environ.get("SECRET_KEY"):
+        settings["secret_key"] = environ["SECRET_KEY"].encode()
+
+    def setting(field_name):
+        variable = dialect.SETTINGS.get(field_name)
+        return (environ.get(variable) or "") if variable else ""
+
+    # From configuration, never from the request's Host header (docs/security.md item 6).
+    redirect_uri = setting("redirect_uri") or f"http://localhost:{port}/auth/callback"
+    sandbox = environ.get("FITBIT_SANDBOX") == "1" or not setting("client_id")
+    if sandbox:
+        stand_in, endpoints = sandbox_mode.settings(environ, dialect, redirect_uri, seconds_setting)
+        settings.update(stand_in)
+        # The stand-in's endpoints are read as if they had been set to point at it. It
+        # registers the app itself in create_app(): a real secret set in the environment
+        # never reaches it.
+        environ = {**environ, **endpoints}
+        client_id = client_secret = ""
+    else:
+        client_id, client_secret = setting("client_id"), setting("client_secret")
+    # Each endpoint is the provider's own unless set, as FITBIT_TOKEN_URL, GOOGLE_TOKEN_URL,
+    # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
+    chosen = {name: setting(name) for name in ("scopes", *oauth.ENDPOINTS) if setting(name)}
+    client = oauth.Client(
+        dialect=dialect,
+        client_id=client_id,
+        client_secret=client_secret,
+        redirect_uri=redirect_uri,
+        **chosen,
+    )
+    return Config(client=client, sandbox=sandbox, **settings)
+
+
+def unused_settings(environ, dialect):
+    """The other providers' credentials, if any are set: named at start-up, never used."""
+    others = tuple(
+        f"{other.SETTINGS_PREFIX}_CLIENT_" for other in PROVIDERS.values() if other is not dialect
+    )
+    return tuple(
+        sorted(
+            variable for variable, value in environ.items() if value and variable.startswith(others)
+        )
+    )
+
+
+def seconds_setting(environ, name, default):
+    value = environ.get(name) or str(default)
+    if not (value.isascii() and value.isdigit()):
+        raise SystemExit(f"{name} must be a whole number of seconds, not {value!r}.")
+    return int(value)
+
+
+def start_up_lines(config):
+    """What the start-up output says about the provider and its settings."""
+    client = config.client
+    names = client.dialect.SETTINGS
+    if config.sandbox:
+        lines = [config.sandbox_notice]
+    elif not config.configured:
+        lines = [f"{names['client_secret']} is missing: set it, or unset {names['client_id']}."]
+    else:
+        lines = [
+            f"Talking to {client.dialect.TITLE}: sign-in at {client.authorize_url}, tokens at "
+            f"{client.token_url}, data from {client.api_url}"
+        ]
+    if config.unused_settings:
+        lines.append(
+            f"WARNING: {', '.join(config.unused_settings)} set, but PROVIDER is "
+            f"{client.dialect.KEY}: not used."
+        )
+    return lines
