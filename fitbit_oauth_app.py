@@ -43,7 +43,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, run_simple
+from werkzeug.serving import run_simple
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
@@ -51,6 +51,7 @@ from werkzeug.wrappers import Response
 import oauth
 import sandbox_mode
 import tracing
+from middleware import CallbackLogHandler, security_headers, with_security_headers
 from models import (
     SESSION_LIFETIME,
     SIGN_IN_LIFETIME,
@@ -65,6 +66,7 @@ from models import (
     shared_secret,
 )
 from settings import PROVIDERS, config_from_env, start_up_lines
+from token_store import UserTokenStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PORT = 4000
@@ -75,40 +77,9 @@ CHART_HEADROOM, CHART_LABELS = 1.15, 22
 SESSION_COOKIE = "session"
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
-# docs/security.md item 28: a strict policy; nothing on these pages needs scripts or frames.
-# Avatars come from Fitbit's and Google's image hosts, hence https: images.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'; "
-    "object-src 'none'"
-)
-# On every response this process sends, unless the response set its own: pages, static
-# files, error pages and the stand-in's answers alike. Pages hold personal data and
-# one-time flashes, so nothing is kept in a cache.
-SECURITY_HEADERS = (
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "same-origin"),
-    ("Cache-Control", "no-store"),
-)
-
-
-def security_headers(*urls):
-    """SECURITY_HEADERS for an app whose API is at these URLs. A stand-in run on its own
-    serves its avatars over plain http from another port, so such an origin may show images
-    too."""
-    origins = sorted({f"http://{urlsplit(url).netloc}" for url in urls if url.startswith("http:")})
-    if not origins:
-        return SECURITY_HEADERS
-    images = f"img-src 'self' https: {' '.join(origins)};"
-    policy = CONTENT_SECURITY_POLICY.replace("img-src 'self' https:;", images)
-    return (("Content-Security-Policy", policy), *SECURITY_HEADERS[1:])
-
-
 # The largest body any form of this app needs (a CSRF token); anything bigger is refused
 # with a 413 before it is read.
 MAX_BODY_BYTES = 16 * 1024
-# Tries at storing a refreshed pair while the database is locked (see UserTokenStore).
-STORE_ATTEMPTS = 5
 # Names a browser may use for this machine while developing.
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 # How many seconds a "try again" page asks the browser to wait.
@@ -145,44 +116,6 @@ class Request(BaseRequest):
     def __init__(self, environ):
         super().__init__(environ)
         self.trace_steps = []  # (title, shown) for this browser's trace, kept at the end
-
-
-class UserTokenStore:
-    """oauth.TokenStore backed by the users table, keyed by the row's id."""
-
-    def load(self, key):
-        user = User.get_or_none(User.id == key)
-        if user is None or not user.connected:
-            return None
-        return oauth.Tokens(
-            # Fitbit's refresh answers name the user, and must name this one.
-            user_id=user.fitbit_id if "user_id" in PROVIDERS[user.provider].TOKEN_FIELDS else None,
-            access_token=user.access_token,
-            refresh_token=user.refresh_token,
-            expires_at=user.expires_at,
-            scope=user.scope,
-        )
-
-    def take_lease(self, key, tokens, until):
-        return User.take_lease(key, tokens.access_token, until)
-
-    def release(self, key, lease):
-        User.release_lease(key, lease)
-
-    def replace(self, key, old, new):
-        # Once the provider has answered, the new pair is the only live one: losing it
-        # would log the user out. So a locked database is waited out, each try waiting
-        # SQLite's busy timeout (5 s), for about as long as the refresh lease lasts.
-        for attempt in range(STORE_ATTEMPTS):
-            try:
-                return User.replace_tokens(key, old.access_token, new)
-            except OperationalError:
-                if attempt == STORE_ATTEMPTS - 1:
-                    log.error("user %s: the new tokens could not be stored", key)
-                    raise
-
-    def forget(self, key, dead):
-        return User.clear_tokens(key, dead_refresh_token=dead.refresh_token)
 
 
 def account(user):
@@ -314,22 +247,6 @@ def step_chart(series):
         "top": top,
         "grid": {"steps": grid, "y": round(CHART_HEIGHT - grid * scale, 2)},
     }
-
-
-class CallbackLogHandler(WSGIRequestHandler):
-    """The development server logs every request line. The callback's query carries the
-    authorization code, so it is blanked out of the access log (docs/security.md item 16)."""
-
-    def log_request(self, code="-", size="-"):
-        # No path at all when the request line itself was refused (400, 414, 505).
-        path, sep, _ = getattr(self, "path", "").partition("?")
-        if sep and path.endswith("/auth/callback"):
-            original, self.path = self.path, f"{path}?[redacted]"
-            try:
-                return super().log_request(code, size)
-            finally:
-                self.path = original
-        return super().log_request(code, size)
 
 
 # --- The application -------------------------------------------------------------------
@@ -817,22 +734,6 @@ class FitbitOAuthApp:
 
     def __call__(self, environ, start_response):
         return self.wsgi_app(environ, start_response)
-
-
-def with_security_headers(wsgi_app, headers_to_add=SECURITY_HEADERS):
-    """WSGI middleware: the security headers on every response, whoever made it."""
-
-    def app(environ, start_response):
-        def start(status, headers, exc_info=None):
-            # Static files come with "Cache-Control: public"; nothing here is cached.
-            headers = [(name, value) for name, value in headers if name.lower() != "cache-control"]
-            present = {name.lower() for name, _ in headers}
-            headers.extend(h for h in headers_to_add if h[0].lower() not in present)
-            return start_response(status, headers, exc_info)
-
-        return wsgi_app(environ, start)
-
-    return app
 
 
 def create_app(config):

@@ -14,7 +14,8 @@ from werkzeug.test import Client
 
 import fitbit_legacy
 import oauth
-from fitbit_oauth_app import CallbackLogHandler, create_app
+from fitbit_oauth_app import create_app
+from middleware import CallbackLogHandler
 from settings import Config, config_from_env
 
 # Sentinel secrets: tests grep every page, cookie and log line for them.

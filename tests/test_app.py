@@ -39,7 +39,8 @@ import fitbit_legacy
 import fitbit_oauth_app
 import models
 import oauth
-from fitbit_oauth_app import CallbackLogHandler, create_app
+from fitbit_oauth_app import create_app
+from middleware import CallbackLogHandler
 from models import BrowserSession, PendingSignIn, User
 from sandbox import Sandbox
 from settings import config_from_env
