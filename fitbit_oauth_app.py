@@ -29,7 +29,6 @@ except ModuleNotFoundError:  # started with a Python that has none of them, such
         "and starts the app, or run `.venv/bin/python fitbit_oauth_app.py` once it exists."
     ) from None
 
-from jinja2 import Environment, FileSystemLoader
 from peewee import OperationalError
 from werkzeug.exceptions import (
     BadRequest,
@@ -46,7 +45,6 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import run_simple
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
-from werkzeug.wrappers import Response
 
 import oauth
 import sandbox_mode
@@ -65,7 +63,9 @@ from models import (
     prune,
     shared_secret,
 )
-from settings import PROVIDERS, config_from_env, start_up_lines
+from pages import RETRY_AFTER_SECONDS, Pages, in_words
+from providers import PROVIDERS, account
+from settings import config_from_env, start_up_lines
 from token_store import UserTokenStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,8 +82,6 @@ MAX_PARAM_LENGTH = 512
 MAX_BODY_BYTES = 16 * 1024
 # Names a browser may use for this machine while developing.
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-# How many seconds a "try again" page asks the browser to wait.
-RETRY_AFTER_SECONDS = 5
 # Sign-ins in flight from one address (each holds a session and a pending sign-in for
 # ten minutes); each one started also deletes up to PRUNE_BATCH unusable rows of each kind.
 MAX_SIGN_INS_PER_ADDRESS = 20
@@ -118,11 +116,6 @@ class Request(BaseRequest):
         self.trace_steps = []  # (title, shown) for this browser's trace, kept at the end
 
 
-def account(user):
-    """How the logs name a user: their provider, and its id for them (never a token)."""
-    return f"{PROVIDERS[user.provider].NAME} user {user.health_user_id or user.fitbit_id}"
-
-
 def callback_params(request):
     """The callback's query, decoded strictly. It is untrusted input, and werkzeug's own
     parser is lenient (it keeps an undecodable %FF as the three characters "%FF")."""
@@ -154,59 +147,6 @@ def same_secret(given, expected):
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
-def in_words(moment):
-    """'in 3 hours' or '5 minutes ago', for token expiry on the users page."""
-    seconds = int((moment - datetime.now(UTC)).total_seconds())
-    amount = abs(seconds)
-    if amount == 0:
-        return "just now"  # not "in 0 seconds", right after a sync
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        if amount >= size or unit == "second":
-            break
-    count = amount // size
-    phrase = f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"in {phrase}" if seconds >= 0 else f"{phrase} ago"
-
-
-def explain(error, dialect):
-    """(status, title, message) for a page about a provider's failure."""
-    who = error.who
-    if isinstance(error, oauth.ProviderUnavailable):
-        return 502, f"{who} is unavailable", f"{who} did not answer. Try again in a few minutes."
-    if isinstance(error, oauth.BadResponse):
-        message = f"{who} sent an answer this app cannot use, so nothing was stored. Try again."
-        return 502, f"Unexpected answer from {who}", message
-    own = dialect.error_page(error)
-    if own is not None:
-        return own
-    if error.error_type == "invalid_grant":
-        return (
-            400,
-            "Sign-in expired",
-            f"{who} no longer accepts this sign-in. Please sign in again.",
-        )
-    if error.error_type == "invalid_client":
-        names = dialect.SETTINGS
-        message = f"Check {names['client_id']} and {names['client_secret']}."
-        return 502, f"{who} did not recognise this app", message
-    return 502, f"{who} refused the request", f"{who} answered {error.status} {error.error_type}."
-
-
-@functools.lru_cache(maxsize=1024)
-def day_label(day):
-    """'Mon 23 Nov'. Remembered: every view of the chart labels the same days again."""
-    return f"{day:%a} {day.day} {day:%b}"
-
-
-def token_status(user):
-    """How a user's connection stands, in words, for the users page."""
-    if not user.connected:
-        return "needs reconnecting"
-    if user.expires_at > datetime.now(UTC):
-        return f"expires {in_words(user.expires_at)}"
-    return f"expired {in_words(user.expires_at)}; renewed on next use"
 
 
 def round_down(value):
@@ -260,14 +200,7 @@ class FitbitOAuthApp:
         with db.connection_context():
             self.secret_key = config.secret_key or shared_secret("session-key")
         self.tokens = UserTokenStore()
-        self.jinja = Environment(
-            loader=FileSystemLoader(os.path.join(HERE, "templates")), autoescape=True
-        )
-        self.jinja.filters["token_status"] = token_status
-        self.jinja.filters["in_words"] = in_words
-        self.jinja.filters["thousands"] = "{:,}".format
-        self.jinja.filters["day"] = day_label
-        self.jinja.filters["provider_name"] = lambda key: PROVIDERS[key].NAME
+        self.pages = Pages(config)
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -285,7 +218,7 @@ class FitbitOAuthApp:
     def on_index(self, request):
         user = request.browser.user if request.browser else None
         if user is None:
-            return self.render(request, "index.html")
+            return self.pages.render(request, "index.html")
         shown = {"user": user, "display_name": user.display_name, "notes": []}
         if user.connected and user.provider != self.dialect.KEY:
             # Moving to Google Health: the old tokens speak the other dialect. The user is
@@ -304,7 +237,7 @@ class FitbitOAuthApp:
                     f"{self.dialect.NAME} no longer accepts this app's access. Connect again."
                 )
                 shown["user"] = User.get_by_id(user.id)  # its tokens are gone now
-        return self.render(request, "index.html", **shown)
+        return self.pages.render(request, "index.html", **shown)
 
     def dashboard(self, user, notes):
         """What the signed-in page shows: the profile and the steps, each if its scope was
@@ -472,7 +405,7 @@ class FitbitOAuthApp:
         """What just happened: this browser's last sign-in, exchange by exchange, masked."""
         trace = request.browser.trace if request.browser else None
         steps = TraceEntry.steps(trace) if trace else []
-        return self.render(request, "trace.html", steps=steps)
+        return self.pages.render(request, "trace.html", steps=steps)
 
     def note(self, request, title, shown):
         """Add a step to this browser's trace, written when the request is done: never
@@ -516,7 +449,7 @@ class FitbitOAuthApp:
             .order_by(User.created_at, User.id)
             .paginate(page, USERS_PER_PAGE)
         )
-        return self.render(request, "users.html", users=users, page=page, pages=pages)
+        return self.pages.render(request, "users.html", users=users, page=page, pages=pages)
 
     def on_revoke(self, request):
         """Disconnect: revoke at the provider, and forget the tokens here whatever it says."""
@@ -624,46 +557,12 @@ class FitbitOAuthApp:
 
     # Responses ------------------------------------------------------------------------
 
-    def render(self, request, template_name, status=200, **context):
-        flashes = request.browser.pop_flashes() if request.browser else []
-        template = self.jinja.get_template(template_name)
-        html = template.render(
-            flashes=flashes,
-            browser=request.browser,
-            config=self.config,
-            provider=self.dialect,
-            url_for=lambda endpoint, **values: request.urls.build(endpoint, values),
-            **context,
-        )
-        return Response(html, status=status, mimetype="text/html")
-
     def clean_redirect(self, request):
         """Leave the callback URL, code and all, out of the address bar, history and any
         Referer header (docs/security.md item 11)."""
         response = redirect(request.urls.build("index"), code=302)
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
-
-    def error_page(self, request, status, title, message, retry_after=None):
-        response = self.render(request, "error.html", status=status, title=title, message=message)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
-
-    def provider_error_page(self, request, error):
-        """Every way the provider can fail, as a page that says what happened. Nothing the
-        provider wrote is shown: its messages can repeat the token."""
-        user = request.browser.user if request.browser else None
-        log.warning("%s: %s", account(user) if user else "sign-in", error)
-        if isinstance(error, oauth.RateLimited):
-            wait = max(1, int((error.reset_at - datetime.now(UTC)).total_seconds()))
-            message = (
-                f"{self.dialect.RATE_LIMIT_NOTE}. Try again at "
-                f"{error.reset_at:%H:%M} UTC ({in_words(error.reset_at)})."
-            )
-            return self.error_page(request, 429, "Too many requests", message, retry_after=wait)
-        status, title, message = explain(error, self.dialect)
-        return self.error_page(request, status, title, message)
 
     def finish(self, request, response):
         if request.new_cookie is not None:
@@ -686,20 +585,14 @@ class FitbitOAuthApp:
         except HTTPException as error:
             if error.code is None or error.code < 400:
                 return error  # a routing redirect, such as a missing trailing slash
-            response = self.error_page(request, error.code, error.name, error.description)
+            response = self.pages.error(request, error.code, error.name, error.description)
             for name, value in error.get_headers(request.environ):
                 if name.lower() != "content-type":
                     response.headers[name] = value  # e.g. Allow on a 405
         except oauth.ProviderError as error:
-            response = self.provider_error_page(request, error)
+            response = self.pages.provider_error(request, error)
         except oauth.RefreshBusy:
-            message = (
-                f"Another request is renewing your access at {self.dialect.NAME} right now. "
-                "Try again in a few seconds."
-            )
-            response = self.error_page(
-                request, 503, "Renewing access", message, retry_after=RETRY_AFTER_SECONDS
-            )
+            response = self.pages.refresh_busy(request)
         self.keep_trace(request)
         return self.finish(request, response)
 
@@ -730,7 +623,7 @@ class FitbitOAuthApp:
     def page_without_database(self, request, status, title, message, retry_after=None):
         """An error page that neither reads nor writes the database (no flashes, no user)."""
         request.browser = None
-        return self.finish(request, self.error_page(request, status, title, message, retry_after))
+        return self.finish(request, self.pages.error(request, status, title, message, retry_after))
 
     def __call__(self, environ, start_response):
         return self.wsgi_app(environ, start_response)

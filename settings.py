@@ -1,6 +1,6 @@
 """The app's settings: read from environment variables once, at start-up, and checked.
 
-PROVIDER picks the dialect from PROVIDERS; each dialect names its own settings
+PROVIDER picks the dialect from providers.PROVIDERS; each dialect names its own settings
 (fitbit_legacy.SETTINGS, google_health.SETTINGS), and the rest are shared. Without the
 provider's client id, or with FITBIT_SANDBOX=1, the app talks to the built-in stand-in
 (the `sandbox` package), which is imported only then.
@@ -8,14 +8,9 @@ provider's client id, or with FITBIT_SANDBOX=1, the app talks to the built-in st
 
 from dataclasses import dataclass, field
 
-import fitbit_legacy
-import google_health
 import oauth
 import sandbox_mode
-
-# The table of providers: the dialects, by the name PROVIDER gives them. A third provider
-# is a module with the interface in dialects.py, and one line here.
-PROVIDERS = {"fitbit": fitbit_legacy, "google": google_health}
+from providers import PROVIDERS
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from peewee import OperationalError
 
 import oauth
 from models import User
-from settings import PROVIDERS
+from providers import dialect_of
 
 log = logging.getLogger("fitbit_oauth_app")
 # Tries at storing a refreshed pair while the database is locked.
@@ -27,7 +27,7 @@ class UserTokenStore:
             return None
         return oauth.Tokens(
             # Fitbit's refresh answers name the user, and must name this one.
-            user_id=user.fitbit_id if "user_id" in PROVIDERS[user.provider].TOKEN_FIELDS else None,
+            user_id=user.fitbit_id if "user_id" in dialect_of(user).TOKEN_FIELDS else None,
             access_token=user.access_token,
             refresh_token=user.refresh_token,
             expires_at=user.expires_at,

@@ -925,7 +925,7 @@ def test_main_serves_localhost_4000_threaded_without_debugger(monkeypatch, tmp_p
 
 
 def test_every_template_is_autoescaped(app):
-    for jinja in (app.jinja, Sandbox([]).jinja):
+    for jinja in (app.pages.jinja, Sandbox([]).jinja):
         assert jinja.autoescape is True
         html = jinja.get_template("error.html").render(
             message="<script>x</script>",

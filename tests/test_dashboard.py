@@ -20,8 +20,9 @@ from werkzeug.test import Client
 
 import fitbit_legacy
 import oauth
-from fitbit_oauth_app import create_app, in_words, round_down
+from fitbit_oauth_app import create_app, round_down
 from models import ApiCache, User
+from pages import in_words
 from settings import config_from_env
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -1,0 +1,135 @@
+"""Rendering: the templates with what every page needs, and the pages that say what went
+wrong, in words a user can act on.
+
+Nothing a provider wrote is ever shown: its messages can repeat the token.
+"""
+
+import functools
+import logging
+import os
+from datetime import UTC, datetime
+
+from jinja2 import Environment, FileSystemLoader
+from werkzeug.wrappers import Response
+
+import oauth
+from providers import PROVIDERS, account
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# How many seconds a "try again" page asks the browser to wait.
+RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger("fitbit_oauth_app")
+
+
+class Pages:
+    """The app's pages, from templates/ (autoescaped), for the provider in use."""
+
+    def __init__(self, config):
+        self.config = config
+        self.dialect = config.client.dialect
+        self.jinja = Environment(
+            loader=FileSystemLoader(os.path.join(HERE, "templates")), autoescape=True
+        )
+        self.jinja.filters["token_status"] = token_status
+        self.jinja.filters["in_words"] = in_words
+        self.jinja.filters["thousands"] = "{:,}".format
+        self.jinja.filters["day"] = day_label
+        self.jinja.filters["provider_name"] = lambda key: PROVIDERS[key].NAME
+
+    def render(self, request, template_name, status=200, **context):
+        flashes = request.browser.pop_flashes() if request.browser else []
+        template = self.jinja.get_template(template_name)
+        html = template.render(
+            flashes=flashes,
+            browser=request.browser,
+            config=self.config,
+            provider=self.dialect,
+            url_for=lambda endpoint, **values: request.urls.build(endpoint, values),
+            **context,
+        )
+        return Response(html, status=status, mimetype="text/html")
+
+    def error(self, request, status, title, message, retry_after=None):
+        response = self.render(request, "error.html", status=status, title=title, message=message)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    def provider_error(self, request, error):
+        """Every way the provider can fail, as a page that says what happened."""
+        user = request.browser.user if request.browser else None
+        log.warning("%s: %s", account(user) if user else "sign-in", error)
+        if isinstance(error, oauth.RateLimited):
+            wait = max(1, int((error.reset_at - datetime.now(UTC)).total_seconds()))
+            message = (
+                f"{self.dialect.RATE_LIMIT_NOTE}. Try again at "
+                f"{error.reset_at:%H:%M} UTC ({in_words(error.reset_at)})."
+            )
+            return self.error(request, 429, "Too many requests", message, retry_after=wait)
+        status, title, message = explain(error, self.dialect)
+        return self.error(request, status, title, message)
+
+    def refresh_busy(self, request):
+        message = (
+            f"Another request is renewing your access at {self.dialect.NAME} right now. "
+            "Try again in a few seconds."
+        )
+        return self.error(request, 503, "Renewing access", message, RETRY_AFTER_SECONDS)
+
+
+def explain(error, dialect):
+    """(status, title, message) for a page about a provider's failure. The dialect words
+    the failures that are its own (dialect.error_page)."""
+    who = error.who
+    if isinstance(error, oauth.ProviderUnavailable):
+        return 502, f"{who} is unavailable", f"{who} did not answer. Try again in a few minutes."
+    if isinstance(error, oauth.BadResponse):
+        message = f"{who} sent an answer this app cannot use, so nothing was stored. Try again."
+        return 502, f"Unexpected answer from {who}", message
+    own = dialect.error_page(error)
+    if own is not None:
+        return own
+    if error.error_type == "invalid_grant":
+        return (
+            400,
+            "Sign-in expired",
+            f"{who} no longer accepts this sign-in. Please sign in again.",
+        )
+    if error.error_type == "invalid_client":
+        names = dialect.SETTINGS
+        message = f"Check {names['client_id']} and {names['client_secret']}."
+        return 502, f"{who} did not recognise this app", message
+    return 502, f"{who} refused the request", f"{who} answered {error.status} {error.error_type}."
+
+
+# --- Filters ---------------------------------------------------------------------------
+
+
+def in_words(moment):
+    """'in 3 hours' or '5 minutes ago', for token expiry on the users page."""
+    seconds = int((moment - datetime.now(UTC)).total_seconds())
+    amount = abs(seconds)
+    if amount == 0:
+        return "just now"  # not "in 0 seconds", right after a sync
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if amount >= size or unit == "second":
+            break
+    count = amount // size
+    phrase = f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"in {phrase}" if seconds >= 0 else f"{phrase} ago"
+
+
+@functools.lru_cache(maxsize=1024)
+def day_label(day):
+    """'Mon 23 Nov'. Remembered: every view of the chart labels the same days again."""
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def token_status(user):
+    """How a user's connection stands, in words, for the users page."""
+    if not user.connected:
+        return "needs reconnecting"
+    if user.expires_at > datetime.now(UTC):
+        return f"expires {in_words(user.expires_at)}"
+    return f"expired {in_words(user.expires_at)}; renewed on next use"
