@@ -11,15 +11,13 @@ error pages.
 
 import argparse
 import functools
-import hmac
 import logging
 import math
 import os
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from hashlib import sha256
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 try:
     import werkzeug  # noqa: F401 (the first of the packages in requirements.txt)
@@ -32,11 +30,9 @@ except ModuleNotFoundError:  # started with a Python that has none of them, such
 from peewee import OperationalError
 from werkzeug.exceptions import (
     BadRequest,
-    Forbidden,
     HTTPException,
     NotFound,
     ServiceUnavailable,
-    TooManyRequests,
 )
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -51,20 +47,17 @@ import sandbox_mode
 import tracing
 from middleware import CallbackLogHandler, security_headers, with_security_headers
 from models import (
-    SESSION_LIFETIME,
-    SIGN_IN_LIFETIME,
     ApiCache,
-    BrowserSession,
     PendingSignIn,
     TraceEntry,
     User,
     db,
     open_database,
-    prune,
     shared_secret,
 )
 from pages import RETRY_AFTER_SECONDS, Pages, in_words
 from providers import PROVIDERS, account
+from sessions import Sessions, origin_for_cookie, same_secret
 from settings import config_from_env, start_up_lines
 from token_store import UserTokenStore
 
@@ -74,18 +67,11 @@ USERS_PER_PAGE = 50
 CHART_WIDTH, CHART_HEIGHT = 600, 150
 # The tallest bar stops short of the top, and below the bars there is room for the dates.
 CHART_HEADROOM, CHART_LABELS = 1.15, 22
-SESSION_COOKIE = "session"
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
 # The largest body any form of this app needs (a CSRF token); anything bigger is refused
 # with a 413 before it is read.
 MAX_BODY_BYTES = 16 * 1024
-# Names a browser may use for this machine while developing.
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-# Sign-ins in flight from one address (each holds a session and a pending sign-in for
-# ten minutes); each one started also deletes up to PRUNE_BATCH unusable rows of each kind.
-MAX_SIGN_INS_PER_ADDRESS = 20
-PRUNE_BATCH = 20
 # What each part of the page lets the app see, in words, for the line that says what the
 # user allowed on the consent page.
 GRANTED_WORDS = {"profile": "your name and picture", "activity": "your steps"}
@@ -141,14 +127,6 @@ def callback_params(request):
     return params
 
 
-def same_secret(given, expected):
-    """Constant-time comparison. compare_digest raises on None and on non-ASCII str,
-    so both sides become bytes after the presence check."""
-    if not given or not expected:
-        return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
 def round_down(value):
     """The largest of 1, 2 and 5 times a power of ten that is not above `value`: 8,123
     gives 5,000, a gridline worth labelling."""
@@ -198,7 +176,7 @@ class FitbitOAuthApp:
         self.client = config.client
         self.dialect = config.client.dialect  # fitbit_legacy or google_health
         with db.connection_context():
-            self.secret_key = config.secret_key or shared_secret("session-key")
+            self.sessions = Sessions(config.secret_key or shared_secret("session-key"))
         self.tokens = UserTokenStore()
         self.pages = Pages(config)
         self.url_map = Map(
@@ -311,20 +289,11 @@ class FitbitOAuthApp:
         if not self.config.configured:
             missing = self.dialect.SETTINGS["client_secret"]
             raise ServiceUnavailable(f"{missing} is not set. See the README.")
-        home = self.configured_origin_for(request)
+        home = origin_for_cookie(request, self.client.redirect_uri)
         if home is not None:
             return redirect(home + request.full_path.rstrip("?"), code=302)
-        # Every start adds rows, so every start clears some, and one address can only have
-        # so many in flight: a script without cookies cannot fill the disk.
-        prune(most=PRUNE_BATCH)
-        address = self.keyed_hash(f"address:{request.remote_addr}")
-        if PendingSignIn.in_flight_from(address) >= MAX_SIGN_INS_PER_ADDRESS:
-            raise TooManyRequests(
-                "Too many sign-ins were started from your address in the last ten minutes. "
-                "Try again in a few minutes.",
-                retry_after=int(SIGN_IN_LIFETIME.total_seconds()),
-            )
-        browser = self.browser_session(request)
+        address = self.sessions.admit_sign_in(request)
+        browser = self.sessions.ensure(request)
         state, verifier = oauth.new_state(), oauth.new_code_verifier()
         # A new sign-in starts a new trace: what /trace shows this browser from now on.
         browser.trace = secrets.token_hex(16)
@@ -376,7 +345,7 @@ class FitbitOAuthApp:
             # here. Revoking ends that old grant at Google, and signed out, this browser's
             # next sign-in asks for consent: either way the next answer brings a new one.
             self.revoke_quietly(tokens.access_token)
-            self.start_session(request, carry_flashes=True)
+            self.sessions.start(request, carry_flashes=True)
             request.browser.add_flash(
                 f"{who} did not send the token this app needs to stay connected. Sign in "
                 "again, and you will be asked to allow access once more."
@@ -386,7 +355,7 @@ class FitbitOAuthApp:
             self.keep_answer(user, key, data, headers)
         log.info("%s: signed in, scope %r", account(user), tokens.scope)
         # A new session id at sign-in, so an id planted before it is worth nothing.
-        self.start_session(request, user=user, carry_flashes=True)
+        self.sessions.start(request, user=user, carry_flashes=True)
         # The page itself greets the user by name: the flash only says what happened.
         request.browser.add_flash(
             f"You are signed in with {who}.",
@@ -453,7 +422,7 @@ class FitbitOAuthApp:
 
     def on_revoke(self, request):
         """Disconnect: revoke at the provider, and forget the tokens here whatever it says."""
-        self.check_csrf(request)
+        self.sessions.check_csrf(request)
         user = request.browser.user
         if user is not None and user.connected:
             try:
@@ -483,53 +452,12 @@ class FitbitOAuthApp:
         return f"Disconnected. {provider.NAME} has revoked this app's access."
 
     def on_logout(self, request):
-        self.check_csrf(request)
-        self.start_session(request)
+        self.sessions.check_csrf(request)
+        self.sessions.start(request)
         request.browser.add_flash("You are signed out.")
         return redirect(request.urls.build("index"), code=302)
 
     # Sessions, sign-ins and CSRF ------------------------------------------------------
-
-    def configured_origin_for(self, request):
-        """The origin of the redirect URI, when this browser uses another name for this
-        machine (127.0.0.1 for localhost): its cookie would not come back with the callback.
-        Only loopback names are mended; behind a real host name a proxy may rewrite Host."""
-        configured = urlsplit(self.client.redirect_uri)
-        used = urlsplit(f"//{request.host}").hostname
-        if used != configured.hostname and {used, configured.hostname} <= LOOPBACK_NAMES:
-            return f"{configured.scheme}://{configured.netloc}"
-        return None
-
-    def keyed_hash(self, text):
-        return hmac.new(self.secret_key, text.encode(), sha256).hexdigest()
-
-    def load_session(self, request):
-        raw = request.cookies.get(SESSION_COOKIE, "")
-        if raw and len(raw) <= 64 and raw.isascii():
-            request.browser = BrowserSession.find(self.keyed_hash(raw))
-
-    def browser_session(self, request):
-        """This browser's session, made on first need (a sign-in or a flash message)."""
-        if request.browser is None:
-            self.start_session(request)
-        return request.browser
-
-    def start_session(self, request, user=None, carry_flashes=False):
-        """A brand-new session id; the old session, if any, is deleted."""
-        flashes, trace = "[]", None
-        if request.browser is not None:
-            if carry_flashes:  # signing in: the flashes and the trace go to the new session
-                flashes, trace = request.browser.flashes, request.browser.trace
-            request.browser.delete_instance()
-        raw = secrets.token_urlsafe(32)
-        request.browser = BrowserSession.create(
-            key=self.keyed_hash(raw),
-            csrf_token=secrets.token_urlsafe(32),
-            user=user,
-            flashes=flashes,
-            trace=trace,
-        )
-        request.new_cookie = raw
 
     def claim_sign_in(self, request, state):
         """Match the callback to the sign-in this browser started (RFC 6749 10.12), and use
@@ -547,14 +475,6 @@ class FitbitOAuthApp:
             raise BadRequest("This sign-in took longer than 10 minutes. Please start again.")
         return pending
 
-    def check_csrf(self, request):
-        """Every POST carries the token from the page's own form (docs/security.md item 26)."""
-        expected = request.browser.csrf_token if request.browser else None
-        if not same_secret(request.form.get("csrf_token"), expected):
-            raise Forbidden(
-                "This form has expired or did not come from this site. Reload the page."
-            )
-
     # Responses ------------------------------------------------------------------------
 
     def clean_redirect(self, request):
@@ -564,22 +484,9 @@ class FitbitOAuthApp:
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    def finish(self, request, response):
-        if request.new_cookie is not None:
-            response.set_cookie(
-                SESSION_COOKIE,
-                request.new_cookie,
-                max_age=int(SESSION_LIFETIME.total_seconds()),
-                path="/",
-                secure=request.is_secure,
-                httponly=True,
-                samesite="Lax",  # Strict would drop the cookie on the way back from the provider
-            )
-        return response
-
     def dispatch_request(self, request):
         try:
-            self.load_session(request)
+            self.sessions.load(request)
             endpoint, values = request.urls.match()
             response = getattr(self, f"on_{endpoint}")(request, **values)
         except HTTPException as error:
@@ -594,7 +501,7 @@ class FitbitOAuthApp:
         except oauth.RefreshBusy:
             response = self.pages.refresh_busy(request)
         self.keep_trace(request)
-        return self.finish(request, response)
+        return self.sessions.set_cookie(request, response)
 
     def wsgi_app(self, environ, start_response):
         request = Request(environ)
@@ -623,7 +530,9 @@ class FitbitOAuthApp:
     def page_without_database(self, request, status, title, message, retry_after=None):
         """An error page that neither reads nor writes the database (no flashes, no user)."""
         request.browser = None
-        return self.finish(request, self.pages.error(request, status, title, message, retry_after))
+        return self.sessions.set_cookie(
+            request, self.pages.error(request, status, title, message, retry_after)
+        )
 
     def __call__(self, environ, start_response):
         return self.wsgi_app(environ, start_response)

@@ -39,6 +39,7 @@ import fitbit_legacy
 import fitbit_oauth_app
 import models
 import oauth
+import sessions
 from fitbit_oauth_app import create_app
 from middleware import CallbackLogHandler
 from models import BrowserSession, PendingSignIn, User
@@ -335,7 +336,7 @@ def start_without_cookies(app, address="192.0.2.7"):
 
 
 def test_one_address_can_have_only_so_many_sign_ins_in_flight(app):
-    cap = fitbit_oauth_app.MAX_SIGN_INS_PER_ADDRESS
+    cap = sessions.MAX_SIGN_INS_PER_ADDRESS
     with freeze_time("2026-11-23 12:00:00") as clock:
         statuses = [start_without_cookies(app).status_code for _ in range(cap + 5)]
         assert statuses == [302] * cap + [429] * 5
@@ -350,7 +351,7 @@ def test_one_address_can_have_only_so_many_sign_ins_in_flight(app):
 
 
 def test_each_sign_in_started_clears_a_batch_of_unusable_rows(app):
-    batch = fitbit_oauth_app.PRUNE_BATCH
+    batch = sessions.PRUNE_BATCH
     with freeze_time("2026-11-23 12:00:00") as clock:
         for n in range(2 * batch + 5):
             start_without_cookies(app, address=f"192.0.2.{n}")
