@@ -16,7 +16,6 @@ import math
 import os
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 try:
@@ -45,9 +44,9 @@ from werkzeug.wrappers import Request as BaseRequest
 import oauth
 import sandbox_mode
 import tracing
+from dashboard import Dashboard
 from middleware import CallbackLogHandler, security_headers, with_security_headers
 from models import (
-    ApiCache,
     PendingSignIn,
     TraceEntry,
     User,
@@ -55,7 +54,7 @@ from models import (
     open_database,
     shared_secret,
 )
-from pages import RETRY_AFTER_SECONDS, Pages, in_words
+from pages import RETRY_AFTER_SECONDS, Pages
 from providers import PROVIDERS, account
 from sessions import Sessions, origin_for_cookie, same_secret
 from settings import config_from_env, start_up_lines
@@ -64,25 +63,11 @@ from token_store import UserTokenStore
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PORT = 4000
 USERS_PER_PAGE = 50
-CHART_WIDTH, CHART_HEIGHT = 600, 150
-# The tallest bar stops short of the top, and below the bars there is room for the dates.
-CHART_HEADROOM, CHART_LABELS = 1.15, 22
 # Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
 MAX_PARAM_LENGTH = 512
 # The largest body any form of this app needs (a CSRF token); anything bigger is refused
 # with a 413 before it is read.
 MAX_BODY_BYTES = 16 * 1024
-# What each part of the page lets the app see, in words, for the line that says what the
-# user allowed on the consent page.
-GRANTED_WORDS = {"profile": "your name and picture", "activity": "your steps"}
-# What the page leaves out when the user did not grant a scope on the consent page.
-MISSING_SCOPE_NOTES = {
-    "profile": "You did not allow access to your profile, so your name and picture are not "
-    "shown. Connect again and allow profile to see them.",
-    "activity": "You did not allow access to your activity, so your steps are not shown. "
-    "Connect again and allow activity to see them.",
-}
-
 log = logging.getLogger("fitbit_oauth_app")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -127,49 +112,6 @@ def callback_params(request):
     return params
 
 
-def round_down(value):
-    """The largest of 1, 2 and 5 times a power of ten that is not above `value`: 8,123
-    gives 5,000, a gridline worth labelling."""
-    power = 10 ** (len(str(int(value))) - 1)
-    return max(step * power for step in (1, 2, 5) if step * power <= value)
-
-
-def step_chart(series):
-    """Geometry of the steps chart: one bar per day, its height in proportion to the
-    count, with headroom above the tallest, a gridline at a round number, and room for the
-    first and last dates below. The template only draws it."""
-    if not series:
-        return None
-    top = max(steps for _, steps in series) or 1
-    scale = CHART_HEIGHT / (top * CHART_HEADROOM)
-    grid = round_down(top)
-    slot = CHART_WIDTH / len(series)
-    bars = []
-    for index, (day, steps) in enumerate(series):
-        height = round(steps * scale, 2)
-        bars.append(
-            {
-                "x": round(index * slot + slot * 0.1, 2),
-                "y": round(CHART_HEIGHT - height, 2),
-                "width": round(slot * 0.8, 2),
-                "height": height,
-                "day": day,
-                "steps": steps,
-            }
-        )
-    return {
-        "bars": bars,
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "full_height": CHART_HEIGHT + CHART_LABELS,
-        "top": top,
-        "grid": {"steps": grid, "y": round(CHART_HEIGHT - grid * scale, 2)},
-    }
-
-
-# --- The application -------------------------------------------------------------------
-
-
 class FitbitOAuthApp:
     def __init__(self, config):
         self.config = config
@@ -177,7 +119,7 @@ class FitbitOAuthApp:
         self.dialect = config.client.dialect  # fitbit_legacy or google_health
         with db.connection_context():
             self.sessions = Sessions(config.secret_key or shared_secret("session-key"))
-        self.tokens = UserTokenStore()
+        self.dashboard = Dashboard(self.client, UserTokenStore(), config.cache_seconds)
         self.pages = Pages(config)
         self.url_map = Map(
             [
@@ -209,80 +151,13 @@ class FitbitOAuthApp:
             shown["ask_again"] = True
         elif user.connected:
             try:
-                shown.update(self.dashboard(user, shown["notes"]))
+                shown.update(self.dashboard.show(user, shown["notes"]))
             except oauth.ReconnectNeeded:
                 request.browser.add_flash(
                     f"{self.dialect.NAME} no longer accepts this app's access. Connect again."
                 )
                 shown["user"] = User.get_by_id(user.id)  # its tokens are gone now
         return self.pages.render(request, "index.html", **shown)
-
-    def dashboard(self, user, notes):
-        """What the signed-in page shows: the profile and the steps, each if its scope was
-        granted (users can untick scopes on the consent page)."""
-        shown = {
-            "granted": [
-                words
-                for need, words in GRANTED_WORDS.items()
-                if self.dialect.grants(user.scope, need)
-            ]
-        }
-        request = self.dialect.profile_request(self.client)
-        profile = self.granted_data(user, "profile", request, notes)
-        if profile is not None:
-            shown["display_name"], shown["avatar"], shown["member_since"] = (
-                self.dialect.read_profile(profile)
-            )
-        request = self.dialect.steps_request(self.client, datetime.now(UTC).date())
-        steps = self.granted_data(user, "activity", request, notes)
-        if steps is not None:
-            series = self.dialect.read_steps(steps)
-            shown["steps_today"] = series[-1][1] if series else None
-            shown["chart"] = step_chart(series)
-        # A scope left unticked can be granted by signing in again: the page offers it.
-        shown["ask_again"] = any(note in MISSING_SCOPE_NOTES.values() for note in notes)
-        return shown
-
-    def granted_data(self, user, need, api_request, notes):
-        """api_data() for a request that needs a scope, or None and a note without it."""
-        # No need to ask the provider to know it would say no.
-        if self.dialect.grants(user.scope, need):
-            try:
-                return self.api_data(user, api_request, notes)
-            except oauth.ScopeMissing as error:
-                log.info("%s: %s", account(user), error)
-        notes.append(MISSING_SCOPE_NOTES[need])
-        return None
-
-    def api_data(self, user, api_request, notes):
-        """One API answer for this user: the cached one while it is fresh, else a new one.
-        When the user's budget of calls is spent, the last answer (if any) stands in, with a
-        note."""
-        cached = user.cached_answer(api_request.key)
-        if cached is not None and cached.fresh(timedelta(seconds=self.config.cache_seconds)):
-            return cached.data
-        if not user.budget_spent():
-            try:
-                api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
-                data, headers = api.call(api_request)
-            except oauth.RateLimited as error:
-                log.warning("%s: %s", account(user), error)
-                user.record_budget(0, error.reset_at)
-            else:
-                self.keep_answer(user, api_request.key, data, headers)
-                return data
-        note = (
-            f"{self.dialect.RATE_LIMIT_NOTE}: fresh data comes after "
-            f"{user.rate_reset_at:%H:%M} UTC ({in_words(user.rate_reset_at)})."
-        )
-        if note not in notes:
-            notes.append(note)
-        return cached.data if cached is not None else None
-
-    def keep_answer(self, user, key, data, headers):
-        """Every API answer: note the budget it reports, and cache what it says."""
-        user.record_budget(*self.dialect.rate_budget(headers))
-        ApiCache.store(user, key, data)
 
     def on_auth(self, request):
         """Step 1: send the browser to the provider's consent page."""
@@ -352,7 +227,7 @@ class FitbitOAuthApp:
             )
             return self.clean_redirect(request)
         for key, (data, headers) in person.answers.items():
-            self.keep_answer(user, key, data, headers)
+            self.dashboard.keep_answer(user, key, data, headers)
         log.info("%s: signed in, scope %r", account(user), tokens.scope)
         # A new session id at sign-in, so an id planted before it is worth nothing.
         self.sessions.start(request, user=user, carry_flashes=True)

@@ -20,7 +20,8 @@ from werkzeug.test import Client
 
 import fitbit_legacy
 import oauth
-from fitbit_oauth_app import create_app, round_down
+from dashboard import round_down
+from fitbit_oauth_app import create_app
 from models import ApiCache, User
 from pages import in_words
 from settings import config_from_env

@@ -1,0 +1,156 @@
+"""What the signed-in page shows: the user's profile and steps from the provider's API,
+through a cache of its answers and within the user's budget of calls, with a note for
+each scope the user did not grant; and the chart of the steps.
+
+Each answer is kept in the ApiCache table for FITBIT_CACHE_SECONDS, so a reload does not
+spend the user's budget, and a spent budget (or a 429) shows the last answer with a note.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import oauth
+from models import ApiCache
+from pages import in_words
+from providers import account
+
+CHART_WIDTH, CHART_HEIGHT = 600, 150
+# The tallest bar stops short of the top, and below the bars there is room for the dates.
+CHART_HEADROOM, CHART_LABELS = 1.15, 22
+
+# What each part of the page lets the app see, in words, for the line that says what the
+# user allowed on the consent page.
+GRANTED_WORDS = {"profile": "your name and picture", "activity": "your steps"}
+# What the page leaves out when the user did not grant a scope on the consent page.
+MISSING_SCOPE_NOTES = {
+    "profile": "You did not allow access to your profile, so your name and picture are not "
+    "shown. Connect again and allow profile to see them.",
+    "activity": "You did not allow access to your activity, so your steps are not shown. "
+    "Connect again and allow activity to see them.",
+}
+
+log = logging.getLogger("fitbit_oauth_app")
+
+
+class Dashboard:
+    """The signed-in page's data, for the provider the app talks to. API calls go through
+    oauth.ApiClient, which refreshes the tokens in `tokens` when they are due."""
+
+    def __init__(self, client, tokens, cache_seconds):
+        self.client = client
+        self.dialect = client.dialect
+        self.tokens = tokens
+        self.cache_seconds = cache_seconds
+
+    def show(self, user, notes):
+        """What the signed-in page shows: the profile and the steps, each if its scope was
+        granted (users can untick scopes on the consent page)."""
+        shown = {
+            "granted": [
+                words
+                for need, words in GRANTED_WORDS.items()
+                if self.dialect.grants(user.scope, need)
+            ]
+        }
+        request = self.dialect.profile_request(self.client)
+        profile = self.granted_data(user, "profile", request, notes)
+        if profile is not None:
+            shown["display_name"], shown["avatar"], shown["member_since"] = (
+                self.dialect.read_profile(profile)
+            )
+        request = self.dialect.steps_request(self.client, datetime.now(UTC).date())
+        steps = self.granted_data(user, "activity", request, notes)
+        if steps is not None:
+            series = self.dialect.read_steps(steps)
+            shown["steps_today"] = series[-1][1] if series else None
+            shown["chart"] = step_chart(series)
+        # A scope left unticked can be granted by signing in again: the page offers it.
+        shown["ask_again"] = any(note in MISSING_SCOPE_NOTES.values() for note in notes)
+        return shown
+
+    def granted_data(self, user, need, api_request, notes):
+        """api_data() for a request that needs a scope, or None and a note without it."""
+        # No need to ask the provider to know it would say no.
+        if self.dialect.grants(user.scope, need):
+            try:
+                return self.api_data(user, api_request, notes)
+            except oauth.ScopeMissing as error:
+                log.info("%s: %s", account(user), error)
+        notes.append(MISSING_SCOPE_NOTES[need])
+        return None
+
+    def api_data(self, user, api_request, notes):
+        """One API answer for this user: the cached one while it is fresh, else a new one.
+        When the user's budget of calls is spent, the last answer (if any) stands in, with a
+        note."""
+        cached = user.cached_answer(api_request.key)
+        if cached is not None and cached.fresh(timedelta(seconds=self.cache_seconds)):
+            return cached.data
+        if not user.budget_spent():
+            try:
+                api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
+                data, headers = api.call(api_request)
+            except oauth.RateLimited as error:
+                log.warning("%s: %s", account(user), error)
+                user.record_budget(0, error.reset_at)
+            else:
+                self.keep_answer(user, api_request.key, data, headers)
+                return data
+        note = (
+            f"{self.dialect.RATE_LIMIT_NOTE}: fresh data comes after "
+            f"{user.rate_reset_at:%H:%M} UTC ({in_words(user.rate_reset_at)})."
+        )
+        if note not in notes:
+            notes.append(note)
+        return cached.data if cached is not None else None
+
+    def keep_answer(self, user, key, data, headers):
+        """Every API answer: note the budget it reports, and cache what it says."""
+        user.record_budget(*self.dialect.rate_budget(headers))
+        ApiCache.store(user, key, data)
+
+
+# --- The chart -------------------------------------------------------------------------
+
+
+def round_down(value):
+    """The largest of 1, 2 and 5 times a power of ten that is not above `value`: 8,123
+    gives 5,000, a gridline worth labelling."""
+    power = 10 ** (len(str(int(value))) - 1)
+    return max(step * power for step in (1, 2, 5) if step * power <= value)
+
+
+def step_chart(series):
+    """Geometry of the steps chart: one bar per day, its height in proportion to the
+    count, with headroom above the tallest, a gridline at a round number, and room for the
+    first and last dates below. The template only draws it."""
+    if not series:
+        return None
+    top = max(steps for _, steps in series) or 1
+    scale = CHART_HEIGHT / (top * CHART_HEADROOM)
+    grid = round_down(top)
+    slot = CHART_WIDTH / len(series)
+    bars = []
+    for index, (day, steps) in enumerate(series):
+        height = round(steps * scale, 2)
+        bars.append(
+            {
+                "x": round(index * slot + slot * 0.1, 2),
+                "y": round(CHART_HEIGHT - height, 2),
+                "width": round(slot * 0.8, 2),
+                "height": height,
+                "day": day,
+                "steps": steps,
+            }
+        )
+    return {
+        "bars": bars,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "full_height": CHART_HEIGHT + CHART_LABELS,
+        "top": top,
+        "grid": {"steps": grid, "y": round(CHART_HEIGHT - grid * scale, 2)},
+    }
+
+
+# --- The application -------------------------------------------------------------------
