@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import oauth
 from models import ApiCache
 from pages import in_words
-from providers import account
+from providers import account, dialect_of
 
 CHART_WIDTH, CHART_HEIGHT = 600, 150
 # The tallest bar stops short of the top, and below the bars there is room for the dates.
@@ -43,8 +43,19 @@ class Dashboard:
         self.cache_seconds = cache_seconds
 
     def show(self, user, notes):
-        """What the signed-in page shows: the profile and the steps, each if its scope was
-        granted (users can untick scopes on the consent page)."""
+        """Step 7: what the signed-in page shows, beside `notes` for the user: the profile
+        and the steps, each if its scope was granted (users can untick scopes on the
+        consent page)."""
+        if not user.connected:
+            return {}
+        if user.provider != self.dialect.KEY:
+            # Moving to Google Health: the old tokens speak the other dialect. The user is
+            # asked to connect again, not made to (Google's migration guide says: nudge).
+            notes.append(
+                f"You connected through {dialect_of(user).TITLE}, and this app now uses "
+                f"{self.dialect.TITLE}. Connect again to see your data."
+            )
+            return {"ask_again": True}
         shown = {
             "granted": [
                 words

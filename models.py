@@ -5,6 +5,7 @@ Nothing here knows about HTTP. The database is chosen at start-up from DATABASE_
 
 import json
 import logging
+import math
 import os
 import secrets
 import time
@@ -202,6 +203,29 @@ class User(BaseModel):
     @property
     def connected(self):
         return self.refresh_token is not None
+
+    @classmethod
+    def page_count(cls, per_page):
+        return max(1, math.ceil(cls.select().count() / per_page))
+
+    @classmethod
+    def page_of(cls, page, per_page):
+        """The users on one page of the list, oldest first. Only the columns the list
+        shows: making all of them into Python values, for 50 rows, would cost more than
+        the query itself."""
+        columns = [
+            cls.display_name,
+            cls.provider,
+            cls.fitbit_id,
+            cls.health_user_id,
+            cls.refresh_token,
+            cls.expires_at,
+        ]
+        return (
+            cls.select(*columns, cls.last_sync_at)
+            .order_by(cls.created_at, cls.id)
+            .paginate(page, per_page)
+        )
 
     def cached_answer(self, path):
         """The ApiCache row for `path`, or None. All of this user's rows come in one query,

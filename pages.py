@@ -70,6 +70,22 @@ class Pages:
         status, title, message = explain(error, self.dialect)
         return self.error(request, status, title, message)
 
+    def http_error(self, request, error):
+        """A werkzeug HTTPException (400, 404, 405, ...) as a page of the app's own."""
+        response = self.error(request, error.code, error.name, error.description)
+        for name, value in error.get_headers(request.environ):
+            if name.lower() != "content-type":
+                response.headers[name] = value  # e.g. Allow on a 405
+        return response
+
+    def database_busy(self, request):
+        message = "Nothing was lost. Try again in a few seconds."
+        return self.error(request, 503, "The database is busy", message, RETRY_AFTER_SECONDS)
+
+    def server_error(self, request):
+        message = "Something went wrong on our side. Nothing was stored. Try again."
+        return self.error(request, 500, "Server error", message)
+
     def refresh_busy(self, request):
         message = (
             f"Another request is renewing your access at {self.dialect.NAME} right now. "

@@ -40,11 +40,6 @@ TOKEN_FIELDS = {
     "the identity endpoint says who the user is.",
 }
 SECRET_FIELDS = {"code", "access_token", "refresh_token", "token", "id_token"}
-RATE_LIMIT_HEADERS = (
-    "Fitbit-Rate-Limit-Limit",
-    "Fitbit-Rate-Limit-Remaining",
-    "Fitbit-Rate-Limit-Reset",
-)
 MAX_BODY = 600  # characters of an API answer kept: the trace shows its shape, not the data
 
 
@@ -98,8 +93,9 @@ def callback_step(params):
     }
 
 
-def exchange_step(method, url, headers, form, response):
-    """An exchange with the provider from oauth.py, as (title, what to show)."""
+def exchange_step(rate_limit_headers, method, url, headers, form, response):
+    """An exchange with the provider from oauth.py, as (title, what to show). Of the
+    answer's headers, those that tell the rate limit (the dialect's) are shown."""
     form = dict(form or {})
     path = urlsplit(url).path
     if form.get("grant_type") == "authorization_code":
@@ -122,7 +118,7 @@ def exchange_step(method, url, headers, form, response):
         shown["response"] = {"status": "no answer (timeout or refused connection)"}
         return title, shown
     answer = {"status": response.status_code}
-    rate = {name: response.headers[name] for name in RATE_LIMIT_HEADERS if name in response.headers}
+    rate = {name: response.headers[name] for name in rate_limit_headers if name in response.headers}
     if rate:
         answer["headers"] = rate
     try:

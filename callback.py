@@ -1,0 +1,68 @@
+"""The callback, treated as hostile input (steps 4 and 6 of the walkthrough).
+
+The provider sends the browser back to /auth/callback with a code and the state, but
+anyone can send a browser there with anything at all. So the query is decoded strictly,
+the state must be the one stored for this browser's sign-in, which is then used up, and
+the way out leaves the code behind.
+"""
+
+from urllib.parse import parse_qsl
+
+from werkzeug.exceptions import BadRequest
+from werkzeug.utils import redirect
+
+from models import PendingSignIn
+from sessions import same_secret
+
+# Longer than any real code or state, short enough that nothing oversized reaches Fitbit.
+MAX_PARAM_LENGTH = 512
+
+
+def params(request):
+    """Step 4: the callback's query, decoded strictly. It is untrusted input, and werkzeug's
+    own parser is lenient (it keeps an undecodable %FF as the three characters "%FF")."""
+    try:
+        pairs = parse_qsl(
+            request.query_string.decode("ascii"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=10,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The address you were sent back to is malformed.") from None
+    found = {}
+    for name, value in pairs:
+        if name in found:
+            raise BadRequest(f"The {name} parameter appears more than once.")
+        if len(value) > MAX_PARAM_LENGTH:
+            raise BadRequest(f"The {name} parameter is too long.")
+        # RFC 6749 appendix A: code, state and error are printable ASCII (VSCHAR).
+        if not value.isascii() or not value.isprintable():
+            raise BadRequest(f"The {name} parameter has characters no provider sends.")
+        found[name] = value
+    return found
+
+
+def claim_sign_in(browser, state):
+    """Step 4: match the callback to the sign-in this browser started (RFC 6749 10.12), and
+    use it up, so a replayed or forged callback never reaches the token endpoint."""
+    if not state:
+        raise BadRequest("The answer has no state parameter.")
+    pending = None
+    if browser is not None:
+        pending = PendingSignIn.get_or_none(PendingSignIn.session == browser)
+    if pending is None or not same_secret(state, pending.state):
+        raise BadRequest("This sign-in was not started from this browser, or was already used.")
+    if not pending.consume():
+        raise BadRequest("This sign-in was already used.")
+    if pending.expired:
+        raise BadRequest("This sign-in took longer than 10 minutes. Please start again.")
+    return pending
+
+
+def clean_redirect(location):
+    """Step 6: leave the callback URL, code and all, out of the address bar, history and any
+    Referer header (docs/security.md item 11)."""
+    response = redirect(location, code=302)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
