@@ -14,6 +14,7 @@ which has the same shape:
 from datetime import UTC, date, datetime, timedelta
 
 import oauth
+from dialects import MAX_DAILY_STEPS, Person
 
 KEY = "fitbit"  # as kept in the users table
 NAME = "Fitbit"
@@ -71,7 +72,7 @@ def grants(scope, need):
     return bool(NEEDS[need] & set(scope.split()))
 
 
-# --- The authorization request and the code exchange -------------------------------------
+# --- The authorization request and the code exchange -----------------------------------
 
 
 def authorize_parameters(holds_refresh_token):
@@ -98,7 +99,7 @@ def identify(client, tokens):
         body, headers = oauth.api_call(client, request, tokens.access_token)
         name = read_profile(body)[0]
         answers[request.key] = (body, headers)
-    return oauth.Person(KEY, tokens.user_id, None, name, answers)
+    return Person(KEY, tokens.user_id, None, name, answers)
 
 
 # --- Errors ----------------------------------------------------------------------------
@@ -221,7 +222,7 @@ def read_steps(body):
             steps = int(float(value))
             if steps < 0:
                 raise ValueError(value)
-            days.append((date.fromisoformat(entry["dateTime"]), min(steps, oauth.MAX_DAILY_STEPS)))
+            days.append((date.fromisoformat(entry["dateTime"]), min(steps, MAX_DAILY_STEPS)))
         except (TypeError, KeyError, ValueError, OverflowError):
             raise oauth.BadResponse("unreadable step count", who=NAME) from None
     return sorted(days)

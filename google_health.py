@@ -18,6 +18,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import oauth
+from dialects import MAX_DAILY_STEPS, Person
 
 log = logging.getLogger("oauth")
 
@@ -94,7 +95,7 @@ def grants(scope, need):
     return bool(NEEDS[need] & granted)
 
 
-# --- The authorization request and the code exchange -------------------------------------
+# --- The authorization request and the code exchange -----------------------------------
 
 
 def authorize_parameters(holds_refresh_token):
@@ -141,7 +142,7 @@ def identify(client, tokens):
         else:
             name = read_profile(body)[0]
             answers[request.key] = (body, headers)
-    return oauth.Person(KEY, legacy_id, health_user_id, name, answers)
+    return Person(KEY, legacy_id, health_user_id, name, answers)
 
 
 # --- Errors ----------------------------------------------------------------------------
@@ -287,7 +288,7 @@ def read_steps(body):
                 raise ValueError(value)
         except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
             raise oauth.BadResponse("unreadable step count", who=NAME) from None
-        days[day] = min(steps, oauth.MAX_DAILY_STEPS)
+        days[day] = min(steps, MAX_DAILY_STEPS)
     # A day left out is a day with no steps: the chart draws one bar for every day.
     if days:
         first, last = min(days), max(days)

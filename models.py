@@ -86,7 +86,7 @@ class User(BaseModel):
 
     @classmethod
     def sign_in(cls, person, tokens):
-        """File a sign-in under its person (an oauth.Person): the row with their Health user
+        """File a sign-in under its person (a dialects.Person): the row with their Health user
         id, else the one with their Fitbit id (someone moving from Fitbit to Google Health),
         else a new one. Tokens of the other dialect are dropped, with the answers cached for
         them. Without a refresh token (Google sends one only on a consent), the one kept for

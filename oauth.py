@@ -3,14 +3,20 @@ that Fitbit's legacy Web API and the Google Health API share.
 
 What one provider does its own way (endpoints and scopes, extra authorize parameters, who the
 user is, error shapes, where the data lives) is in its dialect module, `fitbit_legacy.py` or
-`google_health.py`; a `Client` names its dialect. Nothing here knows about the web framework
-or the database: functions take explicit arguments and return plain data, and every failure
-is a `ProviderError`. Read it in order; each step names the RFC section it follows.
+`google_health.py`, whose interface is written down in `dialects.py`; a `Client` names its
+dialect. Nothing here knows about the web framework or the database: functions take explicit
+arguments and return plain data, and every failure is a `ProviderError`. Read it in order;
+each step names the RFC section it follows.
 
-    Step 1  authorize_url()   send the browser to the consent page (RFC 6749 4.1.1, RFC 7636)
-    Step 2  exchange_code()   swap the code from the callback for tokens (RFC 6749 4.1.3)
-    Step 3  ApiClient.call()  call the API, refreshing the tokens when due (RFC 6749 6)
-            revoke()          let the user disconnect (RFC 7009)
+The steps are numbered as in the README's walkthrough, which tells the ones in between:
+
+    Step 2  authorize_url()   send the browser to the consent page (RFC 6749 4.1.1, RFC 7636)
+    Step 4  exchange_code()   swap the code from the callback for tokens (RFC 6749 4.1.3)
+    Step 7  api_call()        call the API with the access token (RFC 6750)
+    Step 8  ApiClient.call()  the same, refreshing the tokens when due (RFC 6749 6)
+    Step 9  revoke()          let the user disconnect (RFC 7009)
+
+After the steps: how every request is sent, and the errors.
 """
 
 import base64
@@ -42,100 +48,9 @@ LEASE_POLL_SECONDS = 0.05
 LEASE_POLLS = 200
 # Access tokens live 8 hours at Fitbit and 1 at Google; over a year is a broken answer.
 MAX_EXPIRES_IN = 366 * 86400
-# A day's steps beyond this is a broken answer, kept capped.
-MAX_DAILY_STEPS = 1_000_000
 
 
-# --- Errors ----------------------------------------------------------------------------
-
-
-class ProviderError(Exception):
-    """The provider said no. `error_type` is its own name for the error: Fitbit's
-    `errors[0].errorType`, RFC 6749's `error`, or Google's `error.status`. `who` names the
-    provider in the text.
-
-    The text never includes the provider's own message: Fitbit's for `expired_token`
-    repeats the access token itself.
-    """
-
-    def __init__(self, status, error_type, detail="", who="the provider"):
-        self.status = status
-        self.error_type = error_type
-        self.who = who
-        super().__init__(self.describe(detail))
-
-    def describe(self, detail):
-        return f"{self.who} answered {self.status} {self.error_type}{detail}"
-
-
-class ProviderUnavailable(ProviderError):
-    """A 5xx, a timeout or a refused connection: the provider's trouble, not the user's."""
-
-
-class ProviderUnreachable(ProviderUnavailable):
-    """The provider never answered: the connection failed or timed out."""
-
-    def describe(self, detail):
-        return f"could not reach {self.who} ({self.error_type})"
-
-
-class ApiRetired(ProviderError):
-    """410 Gone: Fitbit shut down the legacy Web API in late 2026."""
-
-
-class TokenRejected(ProviderError):
-    """401 for the access token (expired early, or revoked): refresh once, retry once."""
-
-
-class ScopeMissing(ProviderError):
-    """403: the user did not grant the scope this call needs."""
-
-
-class Unidentified(ProviderError):
-    """The provider cannot say who the user is with what was granted: nobody to sign in."""
-
-
-class RateLimited(ProviderError):
-    """429: the user's budget of calls is spent. `reset_at` says when it comes back."""
-
-    def __init__(self, status, error_type, reset_at, who="the provider"):
-        self.reset_at = reset_at
-        super().__init__(status, error_type, who=who)
-
-
-class BadResponse(ProviderError):
-    """An answer of 200 with something unusable: not JSON, or fields missing or wrong."""
-
-    def __init__(self, problem, who="the provider"):
-        super().__init__(200, "bad_response", f": {problem}", who=who)
-
-
-class ReconnectNeeded(ProviderError):
-    """The stored tokens are gone or dead (revoked at the provider): sign in again."""
-
-    def __init__(self, who="the provider"):
-        super().__init__(400, "invalid_grant", ": the user must connect again", who=who)
-
-
-# --- Tokens ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """One token response. The secrets are left out of repr(), so logs and tracebacks
-    that print this object cannot leak them."""
-
-    # Fitbit names the user in its token answer; Google does not (its dialect asks the
-    # Health API who the user is), so there this is None.
-    user_id: str | None
-    access_token: str = field(repr=False)
-    # Google sends one only on the first consent, or a forced one: then None.
-    refresh_token: str | None = field(repr=False)
-    expires_at: datetime
-    scope: str
-
-    def expires_soon(self):
-        return datetime.now(UTC) >= self.expires_at - REFRESH_LEEWAY
+# --- The app's registration ------------------------------------------------------------
 
 
 ENDPOINTS = ("authorize_url", "token_url", "revoke_url", "api_url", "userinfo_url")
@@ -174,7 +89,7 @@ class Client:
         return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
-# --- Step 1: the authorization request ---------------------------------------------------
+# --- Step 2: the authorization request -------------------------------------------------
 
 
 def new_state():
@@ -213,7 +128,25 @@ def authorize_url(client, state, verifier, holds_refresh_token=False):
     return f"{client.authorize_url}?{query}"
 
 
-# --- Step 2: the token request -----------------------------------------------------------
+# --- Step 4: the token request ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One token response. The secrets are left out of repr(), so logs and tracebacks
+    that print this object cannot leak them."""
+
+    # Fitbit names the user in its token answer; Google does not (its dialect asks the
+    # Health API who the user is), so there this is None.
+    user_id: str | None
+    access_token: str = field(repr=False)
+    # Google sends one only on the first consent, or a forced one: then None.
+    refresh_token: str | None = field(repr=False)
+    expires_at: datetime
+    scope: str
+
+    def expires_soon(self):
+        return datetime.now(UTC) >= self.expires_at - REFRESH_LEEWAY
 
 
 def exchange_code(client, code, verifier):
@@ -229,34 +162,6 @@ def exchange_code(client, code, verifier):
         },
     )
     return parse_token_response(client, response, requested_scope=client.scopes)
-
-
-def refresh(client, tokens):
-    """Trade a refresh token for new tokens (RFC 6749 6). Fitbit's refresh tokens work once
-    and each answer brings the next; Google's are kept and reused, and its answer usually
-    has none. Either way the caller stores the answer before doing anything else with it."""
-    response = _post_token_request(
-        client, {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
-    )
-    new = parse_token_response(
-        client,
-        response,
-        requested_scope=tokens.scope,
-        previous_refresh_token=tokens.refresh_token,
-    )
-    if new.user_id is not None and new.user_id != tokens.user_id:
-        # Tokens for somebody else must never be filed under this user.
-        raise BadResponse("user_id changed on refresh", who=client.who)
-    return new
-
-
-def revoke(client, token):
-    """Revoke the user's grant (RFC 7009): the provider drops that grant's tokens. Fitbit
-    wants the client's credentials; Google wants none."""
-    headers = {"Authorization": client.basic_auth()} if client.dialect.REVOKE_WITH_AUTH else {}
-    response = _send(client, "POST", client.revoke_url, headers=headers, data={"token": token})
-    if not client.dialect.revoked(response):
-        raise client.dialect.error_from_response(response)
 
 
 def _post_token_request(client, form):
@@ -321,52 +226,7 @@ def parse_token_response(client, response, requested_scope, previous_refresh_tok
     )
 
 
-# --- Talking to the provider -------------------------------------------------------------------
-
-
-# Who wants to hear of each exchange (the app's trace page): a function, or None.
-_observer = contextvars.ContextVar("observer", default=None)
-
-
-@contextmanager
-def observed(observer):
-    """Within this block, `observer(method, url, headers, body, response)` is told of each
-    request sent to the provider (body: its form or JSON), with response None when the
-    provider never answered."""
-    token = _observer.set(observer)
-    try:
-        yield
-    finally:
-        _observer.reset(token)
-
-
-def _send(client, method, url, **kwargs):
-    """Every outbound request goes through here: always a timeout, never a redirect
-    (a redirected POST could carry the code or credentials somewhere unexpected)."""
-    observer, response = _observer.get(), None
-    try:
-        response = requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
-        return response
-    except requests.Timeout:
-        raise ProviderUnreachable(504, "timeout", who=client.who) from None
-    except requests.RequestException:
-        raise ProviderUnreachable(502, "connection_error", who=client.who) from None
-    finally:
-        if observer is not None:
-            body = kwargs.get("data") or kwargs.get("json")
-            observer(method, url, kwargs.get("headers"), body, response)
-
-
-def json_body(response):
-    """The JSON object of an answer, or None when there is none (an HTML error page)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-# --- Step 3: API calls with tokens that stay fresh ----------------------------------------
+# --- Step 7: API calls -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -400,23 +260,40 @@ def api_call(client, request, access_token):
     return body, response.headers
 
 
-@dataclass(frozen=True)
-class Person:
-    """Who signed in, as the dialect's identify() found out. Fitbit gives its user id;
-    Google gives a Health user id and, for people who had a Fitbit account, that account's
-    id too (`fitbit_id`), which is what links the two. `answers` are the API answers read on
-    the way, {key: (body, headers)}, so that the first page need not ask again."""
+def json_body(response):
+    """The JSON object of an answer, or None when there is none (an HTML error page)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
-    provider: str
-    fitbit_id: str | None
-    health_user_id: str | None
-    name: str
-    answers: dict = field(default_factory=dict)
+
+# --- Step 8: tokens that stay fresh ----------------------------------------------------
+
+
+def refresh(client, tokens):
+    """Trade a refresh token for new tokens (RFC 6749 6). Fitbit's refresh tokens work once
+    and each answer brings the next; Google's are kept and reused, and its answer usually
+    has none. Either way the caller stores the answer before doing anything else with it."""
+    response = _post_token_request(
+        client, {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
+    )
+    new = parse_token_response(
+        client,
+        response,
+        requested_scope=tokens.scope,
+        previous_refresh_token=tokens.refresh_token,
+    )
+    if new.user_id is not None and new.user_id != tokens.user_id:
+        # Tokens for somebody else must never be filed under this user.
+        raise BadResponse("user_id changed on refresh", who=client.who)
+    return new
 
 
 class TokenStore(Protocol):
     """Where the users' tokens live, each user's under a key of the store's choosing.
-    `fitbit_oauth_app.py` backs this with the users table, which every process and worker
+    `token_store.py` backs this with the users table, which every process and worker
     of the app shares."""
 
     def load(self, key) -> Tokens | None: ...
@@ -516,3 +393,122 @@ class ApiClient:
         if tokens is None:
             raise ReconnectNeeded(who=self.client.who)
         return tokens
+
+
+# --- Step 9: revoke --------------------------------------------------------------------
+
+
+def revoke(client, token):
+    """Revoke the user's grant (RFC 7009): the provider drops that grant's tokens. Fitbit
+    wants the client's credentials; Google wants none."""
+    headers = {"Authorization": client.basic_auth()} if client.dialect.REVOKE_WITH_AUTH else {}
+    response = _send(client, "POST", client.revoke_url, headers=headers, data={"token": token})
+    if not client.dialect.revoked(response):
+        raise client.dialect.error_from_response(response)
+
+
+# --- Talking to the provider -----------------------------------------------------------
+
+
+# Who wants to hear of each exchange (the app's trace page): a function, or None.
+_observer = contextvars.ContextVar("observer", default=None)
+
+
+@contextmanager
+def observed(observer):
+    """Within this block, `observer(method, url, headers, body, response)` is told of each
+    request sent to the provider (body: its form or JSON), with response None when the
+    provider never answered."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
+def _send(client, method, url, **kwargs):
+    """Every outbound request goes through here: always a timeout, never a redirect
+    (a redirected POST could carry the code or credentials somewhere unexpected)."""
+    observer, response = _observer.get(), None
+    try:
+        response = requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+        return response
+    except requests.Timeout:
+        raise ProviderUnreachable(504, "timeout", who=client.who) from None
+    except requests.RequestException:
+        raise ProviderUnreachable(502, "connection_error", who=client.who) from None
+    finally:
+        if observer is not None:
+            body = kwargs.get("data") or kwargs.get("json")
+            observer(method, url, kwargs.get("headers"), body, response)
+
+
+# --- Errors ----------------------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    """The provider said no. `error_type` is its own name for the error: Fitbit's
+    `errors[0].errorType`, RFC 6749's `error`, or Google's `error.status`. `who` names the
+    provider in the text.
+
+    The text never includes the provider's own message: Fitbit's for `expired_token`
+    repeats the access token itself.
+    """
+
+    def __init__(self, status, error_type, detail="", who="the provider"):
+        self.status = status
+        self.error_type = error_type
+        self.who = who
+        super().__init__(self.describe(detail))
+
+    def describe(self, detail):
+        return f"{self.who} answered {self.status} {self.error_type}{detail}"
+
+
+class ProviderUnavailable(ProviderError):
+    """A 5xx, a timeout or a refused connection: the provider's trouble, not the user's."""
+
+
+class ProviderUnreachable(ProviderUnavailable):
+    """The provider never answered: the connection failed or timed out."""
+
+    def describe(self, detail):
+        return f"could not reach {self.who} ({self.error_type})"
+
+
+class ApiRetired(ProviderError):
+    """410 Gone: Fitbit shut down the legacy Web API in late 2026."""
+
+
+class TokenRejected(ProviderError):
+    """401 for the access token (expired early, or revoked): refresh once, retry once."""
+
+
+class ScopeMissing(ProviderError):
+    """403: the user did not grant the scope this call needs."""
+
+
+class Unidentified(ProviderError):
+    """The provider cannot say who the user is with what was granted: nobody to sign in."""
+
+
+class RateLimited(ProviderError):
+    """429: the user's budget of calls is spent. `reset_at` says when it comes back."""
+
+    def __init__(self, status, error_type, reset_at, who="the provider"):
+        self.reset_at = reset_at
+        super().__init__(status, error_type, who=who)
+
+
+class BadResponse(ProviderError):
+    """An answer of 200 with something unusable: not JSON, or fields missing or wrong."""
+
+    def __init__(self, problem, who="the provider"):
+        super().__init__(200, "bad_response", f": {problem}", who=who)
+
+
+class ReconnectNeeded(ProviderError):
+    """The stored tokens are gone or dead (revoked at the provider): sign in again."""
+
+    def __init__(self, who="the provider"):
+        super().__init__(400, "invalid_grant", ": the user must connect again", who=who)

@@ -18,6 +18,7 @@ from conftest import (
 from freezegun import freeze_time
 from werkzeug.test import Client
 
+import dialects
 import fitbit_legacy
 import oauth
 from dashboard import round_down
@@ -153,7 +154,7 @@ def test_an_absurd_step_count_is_capped_not_crashed_on(browser, fitbit):
     sign_in(browser, fitbit)
     fitbit.replace("GET", STEPS_URL, json=steps_body([4000, 10**30]))
     bars = chart(home(browser))
-    assert bars[-1][1] == f"Mon 23 Nov: {oauth.MAX_DAILY_STEPS:,} steps"
+    assert bars[-1][1] == f"Mon 23 Nov: {dialects.MAX_DAILY_STEPS:,} steps"
 
 
 def test_empty_step_series_says_so(browser, fitbit):
@@ -351,7 +352,7 @@ def make_users(count):
     for n in range(count):
         tokens = oauth.Tokens(f"U{n:04}", "a", "r", T0 + timedelta(hours=8), "profile")
         with freeze_time(T0 + timedelta(seconds=n)):
-            User.sign_in(oauth.Person("fitbit", tokens.user_id, None, f"Person {n}"), tokens)
+            User.sign_in(dialects.Person("fitbit", tokens.user_id, None, f"Person {n}"), tokens)
 
 
 @pytest.mark.parametrize(

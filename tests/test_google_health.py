@@ -19,6 +19,7 @@ from responses import matchers
 from test_oauth import MemoryStore
 from werkzeug.test import Client
 
+import dialects
 import google_health
 import oauth
 from fitbit_oauth_app import create_app
@@ -797,8 +798,8 @@ def test_a_second_unauthenticated_answer_is_an_error(google, client_config):
 def test_health_user_ids_are_compared_exactly(tmp_path):
     open_database(f"sqlite:///{tmp_path / 'ids.db'}")
     tokens = oauth.Tokens(None, "a", "r", NOW, GRANTED)
-    upper = User.sign_in(oauth.Person("google", None, "hu-ABC", "Upper"), tokens)
-    lower = User.sign_in(oauth.Person("google", None, "hu-abc", "Lower"), tokens)
+    upper = User.sign_in(dialects.Person("google", None, "hu-ABC", "Upper"), tokens)
+    lower = User.sign_in(dialects.Person("google", None, "hu-abc", "Lower"), tokens)
     assert upper.id != lower.id and User.select().count() == 2
 
 

@@ -13,6 +13,7 @@ from freezegun import freeze_time
 from playhouse.db_url import connect
 from werkzeug.test import Client
 
+import dialects
 import oauth
 from fitbit_oauth_app import create_app
 from models import (
@@ -44,11 +45,11 @@ def tokens(user_id="ABC123", access="a1", refresh="r1"):
 
 
 def fitbit_sign_in(tokens, name):
-    return User.sign_in(oauth.Person("fitbit", tokens.user_id, None, name), tokens)
+    return User.sign_in(dialects.Person("fitbit", tokens.user_id, None, name), tokens)
 
 
 def google_sign_in(tokens, name, health_id="hu-1", legacy_id=None):
-    return User.sign_in(oauth.Person("google", legacy_id, health_id, name), tokens)
+    return User.sign_in(dialects.Person("google", legacy_id, health_id, name), tokens)
 
 
 def test_a_sign_in_inserts_then_updates_the_same_row(database):
@@ -240,7 +241,7 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
         # The new columns work: the upgraded row takes a refresh lease, and moves to Google.
         assert User.take_lease(alex.id, "v1-access", datetime.now(UTC) + oauth.REFRESH_LEASE)
         moved = User.sign_in(
-            oauth.Person("google", "7QW2XR", "hu-alex", "Alex Rivera"),
+            dialects.Person("google", "7QW2XR", "hu-alex", "Alex Rivera"),
             oauth.Tokens(None, "ya29.a", "1//r", EXPIRY, "openid"),
         )
         assert moved.id == alex.id and User.select().count() == 2

@@ -1,0 +1,91 @@
+"""What a provider's dialect is: the interface that fitbit_legacy.py and google_health.py
+both implement, the Person their identify() returns, and the limits on the data they read.
+
+oauth.py does the steps of OAuth 2.0 that every provider shares, and asks the client's
+dialect for the rest. A dialect is a module with the names below; providers.PROVIDERS lists
+them, and tests/test_dialects.py checks that each has every one.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# A day's steps beyond this is a broken answer, kept capped.
+MAX_DAILY_STEPS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who signed in, as the dialect's identify() found out. Fitbit gives its user id;
+    Google gives a Health user id and, for people who had a Fitbit account, that account's
+    id too (`fitbit_id`), which is what links the two. `answers` are the API answers read on
+    the way, {key: (body, headers)}, so that the first page need not ask again."""
+
+    provider: str
+    fitbit_id: str | None
+    health_user_id: str | None
+    name: str
+    answers: dict = field(default_factory=dict)
+
+
+class Dialect(Protocol):
+    """The names a dialect module has. In the order a sign-in needs them:"""
+
+    # Who it is: the key kept in the users table, and its name on the pages and in logs.
+    KEY: str
+    NAME: str
+    TITLE: str  # "the Google Health API": for sentences
+    # The app's settings for it (settings.py): their prefix, and the variable behind each
+    # of oauth.Client's fields; and where a developer finds the client id and secret (HTML).
+    SETTINGS_PREFIX: str
+    SETTINGS: dict
+    REGISTRATION_HINT: str
+    # Endpoints and scopes: the defaults of oauth.Client.
+    AUTHORIZE_URL: str
+    TOKEN_URL: str
+    REVOKE_URL: str
+    API_URL: str
+    USERINFO_URL: str
+    SCOPES: str
+    # Which fields every token answer has, and whether revoking wants client credentials.
+    TOKEN_FIELDS: tuple
+    REVOKE_WITH_AUTH: bool
+    # Its limits on API calls: the note the page shows, and the headers that report them.
+    RATE_LIMIT_NOTE: str
+    RATE_LIMIT_HEADERS: tuple
+    SITE_FOR_REVOKING: str  # where a user revokes the app themselves
+
+    def grants(self, scope: str, need: str) -> bool:
+        """Whether the granted `scope` covers `need` ("profile" or "activity")."""
+
+    def authorize_parameters(self, holds_refresh_token: bool) -> dict:
+        """Step 2: what the authorization request adds to RFC 6749's and RFC 7636's."""
+
+    def code_exchange_parameters(self, client) -> dict:
+        """Step 4: what the code exchange's form adds to RFC 6749's."""
+
+    def identify(self, client, tokens) -> Person:
+        """Step 5: who the new tokens belong to."""
+
+    def error_from_response(self, response) -> Exception:
+        """The provider's error answer as an oauth.ProviderError (or a subclass)."""
+
+    def error_page(self, error) -> tuple | None:
+        """(status, title, message) for a failure of its own; None for the usual page."""
+
+    def revoked(self, response) -> bool:
+        """Step 9: whether the provider's answer to a revoke means the grant is gone."""
+
+    def rate_budget(self, headers) -> tuple:
+        """(calls left, when the budget refills) from an answer's headers, each or None."""
+
+    def profile_request(self, client):
+        """Step 7: the oauth.ApiRequest for the user's name and picture."""
+
+    def read_profile(self, body) -> tuple:
+        """(name, picture URL or None, member-since date or None) from its answer."""
+
+    def steps_request(self, client, today):
+        """Step 7: the oauth.ApiRequest for a month of daily steps up to `today`."""
+
+    def read_steps(self, body) -> list:
+        """[(date, steps), ...], oldest first, each capped at MAX_DAILY_STEPS."""
