@@ -173,7 +173,7 @@ def api_calls(stand_in_database):
 def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
     """Expire a signed-in user's token, send `requests_at_once` page views at the same
     moment to `workers` workers, and count the refreshes the app logged. The stand-in runs
-    as a server of its own here (`python sandbox.py`), as Fitbit would: mounted in the
+    as a server of its own here (`python -m sandbox`), as Fitbit would: mounted in the
     app's own server, its answers would queue for the same workers as the pages."""
     import models
 
@@ -192,7 +192,7 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
         "FITBIT_API_URL": fitbit,
         "FITBIT_CACHE_SECONDS": "0",  # every view calls the API, so each one needs the token
     }
-    command = [sys.executable, "sandbox.py", "--host", "127.0.0.1", "--port", str(fitbit_port)]
+    command = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(fitbit_port)]
     log_path = f"{work}/expiry.log"
     with open(f"{work}/expiry-stand-in.log", "w") as log:
         stand_in = subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=log)

@@ -43,7 +43,7 @@ import sessions
 from fitbit_oauth_app import create_app
 from middleware import CallbackLogHandler
 from models import BrowserSession, PendingSignIn, User
-from sandbox import Sandbox
+from sandbox import FitbitStandIn
 from settings import config_from_env
 
 
@@ -926,7 +926,7 @@ def test_main_serves_localhost_4000_threaded_without_debugger(monkeypatch, tmp_p
 
 
 def test_every_template_is_autoescaped(app):
-    for jinja in (app.pages.jinja, Sandbox([]).jinja):
+    for jinja in (app.pages.jinja, FitbitStandIn([]).jinja):
         assert jinja.autoescape is True
         html = jinja.get_template("error.html").render(
             message="<script>x</script>",

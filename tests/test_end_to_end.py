@@ -14,7 +14,7 @@ from freezegun import freeze_time
 import fitbit_legacy
 import oauth
 from models import PendingSignIn, User
-from sandbox import RegisteredClient, Sandbox
+from sandbox import FitbitStandIn, RegisteredClient
 from settings import Config
 
 ALEX, SAM = "7QW2XR", "9KD3MS"
@@ -141,11 +141,13 @@ def test_deny(live_app):
 
 @contextmanager
 def app_beside_a_stand_in_alone(tmp_path, client_secret):
-    """`python sandbox.py` on one port and the app on another, joined by FITBIT_*_URL, as a
+    """`python -m sandbox` on one port and the app on another, joined by FITBIT_*_URL, as a
     reader would run them. Yields a browser on the app."""
     with listening(2) as (app_server, fitbit_server):
         redirect_uri = f"{url_of(app_server)}/auth/callback"
-        fitbit_server.app = Sandbox([RegisteredClient("ALONE1", "alone-secret", redirect_uri)])
+        fitbit_server.app = FitbitStandIn(
+            [RegisteredClient("ALONE1", "alone-secret", redirect_uri)]
+        )
         root = url_of(fitbit_server)
         client = oauth.Client(
             fitbit_legacy,

@@ -26,8 +26,7 @@ from playhouse.db_url import connect
 from werkzeug.wrappers import Response
 
 from models import User, db, open_database
-from sandbox import RegisteredClient, Sandbox
-from sandbox_google import GoogleSandbox
+from sandbox import FitbitStandIn, GoogleStandIn, RegisteredClient
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_ID, CLIENT_SECRET = "PROC01", "processes-client-secret-SENTINEL"
@@ -51,8 +50,15 @@ class Counting:
         self.held = threading.Event()
         self.drop_held = False
         self.on_refresh = lambda: None
+        # The token endpoint is the authorization server's: counted on its way in and out.
+        server = self.authorization
+        on_token, issue_tokens = server.on_token, server.issue_tokens
+        server.on_token = lambda request: self.counted(request) or on_token(request)
+        server.issue_tokens = lambda *args: self.noted(issue_tokens(*args))
 
-    def on_token(self, request):
+    def counted(self, request):
+        """None to go on to the token endpoint, or the answer of a refresh that was held
+        and dropped."""
         if request.form.get("grant_type") == "refresh_token":
             with self.lock:
                 self.refreshes += 1
@@ -63,19 +69,18 @@ class Counting:
                 if self.drop_held:
                     return Response(status=503)
             time.sleep(0.05)
-        return super().on_token(request)
+        return None
 
-    def issue_tokens(self, *args):
-        answer = super().issue_tokens(*args)
+    def noted(self, answer):
         self.issued += [answer["access_token"], *filter(None, [answer.get("refresh_token")])]
         return answer
 
 
-class CountingStandIn(Counting, Sandbox):
+class CountingStandIn(Counting, FitbitStandIn):
     """Fitbit's side, counted."""
 
 
-class CountingGoogleStandIn(Counting, GoogleSandbox):
+class CountingGoogleStandIn(Counting, GoogleStandIn):
     """Google's side, counted."""
 
 

@@ -11,6 +11,9 @@ from freezegun import freeze_time
 from werkzeug.test import Client
 
 import sandbox
+import sandbox.__main__
+import sandbox.common
+import sandbox.fitbit
 
 CLIENT_ID, SECRET = "22ABCD", "s3cr3t-of-the-sandbox-client"
 REDIRECT = "http://localhost:4000/auth/callback"
@@ -25,7 +28,7 @@ def stand_in():
         sandbox.RegisteredClient(CLIENT_ID, SECRET, REDIRECT),
         sandbox.RegisteredClient("OTHER1", "other-secret", "http://localhost:5000/cb"),
     ]
-    return sandbox.Sandbox(registered)
+    return sandbox.FitbitStandIn(registered)
 
 
 @pytest.fixture
@@ -200,7 +203,7 @@ def test_code_exchange_answers_with_fitbits_fields(fitbit):
 
 
 def test_expires_in_is_configurable():
-    stand_in = sandbox.Sandbox([sandbox.RegisteredClient(CLIENT_ID, SECRET, REDIRECT)], 120)
+    stand_in = sandbox.FitbitStandIn([sandbox.RegisteredClient(CLIENT_ID, SECRET, REDIRECT)], 120)
     assert tokens(Client(stand_in))["expires_in"] == 120
 
 
@@ -414,8 +417,8 @@ def test_bad_steps_request_is_a_validation_error(fitbit, path):
 
 def test_steps_differ_by_person_and_day():
     today = date(2026, 11, 23)
-    alex = [sandbox.steps_on(ALEX, date(2026, 11, d), today) for d in range(1, 22)]
-    sam = [sandbox.steps_on("9KD3MS", date(2026, 11, d), today) for d in range(1, 22)]
+    alex = [sandbox.common.steps_on(ALEX, date(2026, 11, d), today) for d in range(1, 22)]
+    sam = [sandbox.common.steps_on("9KD3MS", date(2026, 11, d), today) for d in range(1, 22)]
     assert alex != sam and len(set(alex)) > 15
 
 
@@ -468,9 +471,11 @@ def test_standalone_expects_the_app_on_its_port(monkeypatch, tmp_path):
     monkeypatch.delenv("FITBIT_REDIRECT_URI", raising=False)
     monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
     served = {}
-    monkeypatch.setattr(sandbox, "run_simple", lambda host, port, app, **kw: served.update(app=app))
-    sandbox.main([])
-    (client,) = served["app"].store.clients()
+    monkeypatch.setattr(
+        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
+    )
+    sandbox.__main__.main([])
+    (client,) = served["app"].store.clients.all()
     assert client.redirect_uri == "http://localhost:4107/auth/callback"
 
 
@@ -478,16 +483,16 @@ def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsy
     monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
     served = {}
     monkeypatch.setattr(
-        sandbox,
+        sandbox.__main__,
         "run_simple",
         lambda host, port, app, **kw: served.update(host=host, port=port, app=app),
     )
     monkeypatch.setenv("FITBIT_CLIENT_ID", "ENV123")
     monkeypatch.setenv("FITBIT_CLIENT_SECRET", "env-secret")
     monkeypatch.setenv("FITBIT_REDIRECT_URI", "http://localhost:4000/auth/callback")
-    sandbox.main(["--port", "4555"])
+    sandbox.__main__.main(["--port", "4555"])
     assert (served["host"], served["port"]) == ("localhost", 4555)
-    assert served["app"].store.client("ENV123").client_secret == "env-secret"
+    assert served["app"].store.clients.get("ENV123").client_secret == "env-secret"
     out = capsys.readouterr().out
     assert "FITBIT_TOKEN_URL=http://localhost:4555/oauth2/token" in out
     assert "env-secret" not in out  # the reader's own secret is not echoed back
@@ -496,19 +501,21 @@ def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsy
 def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
     served = {}
-    monkeypatch.setattr(sandbox, "run_simple", lambda host, port, app, **kw: served.update(app=app))
+    monkeypatch.setattr(
+        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
+    )
     monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
     monkeypatch.delenv("FITBIT_CLIENT_SECRET", raising=False)
     monkeypatch.delenv("PORT", raising=False)
-    sandbox.main([])
-    (client,) = served["app"].store.clients()
+    sandbox.__main__.main([])
+    (client,) = served["app"].store.clients.all()
     out = capsys.readouterr().out
     assert f"FITBIT_CLIENT_ID={client.client_id}" in out
     assert f"FITBIT_CLIENT_SECRET={client.client_secret}" in out
     assert client.redirect_uri == "http://localhost:4000/auth/callback"
     # Started again, it remembers them: an app configured with them keeps working.
-    sandbox.main([])
-    assert served["app"].store.clients() == [client]
+    sandbox.__main__.main([])
+    assert served["app"].store.clients.all() == [client]
 
 
 def test_stale_consents_codes_and_counts_are_dropped(stand_in, fitbit):
@@ -527,15 +534,15 @@ def test_stale_consents_codes_and_counts_are_dropped(stand_in, fitbit):
 
 def test_stale_entries_go_a_batch_at_a_time(stand_in, fitbit):
     with freeze_time("2026-11-23 12:00:00"):
-        for _ in range(2 * sandbox.PRUNE_BATCH + 10):
+        for _ in range(2 * sandbox.fitbit.PRUNE_BATCH + 10):
             fitbit.get("/oauth2/authorize", query_string=authorize_query())
-    assert stand_in.store.count("consents") == 2 * sandbox.PRUNE_BATCH + 10
+    assert stand_in.store.count("consents") == 2 * sandbox.fitbit.PRUNE_BATCH + 10
     left = []
     with freeze_time("2026-11-23 12:11:00"):
         for _ in range(3):
             fitbit.get("/no-such-path")
             left.append(stand_in.store.count("consents"))
-    assert left == [sandbox.PRUNE_BATCH + 10, 10, 0]
+    assert left == [sandbox.fitbit.PRUNE_BATCH + 10, 10, 0]
 
 
 def test_expired_access_tokens_are_forgotten_after_a_day(stand_in, fitbit):
@@ -543,7 +550,7 @@ def test_expired_access_tokens_are_forgotten_after_a_day(stand_in, fitbit):
         access = tokens(fitbit)["access_token"]
         clock.tick(timedelta(hours=9))
         assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", access), 401, "expired_token")
-        clock.tick(sandbox.EXPIRED_TOKEN_MEMORY)
+        clock.tick(sandbox.fitbit.EXPIRED_TOKEN_MEMORY)
         assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", access), 401, "invalid_token")
     assert stand_in.store.count("access_tokens") == 0
 
@@ -583,7 +590,10 @@ def test_every_answer_carries_the_security_headers(fitbit, method, path):
 
 
 def test_a_huge_form_is_refused(fitbit):
-    form = {"grant_type": "refresh_token", "refresh_token": "x" * (sandbox.MAX_BODY_BYTES + 1)}
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": "x" * (sandbox.common.MAX_BODY_BYTES + 1),
+    }
     response = fitbit.post("/oauth2/token", data=form, headers=basic())
     assert_fitbit_error(response, 413, "invalid_request")
 
@@ -592,5 +602,5 @@ def test_a_bug_in_the_stand_in_is_a_json_500_in_fitbits_shape(stand_in, fitbit, 
     def broken(request):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(stand_in, "on_profile", broken)
+    monkeypatch.setattr(stand_in.resources, "on_profile", broken)
     assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", "x"), 500, "system")

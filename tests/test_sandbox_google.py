@@ -11,9 +11,10 @@ import pytest
 from freezegun import freeze_time
 from werkzeug.test import Client
 
-import sandbox
-import sandbox_google
-from sandbox_store import RegisteredClient
+import sandbox.__main__
+import sandbox.google_authorization as google_authorization
+import sandbox.google_resources as google_resources
+from sandbox import GoogleStandIn, RegisteredClient
 
 CLIENT_ID, SECRET = "123-abc.apps.googleusercontent.com", "GOCSPX-secret-of-the-stand-in"
 REDIRECT = "http://localhost:4000/auth/callback"
@@ -27,7 +28,7 @@ ROLLUP = "/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"
 
 @pytest.fixture
 def google():
-    stand_in = sandbox_google.GoogleSandbox(
+    stand_in = GoogleStandIn(
         [
             RegisteredClient(CLIENT_ID, SECRET, REDIRECT),
             RegisteredClient("other.apps.googleusercontent.com", "other", "http://localhost:5/cb"),
@@ -57,14 +58,14 @@ def authorize_query(**overrides):
 
 
 def consent(google, user=ALEX, scopes=None, decision="allow", **query):
-    page = google.get(sandbox_google.AUTHORIZE_PATH, query_string=authorize_query(**query))
+    page = google.get(google_authorization.AUTHORIZE_PATH, query_string=authorize_query(**query))
     assert page.status_code == 200, page.get_data(as_text=True)
     text = page.get_data(as_text=True)
     request_id = re.search(r'name="request_id" value="([^"]+)"', text).group(1)
     offered = re.findall(r'name="scope" value="([^"]+)"', text)
     form = {"request_id": request_id, "user_id": user, "decision": decision}
     form["scope"] = offered if scopes is None else list(scopes)
-    return google.post(sandbox_google.AUTHORIZE_PATH, data=form)
+    return google.post(google_authorization.AUTHORIZE_PATH, data=form)
 
 
 def callback_query(response):
@@ -86,7 +87,7 @@ def exchange(google, code, headers=None, **overrides):
     form.update(overrides)
     form = {k: v for k, v in form.items() if v is not None}
     return google.post(
-        sandbox_google.TOKEN_PATH, data=form, headers=basic() if headers is None else headers
+        google_authorization.TOKEN_PATH, data=form, headers=basic() if headers is None else headers
     )
 
 
@@ -99,7 +100,7 @@ def tokens(google, **kwargs):
 def refresh(google, refresh_token, headers=None):
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     return google.post(
-        sandbox_google.TOKEN_PATH, data=form, headers=basic() if headers is None else headers
+        google_authorization.TOKEN_PATH, data=form, headers=basic() if headers is None else headers
     )
 
 
@@ -148,7 +149,9 @@ def test_allow_sends_back_code_state_and_the_granted_scope_spelled_googles_way(g
     ],
 )
 def test_a_bad_authorization_request_is_a_page_never_a_redirect(google, overrides):
-    response = google.get(sandbox_google.AUTHORIZE_PATH, query_string=authorize_query(**overrides))
+    response = google.get(
+        google_authorization.AUTHORIZE_PATH, query_string=authorize_query(**overrides)
+    )
     assert response.status_code == 400 and "Location" not in response.headers
     assert "Google stand-in" in response.get_data(as_text=True)
 
@@ -166,11 +169,11 @@ def test_unticking_a_scope_grants_the_rest_and_openid_stays(google):
 
 
 def test_the_consent_form_works_once(google):
-    page = google.get(sandbox_google.AUTHORIZE_PATH, query_string=authorize_query())
+    page = google.get(google_authorization.AUTHORIZE_PATH, query_string=authorize_query())
     request_id = re.search(r'name="request_id" value="([^"]+)"', page.get_data(as_text=True))
     form = {"request_id": request_id.group(1), "user_id": ALEX, "decision": "allow"}
-    assert google.post(sandbox_google.AUTHORIZE_PATH, data=form).status_code == 302
-    assert google.post(sandbox_google.AUTHORIZE_PATH, data=form).status_code == 400
+    assert google.post(google_authorization.AUTHORIZE_PATH, data=form).status_code == 302
+    assert google.post(google_authorization.AUTHORIZE_PATH, data=form).status_code == 400
 
 
 # --- The token endpoint ------------------------------------------------------------------
@@ -211,7 +214,9 @@ def test_a_code_works_once_and_a_replay_revokes_its_tokens(google):
     replay = exchange(google, code)
     assert replay.status_code == 400 and replay.json["error"] == "invalid_grant"
     assert (
-        google.get(sandbox_google.USERINFO_PATH, headers=bearer(first["access_token"])).status_code
+        google.get(
+            google_resources.USERINFO_PATH, headers=bearer(first["access_token"])
+        ).status_code
         == 401
     )
     assert refresh(google, first["refresh_token"]).status_code == 400
@@ -273,7 +278,7 @@ def test_a_testing_apps_refresh_token_dies_after_seven_days_and_a_new_consent_br
 
 def test_revoke_ends_the_grant_then_says_invalid_token(google):
     first = tokens(google)
-    revoked = google.post(sandbox_google.REVOKE_PATH, data={"token": first["refresh_token"]})
+    revoked = google.post(google_authorization.REVOKE_PATH, data={"token": first["refresh_token"]})
     assert revoked.status_code == 200  # no client authentication needed
     dead = refresh(google, first["refresh_token"])
     assert dead.status_code == 400 and dead.json == {
@@ -281,10 +286,14 @@ def test_revoke_ends_the_grant_then_says_invalid_token(google):
         "error_description": "Token has been expired or revoked.",
     }
     assert (
-        google.get(sandbox_google.USERINFO_PATH, headers=bearer(first["access_token"])).status_code
+        google.get(
+            google_resources.USERINFO_PATH, headers=bearer(first["access_token"])
+        ).status_code
         == 401
     )
-    again = google.post(sandbox_google.REVOKE_PATH, query_string={"token": first["refresh_token"]})
+    again = google.post(
+        google_authorization.REVOKE_PATH, query_string={"token": first["refresh_token"]}
+    )
     assert again.status_code == 400 and again.json["error"] == "invalid_token"
 
 
@@ -293,12 +302,12 @@ def test_revoke_ends_the_grant_then_says_invalid_token(google):
 
 def test_userinfo_names_the_user_only_with_profile(google):
     with_profile = google.get(
-        sandbox_google.USERINFO_PATH, headers=bearer(tokens(google)["access_token"])
+        google_resources.USERINFO_PATH, headers=bearer(tokens(google)["access_token"])
     )
     assert with_profile.json["sub"] == ALEX and with_profile.json["name"] == "Alex Rivera"
     assert with_profile.json["picture"].startswith("http")
     without = tokens(google, scopes=[ACTIVITY], prompt="consent")
-    info = google.get(sandbox_google.USERINFO_PATH, headers=bearer(without["access_token"])).json
+    info = google.get(google_resources.USERINFO_PATH, headers=bearer(without["access_token"])).json
     assert info == {"sub": ALEX}
 
 
@@ -413,7 +422,7 @@ def test_unknown_paths_and_failures_answer_as_google_rpc_status(google, monkeypa
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(sandbox_google.GoogleSandbox, "on_identity", broken)
+    monkeypatch.setattr(google_resources.GoogleResourceServer, "on_identity", broken)
     access = tokens(google)["access_token"]
     failed = google.get("/v4/users/me/identity", headers=bearer(access))
     assert failed.status_code == 500 and failed.json["error"]["status"] == "INTERNAL"
@@ -424,11 +433,13 @@ def test_run_alone_it_speaks_googles_dialect_and_prints_the_settings(monkeypatch
     for name in ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REDIRECT_URI", "PORT"):
         monkeypatch.delenv(name, raising=False)
     served = {}
-    monkeypatch.setattr(sandbox, "run_simple", lambda host, port, app, **kw: served.update(app=app))
-    sandbox.main(["--provider", "google", "--port", "4556"])
+    monkeypatch.setattr(
+        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
+    )
+    sandbox.__main__.main(["--provider", "google", "--port", "4556"])
     stand_in = served["app"]
-    assert isinstance(stand_in, sandbox_google.GoogleSandbox)
-    (client,) = stand_in.store.clients()
+    assert isinstance(stand_in, GoogleStandIn)
+    (client,) = stand_in.store.clients.all()
     assert client.client_id.endswith(".apps.googleusercontent.com")
     assert client.redirect_uri == "http://localhost:4000/auth/callback"
     assert os.path.exists(tmp_path / "stand-in-google.db")  # beside the Fitbit stand-in's
@@ -447,5 +458,5 @@ def test_run_alone_it_speaks_googles_dialect_and_prints_the_settings(monkeypatch
 def test_run_alone_with_an_unknown_provider_says_so(monkeypatch, capsys):
     monkeypatch.setenv("PROVIDER", "garmin")
     with pytest.raises(SystemExit):
-        sandbox.main([])
+        sandbox.__main__.main([])
     assert "PROVIDER='garmin' is not known" in capsys.readouterr().err

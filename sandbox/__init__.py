@@ -1,0 +1,29 @@
+"""Local stand-ins for the two providers, Fitbit and Google, each written from the
+provider's side: they share no code with the client in oauth.py and the dialects.
+
+Each stand-in is one WSGI app with the two roles of RFC 6749 1.1: an authorization server,
+which issues tokens, and a resource server, which serves data with them.
+
+    common.py                  what both share: OAuth 2.0's own rules, dispatch, the demo data
+    fitbit.py                  Fitbit's stand-in, with Fitbit's error shape
+    fitbit_authorization.py    its consent page, token endpoint and revocation
+    fitbit_resources.py        its Web API: profile and steps
+    google.py                  Google's stand-in, with Google's error shapes
+    google_authorization.py    its consent page, token endpoint and revocation
+    google_resources.py        userinfo and the Health API: identity, profile, steps
+    store/                     what a stand-in remembers, in a SQLite file of its own
+    __main__.py                `python -m sandbox [--provider google] --port N`
+
+In sandbox mode the app mounts both (see sandbox_mode.py); run one alone with
+`python -m sandbox`.
+"""
+
+from .fitbit import FitbitStandIn
+from .google import GoogleStandIn
+from .store import RegisteredClient
+
+# The stand-ins' own SQLite file (SANDBOX_DATABASE); Google's is beside it.
+DEFAULT_DATABASE = "fitbit_sandbox.db"
+STAND_INS = {"fitbit": FitbitStandIn, "google": GoogleStandIn}
+
+__all__ = ["DEFAULT_DATABASE", "STAND_INS", "FitbitStandIn", "GoogleStandIn", "RegisteredClient"]

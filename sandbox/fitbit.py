@@ -1,0 +1,75 @@
+"""A local stand-in for Fitbit: its OAuth 2.0 server and two Web API endpoints.
+
+Fitbit retired its legacy Web API in autumn 2026, so this plays the other party. It
+follows Fitbit's protocol (see ../shared/fitbit-api.md in the project notes) and refuses
+what Fitbit would refuse: the authorization server is in fitbit_authorization.py, the
+resource server in fitbit_resources.py. Every answer that is an error has Fitbit's shape,
+{"errors": [{"errorType", "message"}], "success": false}, unknown paths included.
+"""
+
+import secrets
+from datetime import timedelta
+
+from .common import OAuthError, StandIn, as_json, now
+from .fitbit_authorization import CODE_LIFETIME, FitbitAuthorizationServer
+from .fitbit_resources import FitbitResourceServer
+
+DEFAULT_EXPIRES_IN = 28800  # eight hours, as at Fitbit
+RATE_LIMIT = 150  # API calls per user per app per hour
+# An expired access token is still recognised for a day, and answered "expired_token" as
+# Fitbit does; after that it is forgotten, and unknown.
+EXPIRED_TOKEN_MEMORY = timedelta(days=1)
+# Each request drops at most this many stale entries of each kind, so that the work per
+# request stays small and the stand-in left running does not grow without end.
+PRUNE_BATCH = 50
+
+
+def fitbit_error(status, error_type, message, headers=None):
+    body = {"errors": [{"errorType": error_type, "message": message}], "success": False}
+    return as_json(body, status, headers)
+
+
+class FitbitStandIn(StandIn):
+    """Fitbit's side, as a WSGI app (see common.StandIn for the plumbing)."""
+
+    NAME = "Fitbit"
+    MOUNT = "/sandbox"  # where the app serves it in sandbox mode
+    DEFAULT_EXPIRES_IN = DEFAULT_EXPIRES_IN
+    RATE_LIMIT = RATE_LIMIT
+    AuthorizationServer = FitbitAuthorizationServer
+    ResourceServer = FitbitResourceServer
+    INTERNAL_ERROR = OAuthError(500, "system", "Internal error.")
+
+    @staticmethod
+    def new_client_id():
+        return secrets.token_hex(3).upper()  # six characters, as Fitbit's are
+
+    @staticmethod
+    def settings(root):
+        """The app's settings that point it at this stand-in, served from `root`."""
+        return {
+            "FITBIT_AUTHORIZE_URL": f"{root}/oauth2/authorize",
+            "FITBIT_TOKEN_URL": f"{root}/oauth2/token",
+            "FITBIT_REVOKE_URL": f"{root}/oauth2/revoke",
+            "FITBIT_API_URL": root,
+        }
+
+    def error_answer(self, error):
+        return fitbit_error(error.status, error.error, error.description, error.headers)
+
+    @staticmethod
+    def unrouted(error):
+        # Fitbit answers unknown paths and methods in its JSON error shape too.
+        error_type = "not_found" if error.code == 404 else "invalid_request"
+        return OAuthError(error.code, error_type, error.name)
+
+    def forget_the_unusable(self):
+        """Drop consent pages, codes, long-expired access tokens and old call counts, a few
+        at a time."""
+        moment = now()
+        self.store.prune(
+            code_cutoff=moment - CODE_LIFETIME,
+            token_cutoff=moment - EXPIRED_TOKEN_MEMORY,
+            hour=moment.strftime("%Y%m%d%H"),
+            most=PRUNE_BATCH,
+        )

@@ -1,0 +1,110 @@
+"""Fitbit's resource server: the two Web API endpoints the app reads, with Bearer tokens,
+scopes and the hourly budget, and the demo people's avatars.
+
+    GET  /1/user/-/profile.json
+    GET  /1/user/-/activities/steps/date/<date>/<period>.json
+"""
+
+import calendar
+from datetime import date, timedelta
+
+from werkzeug.routing import Rule
+
+from .common import OAuthError, Role, as_json, avatar, now, steps_on
+
+DAY_PERIODS = {"1d": 1, "7d": 7, "30d": 30, "1w": 7}
+MONTH_PERIODS = {"1m": 1, "3m": 3, "6m": 6, "1y": 12}
+MAX_RANGE_DAYS = 1095
+# Two people to sign in as; the data they "recorded" is made up from their id and the date.
+DEMO_USERS = {
+    "7QW2XR": {
+        "displayName": "Alex R.",
+        "fullName": "Alex Rivera",
+        "memberSince": "2016-03-14",
+    },
+    "9KD3MS": {
+        "displayName": "Sam K.",
+        "fullName": "Sam Kowalski",
+        "memberSince": "2019-09-02",
+    },
+}
+
+
+def months_before(day, months):
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+class FitbitResourceServer(Role):
+    RULES = [
+        Rule("/1/user/-/profile.json", endpoint="profile", methods=["GET"]),
+        Rule(
+            "/1/user/-/activities/steps/date/<first>/<second>.json",
+            endpoint="steps",
+            methods=["GET"],
+        ),
+        Rule("/avatars/<user_id>.svg", endpoint="avatar", methods=["GET"]),
+    ]
+
+    def authorize_api_call(self, request, scope):
+        """Bearer token, then scope, then the hourly budget; returns (grant, headers)."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise OAuthError(401, "invalid_client", "Authorization header required.")
+        access = self.store.grants.access_token(token)
+        if access is None:
+            raise OAuthError(401, "invalid_token", "Access token invalid.")
+        if now() >= access.expires_at:
+            # Fitbit's real message repeats the token; clients must not show or log it.
+            raise OAuthError(401, "expired_token", f"Access token expired: {token}")
+        if scope not in access.grant.scope.split():
+            raise OAuthError(403, "insufficient_scope", f"This call needs the {scope} scope.")
+
+        moment, limit = now(), self.stand_in.rate_limit
+        grant = access.grant
+        used = self.store.calls.add(grant.client_id, grant.user_id, moment.strftime("%Y%m%d%H"))
+        headers = {
+            "Fitbit-Rate-Limit-Limit": str(limit),
+            "Fitbit-Rate-Limit-Remaining": str(max(0, limit - used)),
+            "Fitbit-Rate-Limit-Reset": str(3600 - moment.minute * 60 - moment.second),
+        }
+        if used > limit:
+            raise OAuthError(429, "system", "Too Many Requests", headers)
+        return access.grant, headers
+
+    def on_profile(self, request):
+        grant, headers = self.authorize_api_call(request, "profile")
+        person = DEMO_USERS[grant.user_id]
+        profile = {
+            **person,
+            "encodedId": grant.user_id,
+            "avatar": f"{request.url_root}avatars/{grant.user_id}.svg",
+            "timezone": "UTC",
+        }
+        return as_json({"user": profile}, headers=headers)
+
+    def on_steps(self, request, first, second):
+        grant, headers = self.authorize_api_call(request, "activity")
+        today = now().date()
+        try:
+            base = today if first == "today" else date.fromisoformat(first)
+            if second in DAY_PERIODS:
+                start, end = base - timedelta(days=DAY_PERIODS[second] - 1), base
+            elif second in MONTH_PERIODS:
+                start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
+            else:  # /date/<start>/<end>.json
+                start, end = base, today if second == "today" else date.fromisoformat(second)
+        except (ValueError, OverflowError):  # not a date, or a period before year 1
+            raise OAuthError(400, "validation", "Invalid date or period.") from None
+        if start > end or (end - start).days >= MAX_RANGE_DAYS:
+            raise OAuthError(400, "validation", "Invalid date range.")
+        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        series = [
+            # Fitbit sends the count as a string.
+            {"dateTime": day.isoformat(), "value": str(steps_on(grant.user_id, day, today))}
+            for day in days
+        ]
+        return as_json({"activities-steps": series}, headers=headers)
+
+    def on_avatar(self, request, user_id):
+        return avatar(DEMO_USERS.get(user_id), "#00b0b9")

@@ -1,0 +1,196 @@
+"""Google's resource servers: OpenID Connect's userinfo and the Google Health API
+endpoints the app reads, with Bearer tokens, scopes and the per-minute budget.
+
+    GET  /v1/userinfo                     name and picture (OpenID Connect)
+    GET  /v4/users/me/identity            the Health user id and the legacy Fitbit id
+    GET  /v4/users/me/profile, /settings
+    POST /v4/users/me/dataTypes/steps/dataPoints:dailyRollUp
+
+Health API errors are google.rpc.Status objects (`ApiError`).
+"""
+
+from datetime import date, timedelta
+
+from werkzeug.routing import Rule
+
+from .common import OAuthError, Role, as_json, avatar, now, steps_on
+
+USERINFO_PATH = "/v1/userinfo"
+ME = "/v4/users/me"
+AUTH = "https://www.googleapis.com/auth/"
+HEALTH = AUTH + "googlehealth."
+RATE_LIMIT = 300  # Health API requests per user per minute
+MAX_RANGE_DAYS = 90  # for steps
+BEARER_CHALLENGE = 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
+# Which scopes let a token read each part of the Health API.
+IDENTITY_SCOPES = {
+    HEALTH + name + ".readonly"
+    for name in (
+        "activity_and_fitness",
+        "health_metrics_and_measurements",
+        "sleep",
+        "profile",
+        "settings",
+    )
+}
+STEPS_SCOPES = {
+    HEALTH + name + ".readonly"
+    for name in ("activity_and_fitness", "health_metrics_and_measurements", "location", "sleep")
+}
+
+# The people to sign in as, by Health user id. The first two are sandbox.py's Fitbit users,
+# with their legacy ids, so a move from Fitbit to Google can be tried; Robin joined after
+# the move and has no Fitbit id; Casey's Google account has no Health profile at all.
+PEOPLE = {
+    "hu-4f1e9c2a7b": {"fullName": "Alex Rivera", "given": "Alex", "legacy": "7QW2XR"},
+    "hu-8d03b6e5c1": {"fullName": "Sam Kowalski", "given": "Sam", "legacy": "9KD3MS"},
+    "hu-2a7c5e9f04": {"fullName": "Robin Osei", "given": "Robin", "legacy": None},
+    "hu-c6b81d3e72": {
+        "fullName": "Casey Ng",
+        "given": "Casey",
+        "legacy": None,
+        "linked": False,
+        "note": "no Google Health profile",
+    },
+}
+
+
+class ApiError(OAuthError):
+    """google.rpc.Status: {"error": {"code", "message", "status", "details"}}."""
+
+    def __init__(self, code, status, message, reason=None, headers=None):
+        super().__init__(code, status, message, headers)
+        self.reason = reason
+
+
+def civil_date(value):
+    """A CivilTime date {"year", "month", "day"} of plain numbers (no leading zeros)."""
+    try:
+        parts = [value["date"][name] for name in ("year", "month", "day")]
+        if any(isinstance(part, bool) or not isinstance(part, int) for part in parts):
+            raise TypeError(parts)
+        return date(*parts)
+    except (TypeError, KeyError, ValueError):
+        raise ApiError(400, "INVALID_ARGUMENT", "Invalid civil date in range.") from None
+
+
+def civil(day):
+    return {"date": {"year": day.year, "month": day.month, "day": day.day}}
+
+
+class GoogleResourceServer(Role):
+    RULES = [
+        Rule(USERINFO_PATH, endpoint="userinfo", methods=["GET"]),
+        Rule(f"{ME}/identity", endpoint="identity", methods=["GET"]),
+        Rule(f"{ME}/profile", endpoint="profile", methods=["GET"]),
+        Rule(f"{ME}/settings", endpoint="settings", methods=["GET"]),
+        Rule(f"{ME}/dataTypes/steps/dataPoints:dailyRollUp", endpoint="steps", methods=["POST"]),
+        Rule("/avatars/<user_id>.svg", endpoint="avatar", methods=["GET"]),
+    ]
+
+    def bearer_grant(self, request):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        access = (
+            self.store.grants.access_token(token) if scheme.lower() == "bearer" and token else None
+        )
+        if access is None or now() >= access.expires_at:
+            raise ApiError(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access "
+                "token, login cookie or other valid authentication credential.",
+                headers={"WWW-Authenticate": BEARER_CHALLENGE},
+            )
+        return access.grant
+
+    def on_userinfo(self, request):
+        grant = self.bearer_grant(request)
+        person = PEOPLE[grant.user_id]
+        info = {"sub": grant.user_id}
+        if AUTH + "userinfo.profile" in grant.scope.split():
+            info.update(
+                name=person["fullName"],
+                given_name=person["given"],
+                family_name=person["fullName"].split()[-1],
+                picture=f"{request.url_root}avatars/{grant.user_id}.svg",
+            )
+        return as_json(info)
+
+    def health_call(self, request, scopes):
+        """Bearer token, then scope, then the per-minute budget, then a linked profile."""
+        grant = self.bearer_grant(request)
+        if not scopes & set(grant.scope.split()):
+            raise ApiError(
+                403,
+                "PERMISSION_DENIED",
+                "Request had insufficient authentication scopes.",
+                reason="ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+            )
+        minute = now().strftime("%Y%m%d%H%M")
+        if self.store.calls.add(grant.client_id, grant.user_id, minute) > self.stand_in.rate_limit:
+            raise ApiError(
+                429, "RESOURCE_EXHAUSTED", "Quota exceeded.", reason="RATE_LIMIT_EXCEEDED"
+            )
+        person = PEOPLE[grant.user_id]
+        if person.get("linked") is False:
+            raise ApiError(
+                400, "FAILED_PRECONDITION", "No Google Health profile.", reason="ACCOUNT_NOT_LINKED"
+            )
+        return grant, person
+
+    def on_identity(self, request):
+        grant, person = self.health_call(request, IDENTITY_SCOPES)
+        identity = {"name": "users/me/identity", "healthUserId": grant.user_id}
+        if person["legacy"]:
+            identity["legacyUserId"] = person["legacy"]
+        return as_json(identity)
+
+    def on_profile(self, request):
+        grant, _ = self.health_call(request, {HEALTH + "profile.readonly"})
+        return as_json(
+            {
+                "name": "users/me/profile",
+                "age": 34,
+                "membershipStartDate": civil(date(2016, 3, 14))["date"],
+            }
+        )
+
+    def on_settings(self, request):
+        self.health_call(request, {HEALTH + "settings.readonly"})
+        return as_json({"name": "users/me/settings", "timeZone": "UTC", "utcOffset": "0s"})
+
+    def on_steps(self, request):
+        grant, person = self.health_call(request, STEPS_SCOPES)
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("range"), dict):
+            raise ApiError(400, "INVALID_ARGUMENT", "range is required.")
+        start, end = civil_date(body["range"].get("start")), civil_date(body["range"].get("end"))
+        window = body.get("windowSizeDays", 1)
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 90:
+            raise ApiError(400, "INVALID_ARGUMENT", "windowSizeDays must be 1 to 90.")
+        if end <= start:
+            raise ApiError(400, "INVALID_ARGUMENT", "range.end must be after range.start.")
+        if (end - start).days > MAX_RANGE_DAYS:
+            raise ApiError(400, "INVALID_ARGUMENT", "The range may span at most 90 days.")
+        today, who = now().date(), person["legacy"] or grant.user_id
+        points = []
+        first = start
+        while first < end and first <= today:
+            after = min(first + timedelta(days=window), end)
+            total = sum(
+                steps_on(who, first + timedelta(days=n), today) for n in range((after - first).days)
+            )
+            # proto3's JSON leaves out a zero int64, and with it an empty message's field.
+            points.append(
+                {
+                    "civilStartTime": civil(first),
+                    "civilEndTime": civil(after),
+                    "steps": {"countSum": str(total)} if total else {},
+                }
+            )
+            first = after
+        return as_json({"rollupDataPoints": points[::-1]})  # newest first
+
+    def on_avatar(self, request, user_id):
+        return avatar(PEOPLE.get(user_id), "#1a73e8")
