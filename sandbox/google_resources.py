@@ -38,7 +38,7 @@ STEPS_SCOPES = {
     for name in ("activity_and_fitness", "health_metrics_and_measurements", "location", "sleep")
 }
 
-# The people to sign in as, by Health user id. The first two are sandbox.py's Fitbit users,
+# The people to sign in as, by Health user id. The first two are the Fitbit stand-in's users,
 # with their legacy ids, so a move from Fitbit to Google can be tried; Robin joined after
 # the move and has no Fitbit id; Casey's Google account has no Health profile at all.
 PEOPLE = {

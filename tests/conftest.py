@@ -1,6 +1,8 @@
 """Shared fixtures: an app on a fresh database file, a browser, and a fake Fitbit."""
 
 import os
+import re
+import socket
 import threading
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -214,3 +216,42 @@ def running_app(tmp_path, expires_in=600, provider="fitbit"):
 def live_app(tmp_path):
     with running_app(tmp_path) as (url, _):
         yield url
+
+
+def page(response):
+    return response.get_data(as_text=True)
+
+
+def csrf_token(browser):
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page(browser.get("/")))
+    return match.group(1)
+
+
+def session_cookie(browser):
+    cookie = browser.get_cookie("session")
+    return cookie.value if cookie else None
+
+
+def callback(browser, state, **params):
+    """Come back from Fitbit to the callback with an authorization code and `state`."""
+    query = {"code": AUTH_CODE, "state": state, **params}
+    return browser.get("/auth/callback", query_string=query)
+
+
+def assert_security_headers(headers):
+    assert headers["Content-Security-Policy"].startswith("default-src ")
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"]
+    assert headers["Cache-Control"] == "no-store"
+
+
+def raw_exchange(port, data, done_sending=True):
+    """Send bytes as they are, and return the answer: all of it, or with done_sending=False
+    its first line, the connection left open as if more were on the way."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(data)
+        if not done_sending:
+            return connection.makefile("rb").readline().decode("latin-1")
+        connection.shutdown(socket.SHUT_WR)
+        return connection.makefile("rb").read().decode("latin-1")

@@ -24,8 +24,6 @@ import oauth
 from dashboard import round_down
 from fitbit_oauth_app import create_app
 from models import ApiCache, User
-from pages import in_words
-from settings import config_from_env
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -246,13 +244,6 @@ def test_cache_seconds_zero_asks_fitbit_every_time(config, fitbit):
     assert len(api_calls(fitbit)) == 1 + 5 * 2
 
 
-def test_cache_seconds_setting():
-    assert config_from_env({}, 4000).cache_seconds == 300
-    assert config_from_env({"FITBIT_CACHE_SECONDS": "0"}, 4000).cache_seconds == 0
-    with pytest.raises(SystemExit, match="FITBIT_CACHE_SECONDS"):
-        config_from_env({"FITBIT_CACHE_SECONDS": "five"}, 4000)
-
-
 def test_cached_data_is_kept_per_user(app, fitbit):
     alex, sam = Client(app), Client(app)
     sign_in(alex, fitbit, name="Alex")
@@ -400,20 +391,6 @@ def test_users_page_shows_connection_expiry_and_last_sync(app, browser, fitbit):
     assert "expires in 7 hours" in text
     assert "2 minutes ago" in text  # Alex's last sync, at sign-in
     assert "never" in text  # Person 0 has never been synced
-
-
-@pytest.mark.parametrize(
-    "offset, words",
-    [
-        (timedelta(0), "just now"),
-        (timedelta(milliseconds=-300), "just now"),
-        (timedelta(seconds=-5), "5 seconds ago"),
-        (timedelta(hours=3, seconds=1), "in 3 hours"),
-    ],
-)
-def test_times_in_words(offset, words):
-    with freeze_time(T0):
-        assert in_words(T0 + offset) == words
 
 
 def test_users_page_right_after_a_sync_says_just_now(app, browser, fitbit):

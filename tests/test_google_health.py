@@ -24,7 +24,7 @@ import google_health
 import oauth
 from fitbit_oauth_app import create_app
 from models import ApiCache, PendingSignIn, User, open_database
-from settings import Config, config_from_env, start_up_lines
+from settings import Config
 
 CLIENT_ID = "123-abc.apps.googleusercontent.com"
 REDIRECT_URI = "http://localhost:4000/auth/callback"
@@ -604,40 +604,6 @@ def test_the_log_of_a_google_sign_in_names_the_user_and_no_secret(browser, googl
 
 
 # --- Configuration ---------------------------------------------------------------------
-
-
-def test_provider_google_reads_the_google_settings():
-    env = {
-        "PROVIDER": "google",
-        "GOOGLE_CLIENT_ID": CLIENT_ID,
-        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "GOOGLE_TOKEN_URL": "https://token.example/token",
-        "GOOGLE_HEALTH_API_URL": "https://health.example",
-        "GOOGLE_USERINFO_URL": "https://id.example/userinfo",
-    }
-    client = config_from_env(env, 4107).client
-    assert client.dialect is google_health and client.client_id == CLIENT_ID
-    assert client.redirect_uri == "http://localhost:4107/auth/callback"
-    assert client.token_url == "https://token.example/token"
-    assert client.api_url == "https://health.example"
-    assert client.userinfo_url == "https://id.example/userinfo"
-    assert client.authorize_url == google_health.AUTHORIZE_URL
-    assert client.revoke_url == google_health.REVOKE_URL
-
-
-def test_provider_google_without_a_client_id_uses_the_google_stand_in():
-    config = config_from_env({"PROVIDER": "google", "FITBIT_CLIENT_ID": "x"}, 4000)
-    assert config.sandbox and config.client.dialect is google_health
-    assert config.client.token_url == "http://localhost:4000/sandbox/google/token"
-    lines = start_up_lines(config)
-    assert "local stand-in for Google Health" in lines[0]
-    # Credentials for the provider not selected are named, and not used.
-    assert lines[1] == "WARNING: FITBIT_CLIENT_ID set, but PROVIDER is google: not used."
-
-
-def test_an_unknown_provider_stops_the_app_with_its_name():
-    with pytest.raises(SystemExit, match="PROVIDER='garmin' is not known"):
-        config_from_env({"PROVIDER": "garmin"}, 4000)
 
 
 def test_a_failing_userinfo_does_not_stop_the_sign_in(browser, google):

@@ -2,7 +2,6 @@
 google_health.py), as a client written from Google's documentation would drive it."""
 
 import base64
-import os
 import re
 from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -426,33 +425,6 @@ def test_unknown_paths_and_failures_answer_as_google_rpc_status(google, monkeypa
     access = tokens(google)["access_token"]
     failed = google.get("/v4/users/me/identity", headers=bearer(access))
     assert failed.status_code == 500 and failed.json["error"]["status"] == "INTERNAL"
-
-
-def test_run_alone_it_speaks_googles_dialect_and_prints_the_settings(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
-    for name in ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REDIRECT_URI", "PORT"):
-        monkeypatch.delenv(name, raising=False)
-    served = {}
-    monkeypatch.setattr(
-        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
-    )
-    sandbox.__main__.main(["--provider", "google", "--port", "4556"])
-    stand_in = served["app"]
-    assert isinstance(stand_in, GoogleStandIn)
-    (client,) = stand_in.store.clients.all()
-    assert client.client_id.endswith(".apps.googleusercontent.com")
-    assert client.redirect_uri == "http://localhost:4000/auth/callback"
-    assert os.path.exists(tmp_path / "stand-in-google.db")  # beside the Fitbit stand-in's
-    out = capsys.readouterr().out
-    assert f"GOOGLE_CLIENT_ID={client.client_id}" in out
-    for line in (
-        "GOOGLE_AUTHORIZE_URL=http://localhost:4556/o/oauth2/v2/auth",
-        "GOOGLE_TOKEN_URL=http://localhost:4556/token",
-        "GOOGLE_REVOKE_URL=http://localhost:4556/revoke",
-        "GOOGLE_USERINFO_URL=http://localhost:4556/v1/userinfo",
-        "GOOGLE_HEALTH_API_URL=http://localhost:4556",
-    ):
-        assert line in out
 
 
 def test_run_alone_with_an_unknown_provider_says_so(monkeypatch, capsys):

@@ -465,59 +465,6 @@ def test_the_redirect_mismatch_page_shows_both_uris(fitbit):
     assert sent in text and REDIRECT in text
 
 
-def test_standalone_expects_the_app_on_its_port(monkeypatch, tmp_path):
-    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
-    monkeypatch.setenv("PORT", "4107")
-    monkeypatch.delenv("FITBIT_REDIRECT_URI", raising=False)
-    monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
-    served = {}
-    monkeypatch.setattr(
-        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
-    )
-    sandbox.__main__.main([])
-    (client,) = served["app"].store.clients.all()
-    assert client.redirect_uri == "http://localhost:4107/auth/callback"
-
-
-def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
-    served = {}
-    monkeypatch.setattr(
-        sandbox.__main__,
-        "run_simple",
-        lambda host, port, app, **kw: served.update(host=host, port=port, app=app),
-    )
-    monkeypatch.setenv("FITBIT_CLIENT_ID", "ENV123")
-    monkeypatch.setenv("FITBIT_CLIENT_SECRET", "env-secret")
-    monkeypatch.setenv("FITBIT_REDIRECT_URI", "http://localhost:4000/auth/callback")
-    sandbox.__main__.main(["--port", "4555"])
-    assert (served["host"], served["port"]) == ("localhost", 4555)
-    assert served["app"].store.clients.get("ENV123").client_secret == "env-secret"
-    out = capsys.readouterr().out
-    assert "FITBIT_TOKEN_URL=http://localhost:4555/oauth2/token" in out
-    assert "env-secret" not in out  # the reader's own secret is not echoed back
-
-
-def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
-    served = {}
-    monkeypatch.setattr(
-        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
-    )
-    monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
-    monkeypatch.delenv("FITBIT_CLIENT_SECRET", raising=False)
-    monkeypatch.delenv("PORT", raising=False)
-    sandbox.__main__.main([])
-    (client,) = served["app"].store.clients.all()
-    out = capsys.readouterr().out
-    assert f"FITBIT_CLIENT_ID={client.client_id}" in out
-    assert f"FITBIT_CLIENT_SECRET={client.client_secret}" in out
-    assert client.redirect_uri == "http://localhost:4000/auth/callback"
-    # Started again, it remembers them: an app configured with them keeps working.
-    sandbox.__main__.main([])
-    assert served["app"].store.clients.all() == [client]
-
-
 def test_stale_consents_codes_and_counts_are_dropped(stand_in, fitbit):
     with freeze_time("2026-11-23 12:00:00"):
         access = tokens(fitbit)["access_token"]

@@ -1,0 +1,176 @@
+"""pages.py: what a user sees when something goes wrong, in the layout and in words they
+can act on, and the filters that put times into words."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from conftest import (
+    PROFILE_URL,
+    assert_security_headers,
+    callback,
+    fitbit_error,
+    page,
+    profile_body,
+    sign_in,
+    start_sign_in,
+    token_body,
+    token_calls,
+)
+from freezegun import freeze_time
+from peewee import OperationalError
+
+import fitbit_legacy
+from models import BrowserSession, User
+from pages import in_words
+from sandbox import FitbitStandIn
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_an_unexpected_error_is_a_500_page_in_the_layout(app, browser, monkeypatch, caplog):
+    def broken(request):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app, "on_users", broken)
+    response = browser.get("/users")
+    assert response.status_code == 500
+    assert "Server error" in page(response) and '<a class="home"' in page(response)
+    assert "a bug" not in page(response) and "Traceback" not in page(response)
+    assert_security_headers(response.headers)
+    assert "Unexpected error on /users" in caplog.text
+
+
+def test_a_busy_database_is_a_503_page_that_asks_to_retry(browser, monkeypatch):
+    def locked(key):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(BrowserSession, "find", locked)
+    browser.set_cookie("session", "x" * 43)
+    response = browser.get("/")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "The database is busy" in page(response) and '<a class="home"' in page(response)
+    assert_security_headers(response.headers)
+
+
+def test_pages_name_their_icon_so_browsers_do_not_ask_for_favicon_ico(browser):
+    assert '<link rel="icon" href="/static/favicon.svg"' in page(browser.get("/"))
+    icon = browser.get("/static/favicon.svg")
+    assert (icon.status_code, icon.mimetype) == (200, "image/svg+xml")
+    icon.close()
+
+
+def callback_with_token_answer(browser, fitbit, **answer):
+    state = start_sign_in(browser)["state"]
+    fitbit.post(fitbit_legacy.TOKEN_URL, **answer)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    return callback(browser, state)
+
+
+@pytest.mark.parametrize(
+    "answer, status, text",
+    [
+        ({"status": 500, "json": fitbit_error("system")}, 502, "Fitbit is unavailable"),
+        ({"status": 503, "body": "<html>down</html>"}, 502, "Fitbit is unavailable"),
+        ({"body": requests.ReadTimeout()}, 502, "Fitbit is unavailable"),
+        ({"body": requests.ConnectionError()}, 502, "Fitbit is unavailable"),
+        ({"status": 410, "body": ""}, 502, "retired"),
+        ({"body": "<html>proxy</html>"}, 502, "nothing was stored"),
+        ({"json": token_body(expires_in=-1)}, 502, "nothing was stored"),
+        ({"status": 400, "json": fitbit_error("invalid_grant")}, 400, "sign in again"),
+        ({"status": 401, "json": fitbit_error("invalid_client")}, 502, "FITBIT_CLIENT_ID"),
+    ],
+    ids=[
+        "500",
+        "503-html",
+        "timeout",
+        "connection",
+        "410",
+        "html",
+        "bad-expiry",
+        "used-code",
+        "bad-client",
+    ],
+)
+def test_token_endpoint_failures_give_a_clear_page(browser, fitbit, answer, status, text):
+    response = callback_with_token_answer(browser, fitbit, **answer)
+    assert response.status_code == status
+    assert text in page(response)
+    assert len(token_calls(fitbit)) == 1  # never retried
+    assert User.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    "answer, logged",
+    [
+        ({"body": requests.ConnectionError()}, "could not reach Fitbit (connection_error)"),
+        ({"body": requests.ReadTimeout()}, "could not reach Fitbit (timeout)"),
+        ({"status": 502, "body": "<html>bad gateway</html>"}, "Fitbit answered 502 unknown"),
+    ],
+    ids=["refused", "timeout", "answered-502"],
+)
+def test_the_log_says_whether_fitbit_answered_at_all(browser, fitbit, caplog, answer, logged):
+    callback_with_token_answer(browser, fitbit, **answer)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"sign-in: {logged}"]
+
+
+@freeze_time("2026-11-23 12:00:00")
+def test_rate_limited_token_endpoint_says_when_to_try_again(browser, fitbit):
+    response = callback_with_token_answer(
+        browser,
+        fitbit,
+        status=429,
+        json=fitbit_error("system"),
+        headers={"Fitbit-Rate-Limit-Reset": "1500"},
+    )
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1500"
+    assert "Try again at 12:25 UTC (in 25 minutes)" in page(response)
+
+
+@pytest.mark.parametrize(
+    "answer, text",
+    [
+        ({"status": 502, "body": "bad gateway"}, "Fitbit is unavailable"),
+        ({"body": requests.ConnectTimeout()}, "Fitbit is unavailable"),
+        ({"status": 410, "body": ""}, "retired"),
+    ],
+)
+def test_home_page_when_fitbit_fails(browser, fitbit, answer, text):
+    with freeze_time("2026-11-23 12:00:00"):
+        sign_in(browser, fitbit)
+    fitbit.replace("GET", PROFILE_URL, **answer)
+    with freeze_time("2026-11-23 12:06:00"):  # past the cache's five minutes
+        response = browser.get("/")
+    assert response.status_code == 502
+    assert text in page(response)
+
+
+def test_every_template_is_autoescaped(app):
+    for jinja in (app.pages.jinja, FitbitStandIn([]).jinja):
+        assert jinja.autoescape is True
+        html = jinja.get_template("error.html").render(
+            message="<script>x</script>",
+            title="t",
+            url_for=lambda *a: "/",
+            config=app.config,
+            provider=app.dialect,
+        )
+        assert "&lt;script&gt;" in html and "<script>" not in html
+
+
+@pytest.mark.parametrize(
+    "offset, words",
+    [
+        (timedelta(0), "just now"),
+        (timedelta(milliseconds=-300), "just now"),
+        (timedelta(seconds=-5), "5 seconds ago"),
+        (timedelta(hours=3, seconds=1), "in 3 hours"),
+    ],
+)
+def test_times_in_words(offset, words):
+    with freeze_time(T0):
+        assert in_words(T0 + offset) == words

@@ -1,0 +1,87 @@
+"""sandbox/__main__.py: `python -m sandbox` runs one stand-in alone, registered for the app
+from the app's own settings, and prints the settings that point the app at it."""
+
+import os
+
+import sandbox.__main__
+from sandbox import GoogleStandIn
+
+
+def test_standalone_expects_the_app_on_its_port(monkeypatch, tmp_path):
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
+    monkeypatch.setenv("PORT", "4107")
+    monkeypatch.delenv("FITBIT_REDIRECT_URI", raising=False)
+    monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
+    served = {}
+    monkeypatch.setattr(
+        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
+    )
+    sandbox.__main__.main([])
+    (client,) = served["app"].store.clients.all()
+    assert client.redirect_uri == "http://localhost:4107/auth/callback"
+
+
+def test_standalone_registers_the_client_from_the_environment(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
+    served = {}
+    monkeypatch.setattr(
+        sandbox.__main__,
+        "run_simple",
+        lambda host, port, app, **kw: served.update(host=host, port=port, app=app),
+    )
+    monkeypatch.setenv("FITBIT_CLIENT_ID", "ENV123")
+    monkeypatch.setenv("FITBIT_CLIENT_SECRET", "env-secret")
+    monkeypatch.setenv("FITBIT_REDIRECT_URI", "http://localhost:4000/auth/callback")
+    sandbox.__main__.main(["--port", "4555"])
+    assert (served["host"], served["port"]) == ("localhost", 4555)
+    assert served["app"].store.clients.get("ENV123").client_secret == "env-secret"
+    out = capsys.readouterr().out
+    assert "FITBIT_TOKEN_URL=http://localhost:4555/oauth2/token" in out
+    assert "env-secret" not in out  # the reader's own secret is not echoed back
+
+
+def test_standalone_without_credentials_generates_and_prints_them(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
+    served = {}
+    monkeypatch.setattr(
+        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
+    )
+    monkeypatch.delenv("FITBIT_CLIENT_ID", raising=False)
+    monkeypatch.delenv("FITBIT_CLIENT_SECRET", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    sandbox.__main__.main([])
+    (client,) = served["app"].store.clients.all()
+    out = capsys.readouterr().out
+    assert f"FITBIT_CLIENT_ID={client.client_id}" in out
+    assert f"FITBIT_CLIENT_SECRET={client.client_secret}" in out
+    assert client.redirect_uri == "http://localhost:4000/auth/callback"
+    # Started again, it remembers them: an app configured with them keeps working.
+    sandbox.__main__.main([])
+    assert served["app"].store.clients.all() == [client]
+
+
+def test_run_alone_it_speaks_googles_dialect_and_prints_the_settings(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
+    for name in ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REDIRECT_URI", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    served = {}
+    monkeypatch.setattr(
+        sandbox.__main__, "run_simple", lambda host, port, app, **kw: served.update(app=app)
+    )
+    sandbox.__main__.main(["--provider", "google", "--port", "4556"])
+    stand_in = served["app"]
+    assert isinstance(stand_in, GoogleStandIn)
+    (client,) = stand_in.store.clients.all()
+    assert client.client_id.endswith(".apps.googleusercontent.com")
+    assert client.redirect_uri == "http://localhost:4000/auth/callback"
+    assert os.path.exists(tmp_path / "stand-in-google.db")  # beside the Fitbit stand-in's
+    out = capsys.readouterr().out
+    assert f"GOOGLE_CLIENT_ID={client.client_id}" in out
+    for line in (
+        "GOOGLE_AUTHORIZE_URL=http://localhost:4556/o/oauth2/v2/auth",
+        "GOOGLE_TOKEN_URL=http://localhost:4556/token",
+        "GOOGLE_REVOKE_URL=http://localhost:4556/revoke",
+        "GOOGLE_USERINFO_URL=http://localhost:4556/v1/userinfo",
+        "GOOGLE_HEALTH_API_URL=http://localhost:4556",
+    ):
+        assert line in out

@@ -1,0 +1,153 @@
+"""settings.py: the app's settings from the environment (and from .env through make), each
+checked at start-up, and what the start-up output says about them."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from conftest import page
+from werkzeug.test import Client
+
+import fitbit_oauth_app
+import google_health
+from fitbit_oauth_app import create_app
+from settings import config_from_env, start_up_lines
+
+# A client id in Google's style, and its secret.
+CLIENT_ID = "123-abc.apps.googleusercontent.com"
+CLIENT_SECRET = "GOCSPX-settings-test-secret"
+
+
+def test_trust_proxy_setting():
+    assert config_from_env({"TRUST_PROXY": "1"}, 4000).trust_proxy
+    assert not config_from_env({}, 4000).trust_proxy
+
+
+def test_without_a_client_id_the_app_uses_the_stand_in():
+    config = config_from_env({}, 4000)
+    assert config.sandbox and config.configured
+    assert config.client.authorize_url == "http://localhost:4000/sandbox/oauth2/authorize"
+    assert config.client.token_url == "http://localhost:4000/sandbox/oauth2/token"
+    assert config.client.api_url == "http://localhost:4000/sandbox"
+    assert config.client.redirect_uri == "http://localhost:4000/auth/callback"
+
+
+def test_fitbit_sandbox_forces_the_stand_in_even_with_credentials():
+    env = {"FITBIT_CLIENT_ID": "REAL12", "FITBIT_CLIENT_SECRET": "real", "FITBIT_SANDBOX": "1"}
+    config = config_from_env(env, 4000)
+    assert config.sandbox
+    assert config.client.client_id != "REAL12"  # the real secret never goes to the stand-in
+
+
+def test_with_credentials_the_app_talks_to_fitbit():
+    env = {"FITBIT_CLIENT_ID": "REAL12", "FITBIT_CLIENT_SECRET": "real", "PORT": "4000"}
+    config = config_from_env(env, 5000)
+    assert not config.sandbox
+    assert (config.client.client_id, config.client.client_secret) == ("REAL12", "real")
+    assert config.client.authorize_url == "https://www.fitbit.com/oauth2/authorize"
+    assert config.client.token_url == "https://api.fitbit.com/oauth2/token"
+    assert config.client.redirect_uri == "http://localhost:5000/auth/callback"
+
+
+@pytest.mark.parametrize(
+    "environment, port",
+    [({}, "4107"), ({"PORT": "4106"}, "4106")],
+    ids=[".env-fills-in", "environment-wins"],
+)
+def test_make_takes_from_env_file_only_what_the_environment_leaves_unset(
+    tmp_path, environment, port
+):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shutil.copy(os.path.join(root, "Makefile"), tmp_path)
+    (tmp_path / ".env").write_text("PORT=4107\nFITBIT_SCOPES=activity profile\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "FITBIT_SCOPES", "MAKEFLAGS")}
+    shown = subprocess.run(
+        ["make", "-s", "--eval", "show: ; @echo $$PORT $$FITBIT_SCOPES", "show"],
+        cwd=tmp_path,
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == f"{port} activity profile"
+
+
+def test_the_example_settings_let_the_redirect_uri_follow_the_port():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, ".env.example")) as example:
+        lines = [line.strip() for line in example if line.strip() and line[0] != "#"]
+    settings = dict(line.split("=", 1) for line in lines)
+    assert settings["FITBIT_REDIRECT_URI"] == ""
+    assert config_from_env({**settings, "PORT": "4106"}, 4106).client.redirect_uri == (
+        "http://localhost:4106/auth/callback"
+    )
+
+
+def test_in_real_mode_the_page_and_the_start_up_say_where_fitbit_is(
+    monkeypatch, tmp_path, capsys, browser
+):
+    footer = page(browser.get("/"))
+    assert (
+        "Talking to the legacy Fitbit Web API: sign-in at <code>https://www.fitbit.com/oauth2/authorize</code>"
+        in (footer)
+    )
+    assert "data\n    from <code>https://api.fitbit.com</code>" in footer
+    monkeypatch.setattr(fitbit_oauth_app, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setenv("FITBIT_CLIENT_ID", "REAL12")
+    monkeypatch.setenv("FITBIT_CLIENT_SECRET", "real-secret")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'real.db'}")
+    fitbit_oauth_app.main([])
+    out = capsys.readouterr().out
+    assert "tokens at https://api.fitbit.com/oauth2/token" in out
+    assert "real-secret" not in out
+
+
+def test_client_id_without_a_secret_explains_what_to_set(tmp_path):
+    config = config_from_env(
+        {"FITBIT_CLIENT_ID": "REAL12", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}, 4000
+    )
+    browser = Client(create_app(config))
+    assert "FITBIT_CLIENT_SECRET" in page(browser.get("/"))
+    assert browser.get("/auth").status_code == 503
+
+
+def test_cache_seconds_setting():
+    assert config_from_env({}, 4000).cache_seconds == 300
+    assert config_from_env({"FITBIT_CACHE_SECONDS": "0"}, 4000).cache_seconds == 0
+    with pytest.raises(SystemExit, match="FITBIT_CACHE_SECONDS"):
+        config_from_env({"FITBIT_CACHE_SECONDS": "five"}, 4000)
+
+
+def test_provider_google_reads_the_google_settings():
+    env = {
+        "PROVIDER": "google",
+        "GOOGLE_CLIENT_ID": CLIENT_ID,
+        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+        "GOOGLE_TOKEN_URL": "https://token.example/token",
+        "GOOGLE_HEALTH_API_URL": "https://health.example",
+        "GOOGLE_USERINFO_URL": "https://id.example/userinfo",
+    }
+    client = config_from_env(env, 4107).client
+    assert client.dialect is google_health and client.client_id == CLIENT_ID
+    assert client.redirect_uri == "http://localhost:4107/auth/callback"
+    assert client.token_url == "https://token.example/token"
+    assert client.api_url == "https://health.example"
+    assert client.userinfo_url == "https://id.example/userinfo"
+    assert client.authorize_url == google_health.AUTHORIZE_URL
+    assert client.revoke_url == google_health.REVOKE_URL
+
+
+def test_provider_google_without_a_client_id_uses_the_google_stand_in():
+    config = config_from_env({"PROVIDER": "google", "FITBIT_CLIENT_ID": "x"}, 4000)
+    assert config.sandbox and config.client.dialect is google_health
+    assert config.client.token_url == "http://localhost:4000/sandbox/google/token"
+    lines = start_up_lines(config)
+    assert "local stand-in for Google Health" in lines[0]
+    # Credentials for the provider not selected are named, and not used.
+    assert lines[1] == "WARNING: FITBIT_CLIENT_ID set, but PROVIDER is google: not used."
+
+
+def test_an_unknown_provider_stops_the_app_with_its_name():
+    with pytest.raises(SystemExit, match="PROVIDER='garmin' is not known"):
+        config_from_env({"PROVIDER": "garmin"}, 4000)
