@@ -175,8 +175,6 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
     moment to `workers` workers, and count the refreshes the app logged. The stand-in runs
     as a server of its own here (`python -m sandbox`), as Fitbit would: mounted in the
     app's own server, its answers would queue for the same workers as the pages."""
-    import models
-
     app_port, fitbit_port = free_port(), free_port()
     fitbit = f"http://127.0.0.1:{fitbit_port}"
     env = {
@@ -200,30 +198,42 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
     try:
         with gunicorn(app, env, workers, log_path, port=app_port) as (url, _):
             cookie = sign_in(url)
-            models.open_database(env["DATABASE_URL"])
-            with models.db.connection_context():
-                past = datetime.now(UTC) - timedelta(minutes=1)
-                alex = models.User.fitbit_id == "7QW2XR"
-                models.User.update(expires_at=past).where(alex).execute()
+            expire_the_token(env["DATABASE_URL"])
             before = open(log_path).read().count("tokens refreshed")
-            barrier = threading.Barrier(requests_at_once)
-            statuses = []
-
-            def view():
-                barrier.wait()
-                answer = requests.get(url + "/", cookies={"session": cookie}, timeout=60)
-                statuses.append(answer.status_code)
-
-            threads = [threading.Thread(target=view) for _ in range(requests_at_once)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            statuses = views_at_once(url, cookie, requests_at_once)
     finally:
         stand_in.terminate()
         stand_in.wait(10)
     refreshes = open(log_path).read().count("tokens refreshed") - before
     return refreshes, statuses.count(200)
+
+
+def expire_the_token(database_url):
+    """Alex's access token, made a minute past its expiry."""
+    import models
+
+    models.open_database(database_url)
+    with models.db.connection_context():
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        alex = models.User.fitbit_id == "7QW2XR"
+        models.User.update(expires_at=past).where(alex).execute()
+
+
+def views_at_once(url, cookie, count):
+    """The status of each of `count` views of the signed-in page sent at the same moment."""
+    barrier, statuses = threading.Barrier(count), []
+
+    def view():
+        barrier.wait()
+        answer = requests.get(url + "/", cookies={"session": cookie}, timeout=60)
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=view) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
 
 
 def main(argv=None):
@@ -271,6 +281,17 @@ def main(argv=None):
         calls_per_100 = api_calls(env["SANDBOX_DATABASE"]) - calls_before
     refreshes, answered = token_posts_per_expiry(env, work)
 
+    report(args, generator, rows)
+    print(f"- Fitbit API calls per 100 signed-in page views: {calls_per_100}")
+    print(
+        f"- token POSTs for one expiry, 40 requests at once on 4 workers: {refreshes}"
+        f" ({answered} of 40 pages answered 200)"
+    )
+    print(f"- process start to first answer: app {app_start:.2f} s, hello {hello_start:.2f} s")
+
+
+def report(args, generator, rows):
+    """The table of pages, each against the bare hello."""
     hello_rate = rows[0][1]
     print(f"\ngunicorn --workers {args.workers} {' '.join(SYNC)}; load: {generator},")
     print(f"{args.connections} connections for {args.seconds} s per page; {os.cpu_count()} cores\n")
@@ -279,12 +300,6 @@ def main(argv=None):
     for name, rate, p50, p99 in rows:
         print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {rate / hello_rate:.2f} |")
     print()
-    print(f"- Fitbit API calls per 100 signed-in page views: {calls_per_100}")
-    print(
-        f"- token POSTs for one expiry, 40 requests at once on 4 workers: {refreshes}"
-        f" ({answered} of 40 pages answered 200)"
-    )
-    print(f"- process start to first answer: app {app_start:.2f} s, hello {hello_start:.2f} s")
 
 
 if __name__ == "__main__":

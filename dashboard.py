@@ -48,7 +48,7 @@ class Dashboard:
         consent page)."""
         if not user.connected:
             return {}
-        if user.provider != self.dialect.KEY:
+        if dialect_of(user) is not self.dialect:
             # Moving to Google Health: the old tokens speak the other dialect. The user is
             # asked to connect again, not made to (Google's migration guide says: nudge).
             notes.append(

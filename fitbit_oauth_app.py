@@ -55,7 +55,7 @@ from models import (
     shared_secret,
 )
 from pages import Pages
-from providers import account
+from providers import account, dialect_of
 from sessions import Sessions, origin_for_cookie
 from settings import config_from_env, start_up_lines
 from token_store import UserTokenStore
@@ -152,7 +152,7 @@ class FitbitOAuthApp:
         # Google hands out a refresh token only on a consent: forced unless this browser's
         # user is known to hold one already.
         user = browser.user
-        holds = user is not None and user.connected and user.provider == self.dialect.KEY
+        holds = user is not None and user.connected and dialect_of(user) is self.dialect
         url = oauth.authorize_url(self.client, state, verifier, holds_refresh_token=holds)
         request.note(*tracing.authorize_step(url, verifier))
         return redirect(url, code=302)

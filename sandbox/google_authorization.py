@@ -74,20 +74,11 @@ class GoogleAuthorizationServer(AuthorizationServer):
     # The consent page ------------------------------------------------------------------
 
     def on_authorize(self, request):
-        """Step 3 of the walkthrough, Google's way."""
+        """Step 3 of the walkthrough, Google's way. Nothing is redirected until the client
+        and its exact redirect URI are known."""
         args = request.args
         try:
-            client = self.store.clients.get(single(args, "client_id") or "")
-            if client is None:
-                raise AuthorizePageError(
-                    "Error 401: invalid_client. The OAuth client was not found."
-                )
-            sent = single(args, "redirect_uri")
-            if sent != client.redirect_uri:
-                raise AuthorizePageError(
-                    f"Error 400: redirect_uri_mismatch. {sent or '(none)'} is not the "
-                    f"registered redirect URI, {client.redirect_uri}."
-                )
+            client = self.registered_client(args)
             if single(args, "response_type") != "code":
                 raise AuthorizePageError("Error 400: unsupported_response_type.")
             scopes = [SHORT_NAMES.get(s, s) for s in (single(args, "scope") or "").split()]
@@ -100,14 +91,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
             pattern = S256_CHALLENGE if method == "S256" else PKCE_VERIFIER
             if challenge and not pattern.fullmatch(challenge):
                 raise AuthorizePageError("Error 400: invalid_request. Malformed code_challenge.")
-            access_type = single(args, "access_type") or "online"
-            if access_type not in ("online", "offline"):
-                raise AuthorizePageError("Error 400: invalid_request. Bad access_type.")
-            prompt = set((single(args, "prompt") or "").split())
-            if not prompt <= {"none", "consent", "select_account"} or (
-                "none" in prompt and len(prompt) > 1
-            ):
-                raise AuthorizePageError("Error 400: invalid_request. Bad prompt.")
+            access_type, prompt = self.googles_own(args)
             state = single(args, "state")
         except OAuthError as error:
             raise AuthorizePageError(f"Error 400: {error.description}") from None
@@ -136,6 +120,31 @@ class GoogleAuthorizationServer(AuthorizationServer):
                 for health_id, person in PEOPLE.items()
             },
         )
+
+    def registered_client(self, args):
+        client = self.store.clients.get(single(args, "client_id") or "")
+        if client is None:
+            raise AuthorizePageError("Error 401: invalid_client. The OAuth client was not found.")
+        sent = single(args, "redirect_uri")
+        if sent != client.redirect_uri:
+            raise AuthorizePageError(
+                f"Error 400: redirect_uri_mismatch. {sent or '(none)'} is not the "
+                f"registered redirect URI, {client.redirect_uri}."
+            )
+        return client
+
+    @staticmethod
+    def googles_own(args):
+        """access_type (online or offline) and prompt (a set), Google's own parameters."""
+        access_type = single(args, "access_type") or "online"
+        if access_type not in ("online", "offline"):
+            raise AuthorizePageError("Error 400: invalid_request. Bad access_type.")
+        prompt = set((single(args, "prompt") or "").split())
+        if not prompt <= {"none", "consent", "select_account"} or (
+            "none" in prompt and len(prompt) > 1
+        ):
+            raise AuthorizePageError("Error 400: invalid_request. Bad prompt.")
+        return access_type, prompt
 
     def on_decide(self, request):
         request_id = request.form.get("request_id", "")
