@@ -66,18 +66,6 @@ class Dialect(Protocol):
     def identify(self, client, tokens) -> Person:
         """Step 5: who the new tokens belong to."""
 
-    def error_from_response(self, response) -> Exception:
-        """The provider's error answer as an oauth.ProviderError (or a subclass)."""
-
-    def error_page(self, error) -> tuple | None:
-        """(status, title, message) for a failure of its own; None for the usual page."""
-
-    def revoked(self, response) -> bool:
-        """Step 9: whether the provider's answer to a revoke means the grant is gone."""
-
-    def rate_budget(self, headers) -> tuple:
-        """(calls left, when the budget refills) from an answer's headers, each or None."""
-
     def profile_request(self, client):
         """Step 7: the oauth.ApiRequest for the user's name and picture."""
 
@@ -89,3 +77,16 @@ class Dialect(Protocol):
 
     def read_steps(self, body) -> list:
         """[(date, steps), ...], oldest first, each capped at MAX_DAILY_STEPS."""
+
+    def rate_budget(self, headers) -> tuple:
+        """Step 7: (calls left, when the budget refills) from an answer's headers, each or
+        None."""
+
+    def error_from_response(self, response) -> Exception:
+        """The provider's error answer as an oauth.ProviderError (or a subclass)."""
+
+    def error_page(self, error) -> tuple | None:
+        """(status, title, message) for a failure of its own; None for the usual page."""
+
+    def revoked(self, response) -> bool:
+        """Step 9: whether the provider's answer to a revoke means the grant is gone."""

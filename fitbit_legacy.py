@@ -89,8 +89,8 @@ def code_exchange_parameters(client):
 
 
 def identify(client, tokens):
-    """Fitbit's token answer names the user (`user_id`); the profile gives their name, if
-    the user let the app read it."""
+    """Step 5: Fitbit's token answer names the user (`user_id`); the profile gives their
+    name, if the user let the app read it."""
     if not tokens.user_id:
         raise oauth.BadResponse("user_id missing", who=NAME)
     name, answers = tokens.user_id, {}

@@ -116,7 +116,7 @@ def code_exchange_parameters(client):
 
 
 def identify(client, tokens):
-    """Google's token answer does not say who the user is: the Health API's identity
+    """Step 5: Google's token answer does not say who the user is: the Health API's identity
     endpoint does, with the Health user id and, for a Fitbit account, its legacy Fitbit id.
     The name and picture come from OpenID Connect's userinfo, if `profile` was granted."""
     if not grants(tokens.scope, "identity"):

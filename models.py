@@ -86,11 +86,11 @@ class User(BaseModel):
 
     @classmethod
     def sign_in(cls, person, tokens):
-        """File a sign-in under its person (a dialects.Person): the row with their Health user
-        id, else the one with their Fitbit id (someone moving from Fitbit to Google Health),
+        """Step 5: file a sign-in under its person (a dialects.Person): the row with their Health
+        user id, else the one with their Fitbit id (someone moving from Fitbit to Google Health),
         else a new one. Tokens of the other dialect are dropped, with the answers cached for
-        them. Without a refresh token (Google sends one only on a consent), the one kept for
-        the same provider stays; with none at all, nothing is stored and None is returned."""
+        them. Without a refresh token (Google sends one only on a consent), the one kept for the
+        same provider stays; with none at all, nothing is stored and None is returned."""
         for attempt in range(2):
             try:
                 with db.atomic():

@@ -71,7 +71,7 @@ def masked_headers(headers):
 
 
 def authorize_step(url, verifier):
-    """Step 1: the redirect to the consent page, each parameter with its reason."""
+    """Step 2: the redirect to the consent page, each parameter with its reason."""
     query = dict(parse_qsl(urlsplit(url).query))
     return "The redirect to the consent page", {
         "request": {"method": "GET", "url": url.split("?")[0]},
@@ -83,7 +83,7 @@ def authorize_step(url, verifier):
 
 
 def callback_step(params):
-    """Step 2: the browser comes back; its state matched this browser's sign-in."""
+    """Step 4: the browser comes back; its state matched this browser's sign-in."""
     return "The callback", {
         "parameters": [(name, value, "") for name, value in masked_fields(params).items()],
         "notes": [
