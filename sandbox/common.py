@@ -134,6 +134,9 @@ class AuthorizationServer(Role):
 
     TOKEN_HEADERS = {}  # on every token answer
     UNSUPPORTED_GRANT = "Unsupported grant_type."
+    # The provider's words when the credentials are wrong, and when the form's client_id
+    # is another than the one authenticated.
+    BAD_CREDENTIALS = OTHER_CLIENT_ID = ""
 
     def on_token(self, request):
         if request.mimetype != "application/x-www-form-urlencoded":
@@ -147,6 +150,16 @@ class AuthorizationServer(Role):
             raise OAuthError(400, "unsupported_grant_type", self.UNSUPPORTED_GRANT)
         issued = self.issue_tokens(*redeem(request.form, client))
         return as_json(issued, headers=self.TOKEN_HEADERS)
+
+    def registered_client(self, form, client_id, secret):
+        """The client these credentials authenticate, compared in constant time (RFC 6749
+        2.3.1); a client_id in the form must name the same one."""
+        client = self.store.clients.get(client_id)
+        if client is None or not same(secret, client.client_secret):
+            raise OAuthError(401, "invalid_client", self.BAD_CREDENTIALS)
+        if form.get("client_id", client_id) != client_id:
+            raise OAuthError(401, "invalid_client", self.OTHER_CLIENT_ID)
+        return client
 
 
 # --- The stand-in: two roles behind one URL map ---------------------------------------------

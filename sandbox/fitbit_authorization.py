@@ -51,6 +51,8 @@ CODE_LIFETIME = timedelta(minutes=10)
 
 class FitbitAuthorizationServer(AuthorizationServer):
     TOKEN_HEADERS = {"Cache-Control": "no-store"}
+    BAD_CREDENTIALS = "Invalid authorization header."
+    OTHER_CLIENT_ID = "client_id does not match the header."
     RULES = [
         Rule("/oauth2/authorize", endpoint="authorize", methods=["GET"]),
         Rule("/oauth2/authorize", endpoint="decide", methods=["POST"]),
@@ -134,12 +136,7 @@ class FitbitAuthorizationServer(AuthorizationServer):
         if "client_secret" in request.form:
             raise OAuthError(401, "invalid_client", "Send the client secret with Basic auth.")
         client_id, secret = basic_credentials(request.headers.get("Authorization", ""))
-        client = self.store.clients.get(client_id)
-        if client is None or not same(secret, client.client_secret):
-            raise OAuthError(401, "invalid_client", "Invalid authorization header.")
-        if request.form.get("client_id", client_id) != client_id:
-            raise OAuthError(401, "invalid_client", "client_id does not match the header.")
-        return client
+        return self.registered_client(request.form, client_id, secret)
 
     def redeem_code(self, form, client):
         code = single(form, "code")

@@ -64,6 +64,8 @@ DEFAULT_EXPIRES_IN = 3599  # an hour, less the second Google takes off
 class GoogleAuthorizationServer(AuthorizationServer):
     TOKEN_HEADERS = {"Pragma": "no-cache"}
     UNSUPPORTED_GRANT = "Invalid grant_type."
+    BAD_CREDENTIALS = "Unauthorized"
+    OTHER_CLIENT_ID = "client_id does not match."
     RULES = [
         Rule(AUTHORIZE_PATH, endpoint="authorize", methods=["GET"]),
         Rule(AUTHORIZE_PATH, endpoint="decide", methods=["POST"]),
@@ -78,7 +80,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
         and its exact redirect URI are known."""
         args = request.args
         try:
-            client = self.registered_client(args)
+            client = self.authorizing_client(args)
             if single(args, "response_type") != "code":
                 raise AuthorizePageError("Error 400: unsupported_response_type.")
             scopes = [SHORT_NAMES.get(s, s) for s in (single(args, "scope") or "").split()]
@@ -121,7 +123,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
             },
         )
 
-    def registered_client(self, args):
+    def authorizing_client(self, args):
         client = self.store.clients.get(single(args, "client_id") or "")
         if client is None:
             raise AuthorizePageError("Error 401: invalid_client. The OAuth client was not found.")
@@ -195,12 +197,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
         else:
             client_id = request.form.get("client_id", "")
             secret = request.form.get("client_secret", "")
-        client = self.store.clients.get(client_id)
-        if client is None or not same(secret, client.client_secret):
-            raise OAuthError(401, "invalid_client", "Unauthorized")
-        if request.form.get("client_id", client_id) != client_id:
-            raise OAuthError(401, "invalid_client", "client_id does not match.")
-        return client
+        return self.registered_client(request.form, client_id, secret)
 
     def redeem_code(self, form, client):
         code = single(form, "code")
