@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+from functools import partial
 
 try:
     import werkzeug  # noqa: F401 (the first of the packages in requirements.txt)
@@ -26,6 +27,7 @@ except ModuleNotFoundError:  # started with a Python that has none of them, such
 
 from peewee import OperationalError
 from werkzeug.exceptions import (
+    BadHost,
     BadRequest,
     HTTPException,
     NotFound,
@@ -286,7 +288,14 @@ class FitbitOAuthApp:
 
     def wsgi_app(self, environ, start_response):
         request = Request(environ)
-        request.urls = self.url_map.bind_to_environ(environ)
+        try:
+            request.urls = self.url_map.bind_to_environ(environ)
+        except BadHost as error:
+            # A Host that no machine can be called (a label of over 63 characters, say): a
+            # 400, whose links need no host (docs/security.md item 55).
+            request.urls = self.url_map.bind("localhost")
+            response = self.without_database(request, partial(self.pages.http_error, error=error))
+            return response(environ, start_response)
         headers = self.dialect.RATE_LIMIT_HEADERS
 
         def observe(*exchange):  # every request oauth.py sends, for the trace

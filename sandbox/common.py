@@ -213,10 +213,10 @@ class StandIn:
         return response
 
     def dispatch_request(self, request):
-        urls = self.url_map.bind_to_environ(request.environ)
         self.forget_the_unusable()
         try:
-            endpoint, values = urls.match()
+            # Binding reads the Host header: one that no machine can be called is a 400 too.
+            endpoint, values = self.url_map.bind_to_environ(request.environ).match()
             return getattr(self.roles[endpoint], f"on_{endpoint}")(request, **values)
         except AuthorizePageError as error:
             return self.render("error.html", status=400, message=str(error))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 # --- The whole flow ---------------------------------------------------------------------
 from conftest import (
     ACCESS_TOKEN,
@@ -36,8 +38,10 @@ from werkzeug.test import Client
 import fitbit_legacy
 import fitbit_oauth_app
 import oauth
+from fitbit_oauth_app import create_app
 from middleware import CallbackLogHandler
 from models import BrowserSession, PendingSignIn, User
+from settings import config_from_env
 
 
 def test_whole_sign_in_flow(browser, fitbit):
@@ -305,3 +309,38 @@ def test_main_serves_localhost_4000_threaded_without_debugger(monkeypatch, tmp_p
     out = capsys.readouterr().out
     assert "open http://localhost:4000" in out
     assert "local stand-in for Fitbit" in out
+
+
+# A DNS label is at most 63 characters: werkzeug refuses such a Host when it binds the URL map.
+LONG_LABEL_HOST = "a" * 64 + ".example"
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/"),
+        ("GET", "/auth"),
+        ("GET", "/auth/callback?code=x&state=y"),
+        ("GET", "/users"),
+        ("GET", "/trace"),
+        ("POST", "/logout"),
+        ("GET", "/sandbox/oauth2/authorize"),
+        ("POST", "/sandbox/oauth2/token"),
+        ("GET", "/sandbox/google/v4/users/me/identity"),
+        ("POST", "/sandbox/google/token"),
+    ],
+)
+def test_a_host_no_machine_can_have_is_a_400_not_a_500(tmp_path, provider, method, path):
+    env = {
+        "PROVIDER": provider,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'host.db'}",
+        "SANDBOX_DATABASE": ":memory:",
+    }
+    browser = Client(create_app(config_from_env(env, 4000)))
+    response = browser.open(path, method=method, headers={"Host": LONG_LABEL_HOST})
+    assert response.status_code == 400
+    assert response.headers["Content-Security-Policy"] and response.headers["Cache-Control"]
+    if not path.startswith("/sandbox"):
+        assert "Bad Request" in page(response)  # the app's own page, in its layout
+        assert 'href="/static/style.css"' in page(response)

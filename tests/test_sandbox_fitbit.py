@@ -551,3 +551,9 @@ def test_a_bug_in_the_stand_in_is_a_json_500_in_fitbits_shape(stand_in, fitbit, 
 
     monkeypatch.setattr(stand_in.resources, "on_profile", broken)
     assert_fitbit_error(api(fitbit, "/1/user/-/profile.json", "x"), 500, "system")
+
+
+def test_a_host_no_machine_can_have_is_a_400_in_fitbits_shape(fitbit):
+    host = {"Host": "a" * 64 + ".example"}
+    assert_fitbit_error(fitbit.get("/1/user/-/profile.json", headers=host), 400, "invalid_request")
+    assert_fitbit_error(fitbit.post("/oauth2/token", headers=host), 400, "invalid_request")

@@ -432,3 +432,13 @@ def test_run_alone_with_an_unknown_provider_says_so(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         sandbox.__main__.main([])
     assert "PROVIDER='garmin' is not known" in capsys.readouterr().err
+
+
+def test_a_host_no_machine_can_have_is_a_400_invalid_argument(google):
+    host = {"Host": "a" * 64 + ".example"}
+    for response in (
+        google.get("/v4/users/me/identity", headers=host),
+        google.post(google_authorization.TOKEN_PATH, headers=host),
+    ):
+        assert response.status_code == 400
+        assert response.json["error"]["status"] == "INVALID_ARGUMENT"
