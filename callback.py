@@ -60,6 +60,17 @@ def claim_sign_in(browser, state):
     return pending
 
 
+def check_issuer(params, client):
+    """Step 4: RFC 9207's defence against mix-up. A callback that says which authorization
+    server sent it (`iss`) must name the one this sign-in went to; an attacker's server,
+    used by the same browser, could otherwise have its code redeemed here."""
+    if "iss" in params and (not client.issuer or params["iss"] != client.issuer):
+        raise BadRequest(
+            f"This answer says it came from {params['iss']}, not from {client.dialect.NAME}, "
+            "so it was refused. Start the sign-in again."
+        )
+
+
 def clean_redirect(location):
     """Step 6: leave the callback URL, code and all, out of the address bar, history and any
     Referer header (docs/security.md item 11)."""

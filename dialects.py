@@ -45,6 +45,7 @@ class Dialect(Protocol):
     REVOKE_URL: str
     API_URL: str
     USERINFO_URL: str
+    ISSUER: str  # what its callback's `iss` must be (RFC 9207); "" if it names none
     SCOPES: str
     # Which fields every token answer has, and whether revoking wants client credentials.
     TOKEN_FIELDS: tuple

@@ -24,6 +24,7 @@ TOKEN_URL = "https://api.fitbit.com/oauth2/token"
 REVOKE_URL = "https://api.fitbit.com/oauth2/revoke"
 API_URL = "https://api.fitbit.com"
 USERINFO_URL = ""  # the profile lives in the Web API itself
+ISSUER = ""  # Fitbit names no issuer (RFC 9207): a callback that carries one is refused
 SCOPES = "activity profile"
 PROFILE_PATH = "/1/user/-/profile.json"
 STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"

@@ -167,6 +167,7 @@ class FitbitOAuthApp:
         params = callback.params(request)
         pending = callback.claim_sign_in(request.browser, params.get("state"))
         request.note(*tracing.callback_step(params))
+        callback.check_issuer(params, self.client)
         if params.get("error") is not None:
             return self.refused(request, params["error"])
         if not params.get("code"):

@@ -30,6 +30,8 @@ TOKEN_URL = "https://oauth2.googleapis.com/token"
 REVOKE_URL = "https://oauth2.googleapis.com/revoke"
 API_URL = "https://health.googleapis.com"  # the root: the paths below start with /v4/
 USERINFO_URL = "https://openidconnect.googleapis.com/v1/userinfo"
+# What Google's callback carries as `iss` (RFC 9207), its OpenID Connect issuer.
+ISSUER = "https://accounts.google.com"
 GOOGLE_SCOPES = "https://www.googleapis.com/auth/"
 HEALTH_SCOPES = GOOGLE_SCOPES + "googlehealth."
 ACTIVITY_SCOPE = HEALTH_SCOPES + "activity_and_fitness.readonly"
@@ -63,6 +65,7 @@ SETTINGS = {
     "revoke_url": "GOOGLE_REVOKE_URL",
     "api_url": "GOOGLE_HEALTH_API_URL",
     "userinfo_url": "GOOGLE_USERINFO_URL",
+    "issuer": "GOOGLE_ISSUER",
 }
 # Where the client id and secret come from, for the page that says one is missing (HTML).
 REGISTRATION_HINT = 'Copy both from your "Web server" OAuth client in the Google Cloud console'

@@ -72,9 +72,10 @@ class Client:
     revoke_url: str = ""
     api_url: str = ""
     userinfo_url: str = ""
+    issuer: str = ""  # not a URL to call: the name the callback's `iss` must carry
 
     def __post_init__(self):
-        for name in ("scopes", *ENDPOINTS):
+        for name in ("scopes", "issuer", *ENDPOINTS):
             if not getattr(self, name):
                 object.__setattr__(self, name, getattr(self.dialect, name.upper()))
 

@@ -87,7 +87,8 @@ def config_from_env(environ, port):
         client_id, client_secret = setting("client_id"), setting("client_secret")
     # Each endpoint is the provider's own unless set, as FITBIT_TOKEN_URL, GOOGLE_TOKEN_URL,
     # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
-    chosen = {name: setting(name) for name in ("scopes", *oauth.ENDPOINTS) if setting(name)}
+    fields = ("scopes", "issuer", *oauth.ENDPOINTS)
+    chosen = {name: setting(name) for name in fields if setting(name)}
     client = oauth.Client(
         dialect=dialect,
         client_id=client_id,

@@ -25,6 +25,21 @@ AUTHORIZE_PARAMETERS = {
     "prompt": "Google's own: consent shows the consent page again, the only time Google "
     "hands out a refresh token. Sent when the app holds none for this user.",
 }
+# What each parameter of the callback means.
+CALLBACK_PARAMETERS = {
+    "code": "The authorization code: good once, for a few minutes, and only together with "
+    "this app's secret and the PKCE verifier.",
+    "state": "Must be the value stored for this browser's sign-in: checked in constant time, "
+    "then used up.",
+    "scope": "What the user granted, which can be less than what was asked for.",
+    "iss": "Who sent this answer (RFC 9207). It must be the issuer the app expects, or the "
+    "sign-in is refused: the defence against mix-up, where another server's code would be "
+    "sent to this provider.",
+    "authuser": "Google's own: which of the browser's Google accounts signed in (0 is the "
+    "first). The app does not need it.",
+    "prompt": "Google's own: whether the consent page was shown. The app does not need it.",
+    "error": "Why there is no code: access_denied when the user said no.",
+}
 # What each field of a token answer means.
 TOKEN_FIELDS = {
     "access_token": "Sent as 'Authorization: Bearer' with every API call.",
@@ -85,7 +100,10 @@ def authorize_step(url, verifier):
 def callback_step(params):
     """Step 4: the browser comes back; its state matched this browser's sign-in."""
     return "The callback", {
-        "parameters": [(name, value, "") for name, value in masked_fields(params).items()],
+        "parameters": [
+            (name, value, CALLBACK_PARAMETERS.get(name, ""))
+            for name, value in masked_fields(params).items()
+        ],
         "notes": [
             "state matched the one stored for this browser's sign-in, which is now "
             "used up: the same URL will not work twice."

@@ -59,6 +59,7 @@ class GoogleStandIn(StandIn):
             "GOOGLE_REVOKE_URL": root + REVOKE_PATH,
             "GOOGLE_USERINFO_URL": root + USERINFO_PATH,
             "GOOGLE_HEALTH_API_URL": root,
+            "GOOGLE_ISSUER": root,  # what its callback carries as iss
         }
 
     def error_answer(self, error):

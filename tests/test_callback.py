@@ -151,3 +151,15 @@ def test_no_next_parameter_can_send_the_user_elsewhere(browser, fitbit):
         fitbit.get(PROFILE_URL, json=profile_body())
         response = callback(browser, state, next=target)
         assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("iss", ["https://www.fitbit.com", "https://attacker.example", ""])
+def test_a_callback_naming_an_issuer_is_refused_since_fitbit_names_none(browser, fitbit, iss):
+    """RFC 9207: Fitbit sends no `iss`, so one that comes is another server's answer."""
+    query = start_sign_in(browser)
+    response = callback(browser, query["state"], iss=iss)
+    assert response.status_code == 400
+    assert "so it was refused" in page(response)
+    assert len(fitbit.calls) == 0 and User.select().count() == 0
+    # The sign-in is used up: the same answer cannot be tried again with another iss.
+    assert callback(browser, query["state"]).status_code == 400

@@ -824,3 +824,19 @@ def test_tokens_of_the_other_dialect_are_never_sent(app, browser, google):
     assert "https://www.fitbit.com/settings/applications" in after  # where to revoke it
     assert len(google.calls) == before  # neither the page nor Disconnect sent them anywhere
     assert not User.get().connected and fitbit_tokens.refresh_token not in after
+
+
+@pytest.mark.parametrize(
+    "iss",
+    ["https://accounts.google.com/", "https://attacker.example", "http://accounts.google.com"],
+)
+def test_a_callback_from_another_issuer_is_refused_before_any_token_request(browser, google, iss):
+    """RFC 9207's defence against mix-up: the code of another authorization server's answer
+    is never sent to Google's token endpoint, nor anyone else's."""
+    query = start(browser)
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"], "iss": iss}
+    )
+    assert response.status_code == 400
+    assert f"says it came from {iss}, not from Google Health" in page(response)
+    assert len(google.calls) == 0 and User.select().count() == 0

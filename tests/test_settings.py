@@ -151,3 +151,13 @@ def test_provider_google_without_a_client_id_uses_the_google_stand_in():
 def test_an_unknown_provider_stops_the_app_with_its_name():
     with pytest.raises(SystemExit, match="PROVIDER='garmin' is not known"):
         config_from_env({"PROVIDER": "garmin"}, 4000)
+
+
+def test_the_issuer_is_googles_own_unless_set():
+    client = config_from_env({"PROVIDER": "google", "GOOGLE_CLIENT_ID": "x"}, 4000).client
+    assert client.issuer == "https://accounts.google.com"
+    stand_in = config_from_env({"PROVIDER": "google"}, 4000).client
+    assert stand_in.issuer == "http://localhost:4000/sandbox/google"  # what its callback sends
+    env = {"PROVIDER": "google", "GOOGLE_CLIENT_ID": "x", "GOOGLE_ISSUER": "https://id.example"}
+    assert config_from_env(env, 4000).client.issuer == "https://id.example"
+    assert config_from_env({"FITBIT_CLIENT_ID": "x"}, 4000).client.issuer == ""

@@ -10,6 +10,7 @@ from test_end_to_end import Browser
 from werkzeug.test import Client
 
 import fitbit_legacy
+import tracing
 from models import User
 
 
@@ -148,3 +149,20 @@ def test_a_google_sign_in_and_refresh_are_traced_with_every_secret_masked(tmp_pa
     assert len(set(seen)) == 6
     for where in (trace, home.text, cookies, logged):
         assert [secret for secret in seen if secret in where] == []
+
+
+def test_every_parameter_a_callback_brings_is_explained_and_the_code_masked():
+    params = {
+        "code": "4/0AanRRrt-the-whole-code",
+        "state": "s" * 43,
+        "scope": "openid profile",
+        "authuser": "0",
+        "prompt": "consent",
+        "iss": "https://accounts.google.com",
+    }
+    _, shown = tracing.callback_step(params)
+    rows = {name: (value, why) for name, value, why in shown["parameters"]}
+    assert sorted(rows) == sorted(params)
+    assert [name for name, (_, why) in rows.items() if not why] == []
+    assert rows["code"][0] == "4/0A…"
+    assert "RFC 9207" in rows["iss"][1]
