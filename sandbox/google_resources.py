@@ -70,7 +70,7 @@ def civil_date(value):
         if any(isinstance(part, bool) or not isinstance(part, int) for part in parts):
             raise TypeError(parts)
         return date(*parts)
-    except (TypeError, KeyError, ValueError):
+    except (TypeError, KeyError, ValueError, OverflowError):  # a year of 2**31 overflows
         raise ApiError(400, "INVALID_ARGUMENT", "Invalid civil date in range.") from None
 
 
@@ -135,7 +135,10 @@ class GoogleResourceServer(Role):
         person = PEOPLE[grant.user_id]
         if person.get("linked") is False:
             raise ApiError(
-                400, "FAILED_PRECONDITION", "No Google Health profile.", reason="ACCOUNT_NOT_LINKED"
+                400,
+                "FAILED_PRECONDITION",
+                "The account is not linked to Google Health.",  # Google's words: clients match
+                reason="ACCOUNT_NOT_LINKED",
             )
         return grant, person
 
@@ -162,7 +165,10 @@ class GoogleResourceServer(Role):
 
     def on_steps(self, request):
         grant, person = self.health_call(request, STEPS_SCOPES)
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # JSON nested deeper than Python's parser goes
+            body = None
         if not isinstance(body, dict) or not isinstance(body.get("range"), dict):
             raise ApiError(400, "INVALID_ARGUMENT", "range is required.")
         start, end = civil_date(body["range"].get("start")), civil_date(body["range"].get("end"))

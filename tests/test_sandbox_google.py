@@ -2,6 +2,7 @@
 google_health.py), as a client written from Google's documentation would drive it."""
 
 import base64
+import json
 import re
 from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -354,6 +355,8 @@ def test_an_account_without_a_health_profile_is_failed_precondition(google):
     assert response.status_code == 400
     assert response.json["error"]["status"] == "FAILED_PRECONDITION"
     assert response.json["error"]["details"][0]["reason"] == "ACCOUNT_NOT_LINKED"
+    # Google's own message, word for word: some clients match on it.
+    assert response.json["error"]["message"] == "The account is not linked to Google Health."
 
 
 def test_the_roll_up_is_newest_first_with_counts_as_strings(google):
@@ -442,3 +445,21 @@ def test_a_host_no_machine_can_have_is_a_400_invalid_argument(google):
     ):
         assert response.status_code == 400
         assert response.json["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"range": {"start": {"date": {"year": 10**19, "month": 1, "day": 1}}, "end": {}}},
+        {"range": {"start": {"date": {"year": 2**31, "month": 1, "day": 1}}, "end": {}}},
+        "[" * 20_000 + "]" * 20_000,  # deeper than Python's JSON parser goes, under 64 KiB
+    ],
+    ids=["twenty-digit year", "year of 2**31", "deep nesting"],
+)
+def test_an_absurd_roll_up_body_is_invalid_argument_not_a_500(google, body):
+    access = tokens(google)["access_token"]
+    headers = {**bearer(access), "Content-Type": "application/json"}
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = google.post(ROLLUP, data=data, headers=headers)
+    assert response.status_code == 400
+    assert response.json["error"]["status"] == "INVALID_ARGUMENT"
