@@ -59,11 +59,10 @@ from models import (
 from pages import Pages
 from providers import account, dialect_of
 from sessions import Sessions, origin_for_cookie
-from settings import config_from_env, start_up_lines
+from settings import config_from_env, port_setting, start_up_lines
 from token_store import UserTokenStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_PORT = 4000
 USERS_PER_PAGE = 50
 # The largest body any form of this app needs (a CSRF token); anything bigger is refused
 # with a 413 before it is read.
@@ -346,7 +345,7 @@ def app_from_env(environ=None):
     redirect URI, so PORT should be the port the server listens on."""
     environ = os.environ if environ is None else environ
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    config = config_from_env(environ, int(environ.get("PORT") or DEFAULT_PORT))
+    config = config_from_env(environ, port_setting(environ))
     for line in start_up_lines(config):
         log.log(logging.WARNING if line.startswith("WARNING") else logging.INFO, line)
     return create_app(config)
@@ -355,7 +354,7 @@ def app_from_env(environ=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="localhost")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--port", type=int, default=port_setting(os.environ))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 

@@ -12,6 +12,8 @@ import oauth
 import sandbox_mode
 from providers import PROVIDERS
 
+DEFAULT_PORT = 4000
+
 
 @dataclass(frozen=True)
 class Config:
@@ -109,6 +111,14 @@ def unused_settings(environ, dialect):
             variable for variable, value in environ.items() if value and variable.startswith(others)
         )
     )
+
+
+def port_setting(environ, default=DEFAULT_PORT):
+    """PORT: where the app listens, and so where its default redirect URI points."""
+    value = environ.get("PORT") or str(default)
+    if not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
+        raise SystemExit(f"PORT must be a port number from 1 to 65535, not {value!r}.")
+    return int(value)
 
 
 def seconds_setting(environ, name, default):

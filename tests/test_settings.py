@@ -4,6 +4,7 @@ checked at start-up, and what the start-up output says about them."""
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 from conftest import page
@@ -12,7 +13,7 @@ from werkzeug.test import Client
 import fitbit_oauth_app
 import google_health
 from fitbit_oauth_app import create_app
-from settings import config_from_env, start_up_lines
+from settings import config_from_env, port_setting, start_up_lines
 
 # A client id in Google's style, and its secret.
 CLIENT_ID = "123-abc.apps.googleusercontent.com"
@@ -161,3 +162,24 @@ def test_the_issuer_is_googles_own_unless_set():
     env = {"PROVIDER": "google", "GOOGLE_CLIENT_ID": "x", "GOOGLE_ISSUER": "https://id.example"}
     assert config_from_env(env, 4000).client.issuer == "https://id.example"
     assert config_from_env({"FITBIT_CLIENT_ID": "x"}, 4000).client.issuer == ""
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "65536", "40 00", "４０００"])
+def test_a_port_that_is_no_port_is_named_not_a_traceback(tmp_path, port):
+    environ = {**os.environ, "PORT": port, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
+    started = subprocess.run(
+        [sys.executable, "fitbit_oauth_app.py"],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert started.returncode != 0
+    assert f"PORT must be a port number from 1 to 65535, not {port!r}." in started.stderr
+    assert "Traceback" not in started.stderr
+
+
+def test_the_port_sets_the_redirect_uri_and_defaults_to_4000():
+    assert port_setting({}) == 4000 and port_setting({"PORT": ""}) == 4000
+    assert port_setting({"PORT": "4106"}) == 4106
