@@ -360,7 +360,7 @@ def main(argv=None):
 
     config = config_from_env(os.environ, args.port)
     app = create_app(config)
-    print(f" * Sign in with Fitbit: open http://{args.host}:{args.port}")
+    print(f" * Sign in with {config.client.dialect.NAME}: open http://{args.host}:{args.port}")
     for line in start_up_lines(config):
         print(f" * {line}")
     # Threaded, so the page can wait on Fitbit while other requests are served; the

@@ -344,3 +344,25 @@ def test_a_host_no_machine_can_have_is_a_400_not_a_500(tmp_path, provider, metho
     if not path.startswith("/sandbox"):
         assert "Bad Request" in page(response)  # the app's own page, in its layout
         assert 'href="/static/style.css"' in page(response)
+
+
+@pytest.mark.parametrize("provider, name", [("fitbit", "Fitbit"), ("google", "Google Health")])
+def test_the_tab_the_header_and_the_start_up_line_name_the_provider(
+    monkeypatch, tmp_path, capsys, provider, name
+):
+    monkeypatch.setattr(fitbit_oauth_app, "run_simple", lambda *args, **options: None)
+    for variable in ("FITBIT_CLIENT_ID", "GOOGLE_CLIENT_ID", "PORT", "FITBIT_SANDBOX"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PROVIDER", provider)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'names.db'}")
+    monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
+    fitbit_oauth_app.main([])
+    assert f" * Sign in with {name}: open http://localhost:4000" in capsys.readouterr().out
+
+    env = {"PROVIDER": provider, "DATABASE_URL": f"sqlite:///{tmp_path / 'names.db'}"}
+    browser = Client(create_app(config_from_env({**env, "SANDBOX_DATABASE": ":memory:"}, 4000)))
+    for path in ("/", "/users", "/trace", "/no-such-page"):
+        text = page(browser.get(path))
+        title = re.search(r"<title>([^<]+)</title>", text).group(1)
+        header = re.search(r'<a class="home"[^>]*>([^<]+)</a>', text).group(1)
+        assert title.endswith(f"Sign in with {name}") and header == f"OAuth 2.0 with {name}"
