@@ -187,11 +187,9 @@ class FitbitOAuthApp:
         log.info("%s: signed in, scope %r", account(user), tokens.scope)
         # Step 6: a new session id at sign-in, so an id planted before it is worth nothing.
         self.sessions.start(request, user=user, carry_flashes=True)
-        # The page itself greets the user by name: the flash only says what happened.
-        request.browser.add_flash(
-            f"You are signed in with {self.dialect.NAME}.",
-            link=(request.urls.build("trace"), "See what just happened"),
-        )
+        # The page itself greets the user by name, and links to the trace: the flash only
+        # says what happened.
+        request.browser.add_flash(f"You are signed in with {self.dialect.NAME}.")
         return callback.clean_redirect(request.urls.build("index"))
 
     def refused(self, request, error):
