@@ -164,7 +164,12 @@ class FitbitOAuthApp:
         """Steps 4 to 6: the provider sends the browser back here with a code (or an error);
         the code buys tokens, the tokens say who the user is, and the user is signed in."""
         params = callback.params(request)
-        pending = callback.claim_sign_in(request.browser, params.get("state"))
+        try:
+            pending = callback.claim_sign_in(request.browser, params.get("state"))
+        except BadRequest:
+            if request.browser is None or request.browser.user is None:
+                raise
+            return self.already_signed_in(request)
         request.note(*tracing.callback_step(params))
         callback.check_issuer(params, self.client)
         if params.get("error") is not None:
@@ -190,6 +195,15 @@ class FitbitOAuthApp:
         # The page itself greets the user by name, and links to the trace: the flash only
         # says what happened.
         request.browser.add_flash(f"You are signed in with {self.dialect.NAME}.")
+        return callback.clean_redirect(request.urls.build("index"))
+
+    def already_signed_in(self, request):
+        """Back to the consent page, Allow again, or a reload of the callback: this browser
+        is signed in already, so it goes home, and the answer is left unused."""
+        request.browser.add_flash(
+            f"You are already signed in with {self.dialect.NAME}. That answer belonged to a "
+            "sign-in that is over, so it was not used."
+        )
         return callback.clean_redirect(request.urls.build("index"))
 
     def refused(self, request, error):

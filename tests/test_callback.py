@@ -5,10 +5,12 @@ import pytest
 from conftest import (
     AUTH_CODE,
     PROFILE_URL,
+    STEPS_URL,
     callback,
     page,
     profile_body,
     start_sign_in,
+    steps_body,
     token_body,
     token_calls,
 )
@@ -36,12 +38,33 @@ def test_state_from_another_browser_is_refused(app, browser, fitbit):
     assert len(fitbit.calls) == 0
 
 
-def test_replayed_callback_is_refused(browser, fitbit):
+def test_replayed_callback_is_refused(app, browser, fitbit):
     query = start_sign_in(browser)
     fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
     fitbit.get(PROFILE_URL, json=profile_body())
     assert callback(browser, query["state"]).status_code == 302
-    assert callback(browser, query["state"]).status_code == 400
+    # Another browser, signed out, gets a 400.
+    assert callback(Client(app), query["state"]).status_code == 400
+    assert len(token_calls(fitbit)) == 1
+
+
+@pytest.mark.parametrize("again", ["reload", "allow again"])
+def test_a_signed_in_browser_back_at_the_callback_goes_home_and_exchanges_nothing(
+    browser, fitbit, again
+):
+    query = start_sign_in(browser)
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
+    fitbit.get(PROFILE_URL, json=profile_body())
+    assert callback(browser, query["state"]).status_code == 302
+    # A reload of the callback URL, or Back to the consent page and Allow: the stand-in
+    # would send a new code, with the old state.
+    code = AUTH_CODE if again == "reload" else "a-second-code"
+    response = callback(browser, query["state"], code=code)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert response.headers["Referrer-Policy"] == "no-referrer"  # the code leaves no trace
+    fitbit.get(STEPS_URL, json=steps_body())
+    home = page(browser.get("/"))
+    assert "You are already signed in with Fitbit" in home and "Hello, Alex" in home
     assert len(token_calls(fitbit)) == 1
 
 

@@ -587,10 +587,12 @@ def test_state_and_pkce_hold_in_googles_dialect_too(app, browser, google):
         PendingSignIn.get(PendingSignIn.state == query["state"]).code_verifier
     )
     sign_in(browser, google)
-    replay = browser.get(
-        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
-    )
-    assert replay.status_code == 400
+    replayed = {"code": AUTH_CODE, "state": query["state"]}
+    assert Client(app).get("/auth/callback", query_string=replayed).status_code == 400
+    # The browser that signed in is sent home, with nothing exchanged.
+    again = browser.get("/auth/callback", query_string=replayed)
+    assert again.status_code == 302 and again.headers["Location"] == "/"
+    assert "already signed in with Google Health" in page(browser.get("/"))
     assert len(calls_to(google, google_health.TOKEN_URL)) == 1
 
 
