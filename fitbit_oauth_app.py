@@ -234,6 +234,8 @@ class FitbitOAuthApp:
         """Step 7: the user's name and steps, from the provider's API (see dashboard.py),
         refreshing the tokens when they are due (step 8, in oauth.ApiClient)."""
         shown = {"user": user, "display_name": user.display_name, "notes": []}
+        # The provider the user's tokens came from, which the lines under the buttons name.
+        shown["account_provider"] = dialect_of(user)
         try:
             shown.update(self.dashboard.show(user, shown["notes"]))
         except oauth.ReconnectNeeded:

@@ -820,6 +820,10 @@ def test_tokens_of_the_other_dialect_are_never_sent(app, browser, google):
     home = page(browser.get("/"))
     assert "You connected through the legacy Fitbit Web API" in home
     assert 'href="/auth">Connect again' in home
+    # The lines under the buttons name Fitbit, whose tokens these are, not Google Health.
+    assert "The app keeps its access to your data at Fitbit." in home
+    assert "Your Fitbit tokens here are deleted." in home
+    assert "Google Health revokes" not in home
     token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
     browser.post("/auth/revoke", data={"csrf_token": token})
     after = page(browser.get("/"))
