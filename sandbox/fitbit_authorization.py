@@ -95,18 +95,21 @@ class FitbitAuthorizationServer(AuthorizationServer):
         except OAuthError as error:
             raise AuthorizePageError(error.description) from None
 
+        consent = ConsentRequest(client, tuple(dict.fromkeys(scopes)), state, challenge, now())
+        return self.consent_page(consent)
+
+    def consent_page(self, consent, problem=None):
+        """The page that asks the user, under a new single-use request id."""
         request_id = secrets.token_urlsafe(32)
-        self.store.consents.add(
-            request_id,
-            ConsentRequest(client, tuple(dict.fromkeys(scopes)), state, challenge, now()),
-        )
+        self.store.consents.add(request_id, consent)
         return self.stand_in.render(
             "consent.html",
-            client=client,
-            scopes={scope: SCOPES[scope] for scope in scopes},
+            client=consent.client,
+            scopes={scope: SCOPES[scope] for scope in consent.scopes},
             always={},
             request_id=request_id,
             users=DEMO_USERS,
+            problem=problem,
         )
 
     def on_decide(self, request):
@@ -118,8 +121,12 @@ class FitbitAuthorizationServer(AuthorizationServer):
 
         user_id = request.form.get("user_id", "")
         granted = [scope for scope in consent.scopes if scope in request.form.getlist("scope")]
-        if request.form.get("decision") != "allow" or user_id not in DEMO_USERS or not granted:
+        if request.form.get("decision") != "allow" or user_id not in DEMO_USERS:
             return back_to_app(consent, error="access_denied")
+        if not granted:
+            # Allow with every box unticked allows nothing: asked again, not sent back as a
+            # Deny the user never chose.
+            return self.consent_page(consent, problem="Tick at least one, or click Deny.")
 
         code = secrets.token_hex(20)
         grant = Grant(consent.client.client_id, user_id, " ".join(granted))

@@ -557,3 +557,14 @@ def test_a_host_no_machine_can_have_is_a_400_in_fitbits_shape(fitbit):
     host = {"Host": "a" * 64 + ".example"}
     assert_fitbit_error(fitbit.get("/1/user/-/profile.json", headers=host), 400, "invalid_request")
     assert_fitbit_error(fitbit.post("/oauth2/token", headers=host), 400, "invalid_request")
+
+
+def test_allow_with_every_scope_unticked_asks_again_instead_of_denying(fitbit):
+    again = consent(fitbit, scopes=())
+    assert again.status_code == 200  # the consent page again, not a redirect to the app
+    assert "Tick at least one, or click Deny." in again.get_data(as_text=True)
+    request_id = re.search(r'name="request_id" value="([^"]+)"', again.get_data(as_text=True))
+    form = {"request_id": request_id.group(1), "user_id": ALEX, "decision": "allow"}
+    answer = fitbit.post("/oauth2/authorize", data={**form, "scope": ["activity"]})
+    assert answer.status_code == 302
+    assert "code" in parse_qs(urlsplit(answer.headers["Location"]).query)
