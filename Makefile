@@ -26,7 +26,7 @@ GUNICORN_OPTIONS = --workers $(WORKERS) --worker-class gthread --threads $(THREA
 POSTGRES = $(if $(findstring postgres,$(DATABASE_URL) $(TEST_DATABASE_URL)),$(PG_STAMP))
 
 
-.PHONY: install run serve test bench e2e screenshots lint fmt clean
+.PHONY: install run sandbox serve test bench e2e screenshots lint fmt clean
 
 install: $(STAMP)
 
@@ -46,6 +46,12 @@ $(PROD_STAMP): $(STAMP) requirements-prod.txt
 
 run: install $(POSTGRES)
 	$(BIN)/python fitbit_oauth_app.py
+
+# One stand-in alone, as a server of its own (PROVIDER=google for Google's), on
+# SANDBOX_PORT; like `make run`, it takes the app's settings from .env.
+SANDBOX_PORT ?= 4001
+sandbox: install
+	$(BIN)/python -m sandbox --port $(SANDBOX_PORT)
 
 # The same app under gunicorn: $(WORKERS) processes sharing the database, each with
 # $(THREADS) threads, since a page waits on Fitbit. In sandbox mode Fitbit is the stand-in

@@ -18,6 +18,14 @@ In sandbox mode the app mounts both (see sandbox_mode.py); run one alone with
 `python -m sandbox`.
 """
 
+try:
+    import werkzeug  # noqa: F401 (the first of the packages in requirements.txt)
+except ModuleNotFoundError:  # started with a Python that has none of them, such as the system's
+    raise SystemExit(
+        "This Python lacks the stand-in's packages. Run `make sandbox`, which installs them "
+        "into .venv and starts it, or run `.venv/bin/python -m sandbox` once it exists."
+    ) from None
+
 from .fitbit import FitbitStandIn
 from .google import GoogleStandIn
 from .store import RegisteredClient

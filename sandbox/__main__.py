@@ -47,7 +47,9 @@ def main(argv=None):
             f"   {prefix}_CLIENT_SECRET={client.client_secret}"
         )
     root = f"http://{args.host}:{args.port}"
-    settings = "".join(f"   {name}={url}\n" for name, url in kind.settings(root).items())
+    # PROVIDER too: without it, the lines pasted into .env would give Fitbit's dialect.
+    lines = {"PROVIDER": args.provider, **kind.settings(root)}
+    settings = "".join(f"   {name}={value}\n" for name, value in lines.items())
     print(
         f" * {kind.NAME} stand-in on {root}, one client registered, {credentials}\n"
         f" * Redirect URI: {redirect_uri}\n"

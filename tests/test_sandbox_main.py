@@ -2,6 +2,11 @@
 from the app's own settings, and prints the settings that point the app at it."""
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 
 import sandbox.__main__
 from sandbox import GoogleStandIn
@@ -83,5 +88,56 @@ def test_run_alone_it_speaks_googles_dialect_and_prints_the_settings(monkeypatch
         "GOOGLE_REVOKE_URL=http://localhost:4556/revoke",
         "GOOGLE_USERINFO_URL=http://localhost:4556/v1/userinfo",
         "GOOGLE_HEALTH_API_URL=http://localhost:4556",
+        "GOOGLE_ISSUER=http://localhost:4556",
+        "PROVIDER=google",  # pasted into .env, the lines give Google's dialect
     ):
         assert line in out
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_make_sandbox_reads_the_same_env_file_as_the_app(tmp_path):
+    """The README's `make sandbox`, in a copy of the project whose .env names the app's
+    client: the stand-in registers that client instead of making one up."""
+    for name in ("Makefile", "requirements.txt"):
+        shutil.copy(os.path.join(ROOT, name), tmp_path)
+    os.utime(tmp_path / "requirements.txt", (0, 0))  # older than the installed virtualenv
+    for name in (".venv", "sandbox", "templates"):
+        os.symlink(os.path.join(ROOT, name), tmp_path / name)
+    (tmp_path / ".env").write_text(
+        "FITBIT_CLIENT_ID=ENV123\nFITBIT_CLIENT_SECRET=env-secret\nPORT=4107\n"
+        f"SANDBOX_DATABASE={tmp_path / 'stand-in.db'}\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unset = ("FITBIT_CLIENT_ID", "FITBIT_CLIENT_SECRET", "PORT", "SANDBOX_DATABASE", "MAKEFLAGS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    started = subprocess.Popen(
+        ["make", "-s", "sandbox", f"SANDBOX_PORT={port}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        first = started.stdout.readline()
+        second = started.stdout.readline()
+    finally:
+        os.killpg(started.pid, signal.SIGTERM)
+        started.wait(10)
+        started.stdout.close()
+    assert "using FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET from the environment" in first
+    assert second.strip() == "* Redirect URI: http://localhost:4107/auth/callback"
+
+
+def test_run_with_a_python_without_the_packages_it_says_what_to_run(tmp_path):
+    # -S leaves out site-packages, like the system's Python without the virtualenv.
+    ran = subprocess.run(
+        [sys.executable, "-S", "-m", "sandbox"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ran.returncode == 1
+    assert "Run `make sandbox`" in ran.stderr and "Traceback" not in ran.stderr
