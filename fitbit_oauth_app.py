@@ -138,12 +138,13 @@ class FitbitOAuthApp:
         home = origin_for_cookie(request, self.client.redirect_uri)
         if home is not None:
             return redirect(home + request.full_path.rstrip("?"), code=302)
-        address = self.sessions.admit_sign_in(request)
-        browser = self.sessions.ensure(request)
         state, verifier = oauth.new_state(), oauth.new_code_verifier()
-        # A new sign-in starts a new trace: what /trace shows this browser from now on.
-        browser.trace = secrets.token_hex(16)
         with db.atomic():
+            # Counted and added in one transaction, so the cap holds when many start at once.
+            address = self.sessions.admit_sign_in(request)
+            browser = self.sessions.ensure(request)
+            # A new sign-in starts a new trace: what /trace shows this browser from now on.
+            browser.trace = secrets.token_hex(16)
             # One sign-in in flight per browser: starting again replaces the last one.
             PendingSignIn.delete().where(PendingSignIn.session == browser).execute()
             PendingSignIn.create(

@@ -329,6 +329,15 @@ class PendingSignIn(BaseModel):
     client = CharField(null=True, index=True)
 
     @classmethod
+    def lock_address(cls, client):
+        """Within a transaction, wait for any other that counts this client's sign-ins, so
+        that counting and adding happen one at a time. SQLite's transactions already take
+        the write lock first (BEGIN IMMEDIATE); PostgreSQL's take an advisory lock."""
+        if isinstance(db.obj, PostgresqlDatabase):
+            lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+            db.execute_sql(lock, (SIGN_IN_LOCKS, client))
+
+    @classmethod
     def in_flight_from(cls, client):
         fresh = cls.created_at > now() - SIGN_IN_LIFETIME
         return cls.select().where((cls.client == client) & fresh).count()
@@ -446,8 +455,10 @@ def _two_providers(migrator):
     ]
 
 
-# Any number, the same in every process: the key of the advisory lock taken for upgrades.
+# Any numbers, the same in every process: the keys of the advisory locks taken for upgrades,
+# and (with a client's hash) for counting the sign-ins it has in flight.
 SCHEMA_LOCK = 4000
+SIGN_IN_LOCKS = 4001
 # What each version adds to the one before. Version 1 is the schema of the first release,
 # which recorded no version: a database with a users table and no version row is at 1.
 MIGRATIONS = {2: _leases_and_pruning, 3: _two_providers}

@@ -94,9 +94,11 @@ class Sessions:
     def admit_sign_in(self, request):
         """The keyed hash of the address a new sign-in comes from, unless it has too many in
         flight. Every start adds rows, so every start clears some, and one address can only
-        have so many in flight: a script without cookies cannot fill the disk."""
+        have so many in flight: a script without cookies cannot fill the disk. Called in the
+        transaction that adds the sign-in, which holds the address's lock from here on."""
         prune(most=PRUNE_BATCH)
         address = self.keyed_hash(f"address:{request.remote_addr}")
+        PendingSignIn.lock_address(address)
         if PendingSignIn.in_flight_from(address) >= MAX_SIGN_INS_PER_ADDRESS:
             raise TooManyRequests(
                 "Too many sign-ins were started from your address in the last ten minutes. "

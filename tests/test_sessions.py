@@ -3,6 +3,7 @@ sign-ins in flight from one address."""
 
 import dataclasses
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -158,3 +159,30 @@ def test_sign_out_forgets_the_session(browser, fitbit):
     browser.set_cookie("session", old_cookie)
     assert 'href="/auth"' in page(browser.get("/"))
     assert User.get().refresh_token == REFRESH_TOKEN  # signing out is not disconnecting
+
+
+def test_the_cap_holds_exactly_when_many_sign_ins_start_at_once(app):
+    """Real threads, all released at the same moment: counting and adding are one step."""
+    cap, starting = sessions.MAX_SIGN_INS_PER_ADDRESS, 3 * sessions.MAX_SIGN_INS_PER_ADDRESS
+    for round_ in range(3):
+        address = f"192.0.2.{10 + round_}"
+        barrier, statuses = threading.Barrier(starting), []
+
+        def start(address=address, barrier=barrier, statuses=statuses):
+            browser = Client(app)
+            barrier.wait()
+            statuses.append(start_without_cookies_in(browser, address).status_code)
+
+        threads = [threading.Thread(target=start) for _ in range(starting)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(statuses) == [302] * cap + [429] * (starting - cap)
+        # Refused starts leave nothing behind: no session, no pending sign-in.
+        assert PendingSignIn.select().count() == cap * (round_ + 1)
+        assert BrowserSession.select().count() == cap * (round_ + 1)
+
+
+def start_without_cookies_in(browser, address):
+    return browser.get("/auth", environ_base={"REMOTE_ADDR": address})
