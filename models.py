@@ -366,6 +366,16 @@ def prune(most=None):
             & (BrowserSession.created_at < moment - ANONYMOUS_SESSION_LIFETIME)
             & BrowserSession.key.not_in(PendingSignIn.select(PendingSignIn.session)),
         ),
+        # A trace that no session shows any more: its sign-in went nowhere and its browser's
+        # session is gone, or its browser signed out.
+        (
+            TraceEntry,
+            TraceEntry.trace.not_in(
+                BrowserSession.select(BrowserSession.trace).where(
+                    BrowserSession.trace.is_null(False)
+                )
+            ),
+        ),
     ]
     for model, condition in unused:
         key = model._meta.primary_key

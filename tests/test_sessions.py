@@ -186,3 +186,18 @@ def test_the_cap_holds_exactly_when_many_sign_ins_start_at_once(app):
 
 def start_without_cookies_in(browser, address):
     return browser.get("/auth", environ_base={"REMOTE_ADDR": address})
+
+
+def test_an_hour_after_abandoned_sign_ins_nothing_of_them_is_left(app):
+    """Twenty sign-ins started and never finished, each with its session, its pending
+    sign-in and the first step of its trace: an hour later, one more start clears them."""
+    cap = sessions.MAX_SIGN_INS_PER_ADDRESS
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        for _ in range(cap):
+            assert start_without_cookies(app).status_code == 302
+        counts = (BrowserSession, PendingSignIn, models.TraceEntry)
+        assert [model.select().count() for model in counts] == [cap, cap, cap]
+        clock.tick(models.ANONYMOUS_SESSION_LIFETIME + timedelta(minutes=1))
+        assert start_without_cookies(app, address="198.51.100.1").status_code == 302
+        # Only the sign-in just started is left: its session, its pending sign-in, its trace.
+        assert [model.select().count() for model in counts] == [1, 1, 1]
