@@ -6,6 +6,7 @@ unless the callback carries the state of this very browser's pending sign-in.
 
 import itertools
 import json
+import logging
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, quote
 
@@ -21,7 +22,7 @@ import fitbit_legacy
 import google_health
 import oauth
 from fitbit_oauth_app import create_app
-from settings import Config
+from settings import Config, config_from_env
 
 ROUTES = [
     ("GET", "/"),
@@ -196,3 +197,105 @@ def test_the_token_response_parser_only_ever_returns_tokens_or_a_provider_error(
     for value in (tokens.refresh_token, tokens.user_id):
         assert value is None or (isinstance(value, str) and value)
     assert tokens.expires_at > datetime.now(UTC)
+
+
+EVERY_ROUTE = [
+    *ROUTES,
+    ("GET", "/sandbox/avatars/7QW2XR.svg"),
+    ("GET", "/sandbox/google/o/oauth2/v2/auth"),
+    ("POST", "/sandbox/google/o/oauth2/v2/auth"),
+    ("POST", "/sandbox/google/token"),
+    ("POST", "/sandbox/google/revoke"),
+    ("GET", "/sandbox/google/v1/userinfo"),
+    ("GET", "/sandbox/google/v4/users/me/identity"),
+    ("GET", "/sandbox/google/v4/users/me/profile"),
+    ("GET", "/sandbox/google/v4/users/me/settings"),
+    ("POST", "/sandbox/google/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"),
+    ("GET", "/sandbox/google/avatars/hu-4f1e9c2a7b.svg"),
+]
+hosts = st.one_of(
+    st.sampled_from(["localhost:4000", "127.0.0.1:4000", "[::1]:4000", "", "a..b", "x:99999"]),
+    st.builds(
+        lambda n, tail: "a" * n + tail, st.integers(1, 300), st.sampled_from(["", ".example"])
+    ),
+    raw.map(lambda text: text.encode("latin-1", "replace").decode("latin-1")),
+)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    pairs.map(lambda p: encode(p, "s").encode()),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+        max_leaves=8,
+    ).map(lambda value: json.dumps(value).encode()),
+)
+content_types = st.sampled_from(
+    [
+        "application/x-www-form-urlencoded",
+        "application/json",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded; charset=bogus",
+    ]
+)
+
+
+class Tracebacks(logging.Handler):
+    """Every log record that carries an exception: a traceback somebody would see."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def emit(self, record):
+        if record.exc_info:
+            self.seen.append(self.format(record))
+
+
+@pytest.fixture(scope="module", params=["fitbit", "google"])
+def sandbox_app(request, tmp_path_factory):
+    """The app in sandbox mode in each dialect, both stand-ins mounted."""
+    database = tmp_path_factory.mktemp("hostile") / "h.db"
+    env = {"PROVIDER": request.param, "DATABASE_URL": f"sqlite:///{database}"}
+    return create_app(config_from_env({**env, "SANDBOX_DATABASE": ":memory:"}, 4000))
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    route=st.sampled_from(EVERY_ROUTE),
+    suffix=st.one_of(st.just(""), raw),
+    query=pairs,
+    body=bodies,
+    content_type=content_types,
+    host=hosts,
+    cookie=st.one_of(st.none(), raw),
+)
+def test_no_hostile_request_to_the_app_or_a_stand_in_gets_a_5xx_or_a_traceback(
+    sandbox_app, route, suffix, query, body, content_type, host, cookie
+):
+    method, path = route
+    browser = Client(sandbox_app)
+    if cookie is not None:
+        browser.set_cookie("session", cookie.encode("utf-8", "replace").decode("latin-1"))
+    tracebacks = Tracebacks()
+    logging.getLogger().addHandler(tracebacks)
+    # Nothing hostile may make the app call out: any request it sent would fail here.
+    with responses.RequestsMock(assert_all_requests_are_fired=False):
+        try:
+            response = browser.open(
+                path + quote(suffix, safe="%/"),
+                method=method,
+                query_string=encode(query, "s"),
+                data=body,
+                headers={"Host": host, "Content-Type": content_type},
+                environ_base={"REMOTE_ADDR": f"2001:db8::{next(addresses):x}"},
+            )
+            response.close()
+        finally:
+            logging.getLogger().removeHandler(tracebacks)
+    assert response.status_code < 500, (method, path, host)
+    assert tracebacks.seen == []
