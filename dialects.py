@@ -52,7 +52,7 @@ class Dialect(Protocol):
     REVOKE_WITH_AUTH: bool
     # Its limits on API calls: the note the page shows, and the headers that report them.
     RATE_LIMIT_NOTE: str
-    RATE_LIMIT_HEADERS: tuple
+    RATE_LIMIT_HEADERS: dict  # each header that reports them, with what it says
     SITE_FOR_REVOKING: str  # where a user revokes the app themselves
 
     def grants(self, scope: str, need: str) -> bool:

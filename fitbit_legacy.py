@@ -35,11 +35,12 @@ REVOKE_WITH_AUTH = True  # the revoke endpoint wants the client's credentials
 MAX_RATE_BUDGET = 100_000
 RATE_LIMIT_NOTE = "Fitbit's limit of 150 requests an hour is used up"
 SITE_FOR_REVOKING = "https://www.fitbit.com/settings/applications"
-RATE_LIMIT_HEADERS = (
-    "Fitbit-Rate-Limit-Limit",
-    "Fitbit-Rate-Limit-Remaining",
-    "Fitbit-Rate-Limit-Reset",
-)
+# The headers that tell the budget, with what each says (for the trace).
+RATE_LIMIT_HEADERS = {
+    "Fitbit-Rate-Limit-Limit": "Calls this app may make for this user in an hour.",
+    "Fitbit-Rate-Limit-Remaining": "Calls left this hour; the app notes it on the user.",
+    "Fitbit-Rate-Limit-Reset": "Seconds until the budget refills, at the top of the hour.",
+}
 
 # --- The app's settings for this provider ----------------------------------------------
 

@@ -44,7 +44,7 @@ TOKEN_FIELDS = ("access_token",)
 REVOKE_WITH_AUTH = False  # Google's revoke endpoint takes the token alone
 RATE_LIMIT_NOTE = "Google Health's limit of 300 requests a minute is used up"
 SITE_FOR_REVOKING = "https://myaccount.google.com/connections"
-RATE_LIMIT_HEADERS = ()  # none documented
+RATE_LIMIT_HEADERS = {}  # none documented
 # No rate-limit headers are documented: after a 429, wait this long unless told otherwise.
 QUOTA_PAUSE = timedelta(minutes=1)
 DAYS_SHOWN = 30

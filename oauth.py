@@ -417,9 +417,9 @@ _observer = contextvars.ContextVar("observer", default=None)
 
 @contextmanager
 def observed(observer):
-    """Within this block, `observer(method, url, headers, body, response)` is told of each
-    request sent to the provider (body: its form or JSON), with response None when the
-    provider never answered."""
+    """Within this block, `observer(method, url, headers, form, json, response)` is told of
+    each request sent to the provider (its form or its JSON body, the other None), with
+    response None when the provider never answered."""
     token = _observer.set(observer)
     try:
         yield
@@ -440,8 +440,8 @@ def _send(client, method, url, **kwargs):
         raise ProviderUnreachable(502, "connection_error", who=client.who) from None
     finally:
         if observer is not None:
-            body = kwargs.get("data") or kwargs.get("json")
-            observer(method, url, kwargs.get("headers"), body, response)
+            form, body = kwargs.get("data"), kwargs.get("json")
+            observer(method, url, kwargs.get("headers"), form, body, response)
 
 
 # --- Errors ----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class Pages:
         self.jinja.filters["thousands"] = "{:,}".format
         self.jinja.filters["day"] = day_label
         self.jinja.filters["provider_name"] = lambda key: PROVIDERS[key].NAME
+        self.jinja.filters["rows"] = trace_rows
 
     def render(self, request, template_name, status=200, **context):
         flashes = request.browser.pop_flashes() if request.browser else []
@@ -140,6 +141,14 @@ def in_words(moment):
 def day_label(day):
     """'Mon 23 Nov'. Remembered: every view of the chart labels the same days again."""
     return f"{day:%a} {day.day} {day:%b}"
+
+
+def trace_rows(items):
+    """(name, value, why) rows of a trace table. Traces kept before the rows were explained
+    hold {name: value} instead."""
+    if isinstance(items, dict):
+        return [(name, value, "") for name, value in items.items()]
+    return items
 
 
 def token_status(user):

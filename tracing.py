@@ -54,8 +54,31 @@ TOKEN_FIELDS = {
     "id_token": "Google's OpenID Connect token about the user; this app does not need it, since "
     "the identity endpoint says who the user is.",
 }
+# What each field of a request to the token or revoke endpoint is for.
+FORM_FIELDS = {
+    "grant_type": "authorization_code: the code for tokens (RFC 6749 4.1.3); refresh_token: "
+    "a refresh (RFC 6749 6).",
+    "code": "The code from the callback. It works once.",
+    "redirect_uri": "The same as in the authorization request: the provider checks that the "
+    "two match.",
+    "code_verifier": "PKCE: the verifier leaves the server for the first time, here. The "
+    "provider hashes it and compares the hash with the challenge it was sent at the start, so "
+    "a stolen code is worth nothing without it.",
+    "client_id": "Fitbit's own: the client id again, beside Basic authentication, as in "
+    "Fitbit's examples. Never the secret.",
+    "refresh_token": "The refresh token being spent.",
+    "token": "The token to revoke (RFC 7009): the provider ends the grant it belongs to.",
+}
+# What each request header is for; Authorization by its scheme.
+REQUEST_HEADERS = {
+    "Basic": "HTTP Basic client authentication (RFC 6749 2.3.1): the client id and secret, "
+    "never in the body.",
+    "Bearer": "The access token (RFC 6750): whoever holds it may call the API.",
+    "Accept": "The answer should be JSON.",
+}
 SECRET_FIELDS = {"code", "access_token", "refresh_token", "token", "id_token"}
 MAX_BODY = 600  # characters of an API answer kept: the trace shows its shape, not the data
+FOLDED_AFTER = 12  # lines of an answer shown before the rest is folded away
 
 
 def mask(value):
@@ -67,7 +90,7 @@ def masked_fields(fields):
     shown = {}
     for name, value in fields.items():
         if name == "code_verifier":
-            shown[name] = f"({len(value)} characters, kept on the server)"
+            shown[name] = f"({len(value)} characters, sent for the first time)"
         elif name in SECRET_FIELDS:
             shown[name] = mask(value)
         else:
@@ -76,12 +99,14 @@ def masked_fields(fields):
 
 
 def masked_headers(headers):
-    shown = {}
+    """[(name, value, why), ...], the credentials masked: "Basic ***", "Bearer ***"."""
+    shown = []
     for name, value in headers.items():
         if name.lower() == "authorization":
-            shown[name] = value.split(" ", 1)[0] + " ***"  # "Basic ***", "Bearer ***"
+            scheme = value.split(" ", 1)[0]
+            shown.append((name, f"{scheme} ***", REQUEST_HEADERS.get(scheme, "")))
         else:
-            shown[name] = value
+            shown.append((name, value, REQUEST_HEADERS.get(name, "")))
     return shown
 
 
@@ -93,7 +118,10 @@ def authorize_step(url, verifier):
         "parameters": [
             (name, value, AUTHORIZE_PARAMETERS.get(name, "")) for name, value in query.items()
         ],
-        "notes": [f"The PKCE verifier ({len(verifier)} characters) stays on this server."],
+        "notes": [
+            f"The PKCE verifier ({len(verifier)} characters) stays on this server until the "
+            "token request, where it is sent for the first time."
+        ],
     }
 
 
@@ -111,9 +139,10 @@ def callback_step(params):
     }
 
 
-def exchange_step(rate_limit_headers, method, url, headers, form, response):
-    """An exchange with the provider from oauth.py, as (title, what to show). Of the
-    answer's headers, those that tell the rate limit (the dialect's) are shown."""
+def exchange_step(rate_limit_headers, method, url, headers, form, json_body, response):
+    """An exchange with the provider from oauth.py, as (title, what to show). A request
+    carries a form or a JSON body, shown as it was sent. Of the answer's headers, those that
+    tell the rate limit (the dialect's, with what each says) are shown."""
     form = dict(form or {})
     path = urlsplit(url).path
     if form.get("grant_type") == "authorization_code":
@@ -129,14 +158,23 @@ def exchange_step(rate_limit_headers, method, url, headers, form, response):
             "method": method,
             "url": url,
             "headers": masked_headers(headers or {}),
-            "form": masked_fields(form),
+            "form": [
+                (name, value, FORM_FIELDS.get(name, ""))
+                for name, value in masked_fields(form).items()
+            ],
         }
     }
+    if json_body is not None:
+        shown["request"]["json"] = json.dumps(json_body, indent=1)
     if response is None:
         shown["response"] = {"status": "no answer (timeout or refused connection)"}
         return title, shown
     answer = {"status": response.status_code}
-    rate = {name: response.headers[name] for name in rate_limit_headers if name in response.headers}
+    rate = [
+        (name, response.headers[name], why)
+        for name, why in rate_limit_headers.items()
+        if name in response.headers
+    ]
     if rate:
         answer["headers"] = rate
     try:
@@ -151,7 +189,11 @@ def exchange_step(rate_limit_headers, method, url, headers, form, response):
     else:
         text = json.dumps(body, indent=1) if body is not None else response.text
         # An error answer can repeat the token (Fitbit's expired_token does): masked too.
-        answer["body"] = mask_tokens_in(text, headers or {}, form)[:MAX_BODY]
+        lines = mask_tokens_in(text, headers or {}, form)[:MAX_BODY].splitlines()
+        # Long answers are folded: the first lines show their shape (<details> on the page).
+        answer["body"] = "\n".join(lines[:FOLDED_AFTER])
+        if len(lines) > FOLDED_AFTER:
+            answer["more"] = "\n".join(lines[FOLDED_AFTER:])
     shown["response"] = answer
     return title, shown
 

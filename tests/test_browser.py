@@ -104,37 +104,80 @@ def test_deny_on_the_consent_page(page, live_app):
     assert page.url == live_app + "/"
 
 
-def test_every_page_is_usable_by_everyone(page, live_app, capsys):
-    """axe-core (bundled by axe-playwright-python) on each kind of page, signed out and in,
-    the stand-in's and the error pages: no violation of serious or critical impact."""
+WIDTHS = (390, 1024, 1280)  # a phone, a small laptop, a desktop
+
+
+def pages_of_a_sign_in(page, url, provider):
+    """Visit each kind of page of the app and of its stand-in, signed out and in; yields
+    each page's name once the browser shows it."""
+    stand_in = "/sandbox" if provider == "fitbit" else "/sandbox/google"
+    authorize = "/oauth2/authorize" if provider == "fitbit" else "/o/oauth2/v2/auth"
+    page.goto(url + "/")
+    yield "home, signed out"
+    page.goto(url + "/trace")
+    yield "the trace, before a sign-in"
+    page.goto(url + "/auth")
+    yield "the stand-in's consent page"
+    page.click("button:has-text('Allow')")
+    page.wait_for_selector("h1:has-text('Hello')")
+    yield "home, signed in"
+    for path, name in [
+        ("/trace", "the trace"),
+        ("/users", "users"),
+        ("/no-such-page", "an error page (404)"),
+        (f"{stand_in}{authorize}?client_id=NOSUCH", "the stand-in's error page"),
+    ]:
+        page.goto(url + path)
+        yield name
+
+
+def widest(page):
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def smallest_chart_label(page):
+    """The size in CSS pixels at which the chart's smallest label is drawn, or None."""
+    return page.evaluate(
+        """() => {
+          const sizes = [...document.querySelectorAll('svg.chart text')].map(
+            (text) => text.getScreenCTM().a * parseFloat(getComputedStyle(text).fontSize));
+          return sizes.length ? Math.min(...sizes) : null;
+        }"""
+    )
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_every_page_fits_every_width_and_is_usable_by_everyone(page, tmp_path, capsys, provider):
+    """Each kind of page, at a phone's width and at two desktop ones: nothing wider than the
+    window, the chart's labels readable, and no axe-core violation of any impact, each named
+    (axe-core is bundled by axe-playwright-python)."""
     from axe_playwright_python.sync_playwright import Axe
 
-    axe, checked, found = Axe(), [], []
-
-    def check(name):
-        results = axe.run(page).response
-        serious = [v for v in results["violations"] if v["impact"] in ("serious", "critical")]
-        checked.append(f"{name}: {len(results['violations'])} violations, {len(serious)} serious")
-        found.extend(
-            f"{name}: {v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-            for v in serious
-        )
-
-    page.goto(live_app + "/")
-    check("home, signed out")
-    page.goto(live_app + "/auth")
-    check("the stand-in's consent page")
-    page.click("button:has-text('Allow')")
-    page.wait_for_selector("h1:has-text('Hello, Alex R.')")
-    check("home, signed in")
-    page.goto(live_app + "/trace")
-    check("the trace")
-    page.goto(live_app + "/users")
-    check("users")
-    page.goto(live_app + "/no-such-page")
-    check("an error page (404)")
-    page.goto(live_app + "/sandbox/oauth2/authorize?client_id=NOSUCH")
-    check("the stand-in's error page")
+    axe, report, problems = Axe(), [], []
+    with running_app(tmp_path, provider=provider) as (url, _):
+        for name in pages_of_a_sign_in(page, url, provider):
+            shown = page.url
+            widths, found, label_at_390 = [], 0, None
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 800})
+                if page.url != shown:
+                    page.goto(shown)
+                widths.append(widest(page))
+                if widths[-1] > width:
+                    problems.append(f"{name}: {widths[-1]} px wide at {width} px")
+                if width == 390:
+                    label_at_390 = smallest_chart_label(page)
+                    if label_at_390 is not None and label_at_390 < 10:
+                        problems.append(f"{name}: a chart label of {label_at_390:.1f} px")
+                violations = axe.run(page).response["violations"]
+                found += len(violations)
+                problems.extend(
+                    f"{name} at {width} px: {v['id']} ({v['impact']}): "
+                    f"{[node['target'] for node in v['nodes']]}"
+                    for v in violations
+                )
+            label = f", chart labels {label_at_390:.1f} px at 390" if label_at_390 else ""
+            report.append(f"{name}: {widths} px wide, {found} violations{label}")
     with capsys.disabled():  # shown in every run, not only when the test fails
-        print("\n".join(["", "axe-core checked:", *checked]))
-    assert found == []
+        print("\n".join(["", f"{provider}: pages at {WIDTHS} px", *report]))
+    assert problems == []

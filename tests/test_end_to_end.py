@@ -350,7 +350,7 @@ def test_moving_from_fitbit_to_google_health_keeps_one_row_per_person(tmp_path):
     assert (alex.provider, alex.health_user_id) == ("google", GOOGLE_ALEX)
     assert alex.refresh_token != fitbit_token  # the Fitbit tokens are dropped
     rows = {
-        re.search(r"<td>([^<]+)</td>", row).group(1): re.findall(r"<td>([^<]*)", row)[1]
-        for row in re.findall(r"<tr>\s*<td>.*?</tr>", users, re.S)
+        re.search(r"<td[^>]*>([^<]+)</td>", row).group(1): re.findall(r"<td[^>]*>([^<]*)", row)[1]
+        for row in re.findall(r"<tr>\s*<td.*?</tr>", users, re.S)
     }
     assert rows == {"Alex Rivera": "Google Health", "Sam K.": "Fitbit"}  # who is with whom

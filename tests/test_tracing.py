@@ -11,7 +11,7 @@ from werkzeug.test import Client
 
 import fitbit_legacy
 import tracing
-from models import User
+from models import BrowserSession, TraceEntry, User
 
 
 def steps(text):
@@ -47,9 +47,16 @@ def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_
     ]
     # Each parameter of the authorization request, with why it is there.
     assert "Ties the answer to this browser" in trace and "The SHA-256 of a verifier" in trace
-    assert "(43 characters, kept on the server)" in trace
+    # PKCE told truthfully: the verifier stays here until the token request, which sends it.
+    assert "stays on this server until the token request" in trace
+    assert "(43 characters, sent for the first time)" in trace
+    assert "The provider hashes it and compares the hash with the challenge" in trace
     assert "Basic ***" in trace and "Bearer ***" in trace
+    assert "HTTP Basic client authentication" in trace and "the client id again" in trace
     assert "Fitbit-Rate-Limit-Remaining" in trace and "Seconds the access token lives" in trace
+    assert "Seconds until the budget refills" in trace
+    # A month of steps is folded after its first lines.
+    assert "<summary>The rest of the answer</summary>" in trace
     # The refresh shows the old refresh token going and the new one coming, masked.
     assert f"{first.refresh_token[:4]}…" in trace and f"{second.refresh_token[:4]}…" in trace
     assert len(set(seen)) == 7
@@ -145,7 +152,10 @@ def test_a_google_sign_in_and_refresh_are_traced_with_every_secret_masked(tmp_pa
         f"An API call: {root}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
     ]
     assert "offline asks for a refresh token" in trace and "Google&#39;s are kept and used" in trace
-    assert "windowSizeDays" in trace  # the roll-up's JSON body is shown
+    # The roll-up's JSON body is shown as JSON, labelled so, not as a form in Python's words.
+    assert '<p class="caption">JSON body</p><pre>{' in trace
+    assert "&#34;windowSizeDays&#34;: 1" in trace and "{&#39;start&#39;" not in trace
+    assert "RFC 9207" in trace  # Google's callback carries iss, and the trace says why
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("urllib3"))
     assert len(set(seen)) == 6
     for where in (trace, home.text, cookies, logged):
@@ -167,3 +177,22 @@ def test_every_parameter_a_callback_brings_is_explained_and_the_code_masked():
     assert [name for name, (_, why) in rows.items() if not why] == []
     assert rows["code"][0] == "4/0A…"
     assert "RFC 9207" in rows["iss"][1]
+
+
+def test_a_trace_kept_before_its_rows_were_explained_still_shows(browser):
+    """Traces stored by an earlier release hold {name: value}, not rows with a reason."""
+    browser.get("/auth")
+    old = {
+        "request": {
+            "method": "POST",
+            "url": "https://api.fitbit.com/oauth2/token",
+            "headers": {"Authorization": "Basic ***"},
+            "form": {"grant_type": "authorization_code", "code": "abcd…"},
+        },
+        "response": {"status": 200, "headers": {"Fitbit-Rate-Limit-Remaining": "149"}},
+    }
+    TraceEntry.add(BrowserSession.get().trace, "An old step", old)
+    text = browser.get("/trace").get_data(as_text=True)
+    assert "An old step" in text and "<code>Basic ***</code>" in text
+    assert '<th scope="row">grant_type</th><td><code>authorization_code</code>' in text
+    assert "<code>149</code>" in text
