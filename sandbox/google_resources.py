@@ -9,7 +9,7 @@ endpoints the app reads, with Bearer tokens, scopes and the per-minute budget.
 Health API errors are google.rpc.Status objects (`ApiError`).
 """
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from werkzeug.routing import Rule
 
@@ -63,19 +63,34 @@ class ApiError(OAuthError):
         self.reason = reason
 
 
-def civil_date(value):
-    """A CivilTime date {"year", "month", "day"} of plain numbers (no leading zeros)."""
+def whole_numbers(value, names, defaults=None):
+    """The fields of a CivilTime message: plain numbers (no leading zeros, no strings)."""
+    parts = [value.get(name, (defaults or {}).get(name)) for name in names]
+    if any(isinstance(part, bool) or not isinstance(part, int) for part in parts):
+        raise TypeError(parts)
+    return parts
+
+
+def civil_moment(value):
+    """A CivilDateTime {"date": {...}, "time"?: {...}}: no time is midnight. The user's
+    clock is UTC here (their settings say so)."""
     try:
-        parts = [value["date"][name] for name in ("year", "month", "day")]
-        if any(isinstance(part, bool) or not isinstance(part, int) for part in parts):
-            raise TypeError(parts)
-        return date(*parts)
-    except (TypeError, KeyError, ValueError, OverflowError):  # a year of 2**31 overflows
+        day = date(*whole_numbers(value["date"], ("year", "month", "day")))
+        clock = value.get("time", {})
+        zero = {"hours": 0, "minutes": 0, "seconds": 0, "nanos": 0}
+        hours, minutes, seconds, nanos = whole_numbers(clock, tuple(zero), zero)
+        return datetime.combine(day, time(hours, minutes, seconds, nanos // 1000))
+    except (TypeError, KeyError, ValueError, OverflowError, AttributeError):
+        # A year of 2**31 overflows; a time of 25 o'clock is a ValueError.
         raise ApiError(400, "INVALID_ARGUMENT", "Invalid civil date in range.") from None
 
 
-def civil(day):
-    return {"date": {"year": day.year, "month": day.month, "day": day.day}}
+def civil(moment):
+    """A CivilDateTime, with its time only when it is not midnight."""
+    shown = {"date": {"year": moment.year, "month": moment.month, "day": moment.day}}
+    if isinstance(moment, datetime) and moment.time() != time():
+        shown["time"] = {"hours": moment.hour, "minutes": moment.minute, "seconds": moment.second}
+    return shown
 
 
 class GoogleResourceServer(Role):
@@ -171,7 +186,7 @@ class GoogleResourceServer(Role):
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("range"), dict):
             raise ApiError(400, "INVALID_ARGUMENT", "range is required.")
-        start, end = civil_date(body["range"].get("start")), civil_date(body["range"].get("end"))
+        start, end = (civil_moment(body["range"].get(edge)) for edge in ("start", "end"))
         window = body.get("windowSizeDays", 1)
         if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 90:
             raise ApiError(400, "INVALID_ARGUMENT", "windowSizeDays must be 1 to 90.")
@@ -182,11 +197,12 @@ class GoogleResourceServer(Role):
         today, who = now().date(), person["legacy"] or grant.user_id
         points = []
         first = start
-        while first < end and first <= today:
-            after = min(first + timedelta(days=window), end)
-            total = sum(
-                steps_on(who, first + timedelta(days=n), today) for n in range((after - first).days)
-            )
+        while first < end and first.date() <= today:
+            # Windows of whole days from the start; the end is exclusive, and may be a time.
+            after = min(datetime.combine(first.date() + timedelta(days=window), time()), end)
+            last = (after - timedelta(microseconds=1)).date()
+            days = [first.date() + timedelta(days=n) for n in range((last - first.date()).days + 1)]
+            total = sum(steps_on(who, day, today) for day in days)
             # proto3's JSON leaves out a zero int64, and with it an empty message's field.
             points.append(
                 {

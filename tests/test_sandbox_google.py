@@ -463,3 +463,38 @@ def test_an_absurd_roll_up_body_is_invalid_argument_not_a_500(google, body):
     response = google.post(ROLLUP, data=data, headers=headers)
     assert response.status_code == 400
     assert response.json["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_a_same_day_range_with_times_is_that_day(google):
+    """CivilDateTime's time is honoured: 00:00:00 to 23:59:59 is one day, as at Google."""
+    day = {"year": 2026, "month": 11, "day": 14}
+    with freeze_time("2026-11-15 18:00:00"):
+        access = tokens(google)["access_token"]
+        whole_day = rollup(google, access, date(2026, 11, 14), date(2026, 11, 15)).json
+        body = {
+            "range": {
+                "start": {"date": day, "time": {"hours": 0, "minutes": 0, "seconds": 0}},
+                "end": {"date": day, "time": {"hours": 23, "minutes": 59, "seconds": 59}},
+            },
+            "windowSizeDays": 1,
+        }
+        timed = google.post(ROLLUP, json=body, headers=bearer(access))
+    assert timed.status_code == 200
+    (point,) = timed.json["rollupDataPoints"]
+    assert point["civilStartTime"] == {"date": day}
+    assert point["civilEndTime"] == {
+        "date": day,
+        "time": {"hours": 23, "minutes": 59, "seconds": 59},
+    }
+    assert point["steps"] == whole_day["rollupDataPoints"][0]["steps"]
+
+
+@pytest.mark.parametrize(
+    "clock", [{"hours": 24}, {"hours": "9"}, {"minutes": 60}, {"hours": True}, "noon"]
+)
+def test_a_time_no_clock_shows_is_invalid_argument(google, clock):
+    day = {"year": 2026, "month": 11, "day": 14}
+    access = tokens(google)["access_token"]
+    body = {"range": {"start": {"date": day, "time": clock}, "end": {"date": day}}}
+    response = google.post(ROLLUP, json=body, headers=bearer(access))
+    assert response.status_code == 400 and response.json["error"]["status"] == "INVALID_ARGUMENT"
