@@ -5,11 +5,17 @@ endpoints the app reads, with Bearer tokens, scopes and the per-minute budget.
     GET  /v4/users/me/identity            the Health user id and the legacy Fitbit id
     GET  /v4/users/me/profile, /settings
     POST /v4/users/me/dataTypes/steps/dataPoints:dailyRollUp
+    GET  /v4/users/me/dataTypes/steps/dataPoints      the raw points: filter, pageToken
+
+Other data types, and `reconcile`, are not modelled: they answer 404.
 
 Health API errors are google.rpc.Status objects (`ApiError`).
 """
 
-from datetime import date, datetime, time, timedelta
+import base64
+import json
+import re
+from datetime import UTC, date, datetime, time, timedelta
 
 from werkzeug.routing import Rule
 
@@ -93,6 +99,90 @@ def civil(moment):
     return shown
 
 
+# --- dataPoints.list for steps: its filter (AIP-160) and its pages ------------------------
+
+# One clause of the filter: the interval's start, physical (RFC 3339) or civil, and a bound.
+FILTER_CLAUSE = re.compile(
+    r'steps\.interval\.(start_time|civil_start_time)\s*(>=|<)\s*"([0-9T:.Z+-]{10,40})"'
+)
+DEFAULT_PAGE, LARGEST_PAGE = 1440, 10000
+LISTED_DAYS = 30  # without a lower bound, the last month
+
+
+def bad_filter(message):
+    return ApiError(400, "INVALID_ARGUMENT", message, reason="INVALID_DATA_POINT_FILTER")
+
+
+def filter_bounds(text):
+    """(from, before) of a filter such as `steps.interval.start_time >= "2026-11-14T00:00:00Z"
+    AND steps.interval.start_time < "2026-11-15T00:00:00Z"`, each a UTC moment or None. Only
+    >= and < are Google's, joined by AND; a civil time is the user's clock, UTC here."""
+    bounds = {">=": None, "<": None}
+    for clause in filter(None, (part.strip() for part in text.split(" AND "))):
+        found = FILTER_CLAUSE.fullmatch(clause)
+        if found is None:
+            raise bad_filter(f"Unsupported filter: {clause[:80]}")
+        field, operator, literal = found.groups()
+        try:
+            moment = datetime.fromisoformat(literal)
+        except ValueError:
+            raise bad_filter(f"Invalid time in filter: {literal}") from None
+        if (field == "start_time") != (moment.tzinfo is not None):
+            raise bad_filter(
+                f"{field} takes a {'zoned' if field == 'start_time' else 'civil'} time"
+            )
+        bounds[operator] = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return bounds[">="], bounds["<"]
+
+
+def page_token(offset, text):
+    return base64.urlsafe_b64encode(json.dumps([offset, text]).encode()).decode()
+
+
+def page_offset(token, text):
+    """Where a page token left off, for the same filter only (AIP-158)."""
+    try:
+        offset, sent = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if sent != text or not isinstance(offset, int) or offset < 0:
+            raise ValueError(token)
+        return offset
+    except (ValueError, TypeError, UnicodeError):
+        raise ApiError(400, "INVALID_ARGUMENT", "Invalid page token.") from None
+
+
+def hourly_steps(who, start, before, moment):
+    """The raw data points: each day's steps spread over its hours, up to `moment`."""
+    points, day = [], start.date()
+    while datetime.combine(day, time()) < before and day <= moment.date():
+        hours = 24 if day < moment.date() else moment.hour + 1
+        total = steps_on(who, day, moment.date())
+        for hour in range(hours):
+            begins = datetime.combine(day, time(hour))
+            count = total // hours + (total % hours if hour == hours - 1 else 0)
+            if start <= begins < before and count:
+                points.append(steps_point(begins, count))
+        day += timedelta(days=1)
+    return points
+
+
+def steps_point(begins, count):
+    ends = begins + timedelta(hours=1)
+    return {
+        "name": f"users/me/dataTypes/steps/dataPoints/{begins:%Y%m%d%H}",
+        "steps": {
+            "interval": {
+                "startTime": f"{begins:%Y-%m-%dT%H:%M:%S}Z",
+                "startUtcOffset": "0s",
+                "endTime": f"{ends:%Y-%m-%dT%H:%M:%S}Z",
+                "endUtcOffset": "0s",
+                "civilStartTime": civil(begins),
+                "civilEndTime": civil(ends),
+            },
+            "count": str(count),  # an int64, as a string
+        },
+    }
+
+
 class GoogleResourceServer(Role):
     RULES = [
         Rule(USERINFO_PATH, endpoint="userinfo", methods=["GET"]),
@@ -100,6 +190,7 @@ class GoogleResourceServer(Role):
         Rule(f"{ME}/profile", endpoint="profile", methods=["GET"]),
         Rule(f"{ME}/settings", endpoint="settings", methods=["GET"]),
         Rule(f"{ME}/dataTypes/steps/dataPoints:dailyRollUp", endpoint="steps", methods=["POST"]),
+        Rule(f"{ME}/dataTypes/steps/dataPoints", endpoint="list_steps", methods=["GET"]),
         Rule("/avatars/<user_id>.svg", endpoint="avatar", methods=["GET"]),
     ]
 
@@ -213,6 +304,28 @@ class GoogleResourceServer(Role):
             )
             first = after
         return as_json({"rollupDataPoints": points[::-1]})  # newest first
+
+    def on_list_steps(self, request):
+        """dataPoints.list: the raw points, oldest first, a page at a time."""
+        grant, person = self.health_call(request, STEPS_SCOPES)
+        text = request.args.get("filter", "")
+        start, before = filter_bounds(text)
+        moment = now().replace(tzinfo=None)
+        before = min(before or moment, moment + timedelta(hours=1))
+        start = start or datetime.combine(before.date() - timedelta(days=LISTED_DAYS), time())
+        if (before - start).days > MAX_RANGE_DAYS:
+            raise bad_filter("The filter may span at most 90 days.")
+        size = request.args.get("pageSize", "")
+        if size and not (size.isascii() and size.isdigit()):
+            raise ApiError(400, "INVALID_ARGUMENT", "pageSize must be a whole number.")
+        size = min(int(size or 0) or DEFAULT_PAGE, LARGEST_PAGE)  # larger is cut down
+        token = request.args.get("pageToken", "")
+        offset = page_offset(token, text) if token else 0
+        points = hourly_steps(person["legacy"] or grant.user_id, start, before, moment)
+        answer = {"dataPoints": points[offset : offset + size]}
+        if offset + size < len(points):
+            answer["nextPageToken"] = page_token(offset + size, text)
+        return as_json(answer)
 
     def on_avatar(self, request, user_id):
         return avatar(PEOPLE.get(user_id), "#1a73e8")

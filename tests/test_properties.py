@@ -211,6 +211,7 @@ EVERY_ROUTE = [
     ("GET", "/sandbox/google/v4/users/me/profile"),
     ("GET", "/sandbox/google/v4/users/me/settings"),
     ("POST", "/sandbox/google/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"),
+    ("GET", "/sandbox/google/v4/users/me/dataTypes/steps/dataPoints"),
     ("GET", "/sandbox/google/avatars/hu-4f1e9c2a7b.svg"),
 ]
 hosts = st.one_of(

@@ -498,3 +498,79 @@ def test_a_time_no_clock_shows_is_invalid_argument(google, clock):
     body = {"range": {"start": {"date": day, "time": clock}, "end": {"date": day}}}
     response = google.post(ROLLUP, json=body, headers=bearer(access))
     assert response.status_code == 400 and response.json["error"]["status"] == "INVALID_ARGUMENT"
+
+
+LIST = "/v4/users/me/dataTypes/steps/dataPoints"
+ONE_DAY = (
+    'steps.interval.start_time >= "2026-11-14T00:00:00Z" AND '
+    'steps.interval.start_time < "2026-11-15T00:00:00Z"'
+)
+
+
+def listed(google, access, **query):
+    return google.get(LIST, query_string=query, headers=bearer(access))
+
+
+def test_the_list_of_a_day_adds_up_to_its_roll_up(google):
+    with freeze_time("2026-11-15 18:00:00"):
+        access = tokens(google)["access_token"]
+        day = rollup(google, access, date(2026, 11, 14), date(2026, 11, 15)).json
+        answer = listed(google, access, filter=ONE_DAY).json
+    points = answer["dataPoints"]
+    assert "nextPageToken" not in answer and len(points) == 24
+    assert all(isinstance(point["steps"]["count"], str) for point in points)
+    total = sum(int(point["steps"]["count"]) for point in points)
+    assert str(total) == day["rollupDataPoints"][0]["steps"]["countSum"]
+    first = points[0]["steps"]["interval"]
+    assert (first["startTime"], first["endTime"]) == (
+        "2026-11-14T00:00:00Z",
+        "2026-11-14T01:00:00Z",
+    )
+    assert first["civilStartTime"] == {"date": {"year": 2026, "month": 11, "day": 14}}
+
+
+def test_a_civil_filter_lists_the_same_points_on_the_users_clock(google):
+    civil = (
+        'steps.interval.civil_start_time >= "2026-11-14T00:00:00" AND '
+        'steps.interval.civil_start_time < "2026-11-15T00:00:00"'
+    )
+    with freeze_time("2026-11-15 18:00:00"):
+        access = tokens(google)["access_token"]
+        assert (
+            listed(google, access, filter=civil).json == listed(google, access, filter=ONE_DAY).json
+        )
+
+
+def test_the_list_comes_a_page_at_a_time(google):
+    with freeze_time("2026-11-15 18:00:00"):
+        access = tokens(google)["access_token"]
+        pages, query = [], {"filter": ONE_DAY, "pageSize": "10"}
+        while True:
+            answer = listed(google, access, **query).json
+            pages.append(len(answer["dataPoints"]))
+            if "nextPageToken" not in answer:
+                break
+            query["pageToken"] = answer["nextPageToken"]
+        # A page token is good for the same filter only.
+        other = listed(google, access, pageToken=query["pageToken"], filter="")
+    assert pages == [10, 10, 4]
+    assert other.status_code == 400 and other.json["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'steps.interval.start_time > "2026-11-14T00:00:00Z"',  # only >= and <
+        'steps.interval.start_time = "2026-11-14T00:00:00Z"',
+        'steps.interval.start_time >= "2026-11-14T00:00:00Z" OR steps.interval.start_time < "x"',
+        'active-minutes.interval.start_time >= "2026-11-14T00:00:00Z"',  # kebab case
+        'steps.interval.start_time >= "2026-11-14T00:00:00"',  # a physical time needs its zone
+        'steps.interval.civil_start_time >= "2026-11-14T00:00:00Z"',  # a civil one has none
+        'steps.interval.start_time >= "2026-02-30T00:00:00Z"',
+    ],
+)
+def test_a_filter_google_would_refuse_is_invalid_data_point_filter(google, text):
+    access = tokens(google)["access_token"]
+    response = listed(google, access, filter=text)
+    assert response.status_code == 400
+    assert response.json["error"]["details"][0]["reason"] == "INVALID_DATA_POINT_FILTER"
