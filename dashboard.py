@@ -133,13 +133,15 @@ def round_down(value):
 
 def step_chart(series):
     """Geometry of the steps chart: one bar per day, its height in proportion to the
-    count, with headroom above the tallest, a gridline at a round number, and room for the
+    count, with headroom above the tallest, a scale of gridlines at round numbers, and room for the
     first and last dates below. The template only draws it."""
     if not series:
         return None
     top = max(steps for _, steps in series) or 1
     scale = CHART_HEIGHT / (top * CHART_HEADROOM)
-    grid = round_down(top)
+    # Two to five gridlines: 8,123 at the top gives 2,000, 4,000, 6,000 and 8,000.
+    step = round_down(max(top / 2, 1))
+    grid = [step * n for n in range(1, int(top // step) + 1)]
     slot = CHART_WIDTH / len(series)
     bars = []
     for index, (day, steps) in enumerate(series):
@@ -160,7 +162,7 @@ def step_chart(series):
         "height": CHART_HEIGHT,
         "full_height": CHART_HEIGHT + CHART_LABELS,
         "top": top,
-        "grid": {"steps": grid, "y": round(CHART_HEIGHT - grid * scale, 2)},
+        "grid": [{"steps": steps, "y": round(CHART_HEIGHT - steps * scale, 2)} for steps in grid],
     }
 
 

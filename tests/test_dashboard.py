@@ -3,7 +3,7 @@
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from conftest import (
@@ -21,7 +21,7 @@ from werkzeug.test import Client
 import dialects
 import fitbit_legacy
 import oauth
-from dashboard import round_down
+from dashboard import round_down, step_chart
 from fitbit_oauth_app import create_app
 from models import ApiCache, User
 
@@ -116,9 +116,18 @@ def test_chart_has_its_dates_a_labelled_gridline_and_headroom(browser, fitbit):
     fitbit.replace("GET", STEPS_URL, json=steps_body(values))
     svg = re.search(r"<svg.*?</svg>", home(browser), re.S).group(0)
     labels = re.findall(r'<text class="([a-z-]+)"[^>]*>([^<]+)</text>', svg)
-    assert labels == [("grid-label", "5,000 steps"), ("day", "Thu 19 Nov"), ("day", "Mon 23 Nov")]
-    grid_y = float(re.search(r'<line class="grid"[^>]* y1="([\d.]+)"', svg).group(1))
-    assert grid_y == pytest.approx(150 - 5000 / (8123 * 1.15) * 150, abs=0.01)
+    assert labels == [
+        ("grid-label", "2,000"),
+        ("grid-label", "4,000"),
+        ("grid-label", "6,000"),
+        ("grid-label", "8,000 steps"),
+        ("day", "Thu 19 Nov"),
+        ("day", "Mon 23 Nov"),
+    ]
+    grid_y = [float(y) for y in re.findall(r'<line class="grid"[^>]* y1="([\d.]+)"', svg)]
+    assert grid_y == [
+        pytest.approx(150 - s / (8123 * 1.15) * 150, abs=0.01) for s in range(2000, 8001, 2000)
+    ]
     tallest_top = min(float(y) for y in re.findall(r'<rect x="[\d.]+" y="([\d.]+)"', svg))
     assert tallest_top == pytest.approx(150 - 150 / 1.15, abs=0.01) and tallest_top > 0
 
@@ -398,3 +407,21 @@ def test_users_page_right_after_a_sync_says_just_now(app, browser, fitbit):
         sign_in(browser, fitbit)
         users = browser.get("/users").get_data(as_text=True)
     assert "just now" in users and "in 0 seconds" not in users
+
+
+@pytest.mark.parametrize(
+    "top, scale",
+    [
+        (1, [1]),
+        (9, [2, 4, 6, 8]),
+        (100, [50, 100]),
+        (8123, [2000, 4000, 6000, 8000]),
+        (12000, [5000, 10000]),
+        (25000, [10000, 20000]),
+    ],
+)
+def test_the_scale_has_two_to_five_gridlines_at_round_numbers(top, scale):
+    chart = step_chart([(date(2026, 11, 22), 0), (date(2026, 11, 23), top)])
+    assert [line["steps"] for line in chart["grid"]] == scale
+    # Each gridline sits at its height, under the headroom above the tallest bar.
+    assert all(0 < line["y"] < 150 for line in chart["grid"])
