@@ -1,4 +1,5 @@
-"""The callback, treated as hostile input (steps 4 and 6 of the walkthrough).
+"""The callback, treated as hostile input, and the words for how it ended (steps 4 and 6 of
+the walkthrough).
 
 The provider sends the browser back to /auth/callback with a code and the state, but
 anyone can send a browser there with anything at all. So the query is decoded strictly,
@@ -69,6 +70,28 @@ def check_issuer(params, client):
             f"This answer says it came from {params['iss']}, not from {client.dialect.NAME}, "
             "so it was refused. Start the sign-in again."
         )
+
+
+def refused(error, who):
+    """The words for a callback that brings an error. Only a fixed text is shown:
+    error_description is the other side's words."""
+    if error == "access_denied":
+        return f"You chose not to connect your {who} account. Nothing was stored."
+    return f"{who} did not complete the sign-in ({error})."
+
+
+def already_signed_in(who):
+    return (
+        f"You are already signed in with {who}. That answer belonged to a sign-in that is "
+        "over, so it was not used."
+    )
+
+
+def no_refresh_token(who):
+    return (
+        f"{who} did not send the token this app needs to stay connected. Sign in again, and "
+        "you will be asked to allow access once more."
+    )
 
 
 def clean_redirect(location):

@@ -164,17 +164,19 @@ class FitbitOAuthApp:
     def on_callback(self, request):
         """Steps 4 to 6: the provider sends the browser back here with a code (or an error);
         the code buys tokens, the tokens say who the user is, and the user is signed in."""
+        who = self.dialect.NAME
         params = callback.params(request)
         try:
             pending = callback.claim_sign_in(request.browser, params.get("state"))
         except BadRequest:
             if request.browser is None or request.browser.user is None:
                 raise
-            return self.already_signed_in(request)
+            # Back to the consent page and Allow again, or a reload: nothing is exchanged.
+            return self.home_with(request, callback.already_signed_in(who))
         request.note(*tracing.callback_step(params))
         callback.check_issuer(params, self.client)
         if params.get("error") is not None:
-            return self.refused(request, params["error"])
+            return self.home_with(request, callback.refused(params["error"], who))
         if not params.get("code"):
             raise BadRequest("The answer has no authorization code.")
 
@@ -195,29 +197,7 @@ class FitbitOAuthApp:
         self.sessions.start(request, user=user, carry_flashes=True)
         # The page itself greets the user by name, and links to the trace: the flash only
         # says what happened.
-        request.browser.add_flash(f"You are signed in with {self.dialect.NAME}.")
-        return callback.clean_redirect(request.urls.build("index"))
-
-    def already_signed_in(self, request):
-        """Back to the consent page, Allow again, or a reload of the callback: this browser
-        is signed in already, so it goes home, and the answer is left unused."""
-        request.browser.add_flash(
-            f"You are already signed in with {self.dialect.NAME}. That answer belonged to a "
-            "sign-in that is over, so it was not used."
-        )
-        return callback.clean_redirect(request.urls.build("index"))
-
-    def refused(self, request, error):
-        """The user said no, or the provider did. Only a fixed text is shown:
-        error_description is the other side's words."""
-        who = self.dialect.NAME
-        if error == "access_denied":
-            request.browser.add_flash(
-                f"You chose not to connect your {who} account. Nothing was stored."
-            )
-        else:
-            request.browser.add_flash(f"{who} did not complete the sign-in ({error}).")
-        return callback.clean_redirect(request.urls.build("index"))
+        return self.home_with(request, f"You are signed in with {who}.")
 
     def no_refresh_token(self, request, tokens):
         """Google sent no refresh token (the user had consented before) and none is kept
@@ -225,10 +205,11 @@ class FitbitOAuthApp:
         sign-in asks for consent: either way the next answer brings a new one."""
         disconnect.revoke_quietly(self.client, tokens.access_token)
         self.sessions.start(request, carry_flashes=True)
-        request.browser.add_flash(
-            f"{self.dialect.NAME} did not send the token this app needs to stay connected. "
-            "Sign in again, and you will be asked to allow access once more."
-        )
+        return self.home_with(request, callback.no_refresh_token(self.dialect.NAME))
+
+    def home_with(self, request, message):
+        """Step 6: home, with a note; the code leaves the address bar."""
+        request.browser.add_flash(message)
         return callback.clean_redirect(request.urls.build("index"))
 
     def signed_in_page(self, request, user):

@@ -144,15 +144,6 @@ def exchange_step(rate_limit_headers, method, url, headers, form, json_body, res
     carries a form or a JSON body, shown as it was sent. Of the answer's headers, those that
     tell the rate limit (the dialect's, with what each says) are shown."""
     form = dict(form or {})
-    path = urlsplit(url).path
-    if form.get("grant_type") == "authorization_code":
-        title = "The token request: the code for tokens"
-    elif form.get("grant_type") == "refresh_token":
-        title = "A refresh: the refresh token for a new pair"
-    elif path.endswith("/revoke"):
-        title = "The revoke"
-    else:
-        title = f"An API call: {path}"
     shown = {
         "request": {
             "method": method,
@@ -168,7 +159,24 @@ def exchange_step(rate_limit_headers, method, url, headers, form, json_body, res
         shown["request"]["json"] = json.dumps(json_body, indent=1)
     if response is None:
         shown["response"] = {"status": "no answer (timeout or refused connection)"}
-        return title, shown
+    else:
+        shown["response"] = answer_step(rate_limit_headers, response, headers or {}, form)
+    return exchange_title(url, form), shown
+
+
+def exchange_title(url, form):
+    path = urlsplit(url).path
+    if form.get("grant_type") == "authorization_code":
+        return "The token request: the code for tokens"
+    if form.get("grant_type") == "refresh_token":
+        return "A refresh: the refresh token for a new pair"
+    if path.endswith("/revoke"):
+        return "The revoke"
+    return f"An API call: {path}"
+
+
+def answer_step(rate_limit_headers, response, headers, form):
+    """The answer: its status, its rate-limit headers, and its fields or its body."""
     answer = {"status": response.status_code}
     rate = [
         (name, response.headers[name], why)
@@ -186,16 +194,15 @@ def exchange_step(rate_limit_headers, method, url, headers, form, json_body, res
             (name, masked_fields({name: value})[name], TOKEN_FIELDS.get(name, ""))
             for name, value in body.items()
         ]
-    else:
-        text = json.dumps(body, indent=1) if body is not None else response.text
-        # An error answer can repeat the token (Fitbit's expired_token does): masked too.
-        lines = mask_tokens_in(text, headers or {}, form)[:MAX_BODY].splitlines()
-        # Long answers are folded: the first lines show their shape (<details> on the page).
-        answer["body"] = "\n".join(lines[:FOLDED_AFTER])
-        if len(lines) > FOLDED_AFTER:
-            answer["more"] = "\n".join(lines[FOLDED_AFTER:])
-    shown["response"] = answer
-    return title, shown
+        return answer
+    text = json.dumps(body, indent=1) if body is not None else response.text
+    # An error answer can repeat the token (Fitbit's expired_token does): masked too.
+    lines = mask_tokens_in(text, headers, form)[:MAX_BODY].splitlines()
+    # Long answers are folded: the first lines show their shape (<details> on the page).
+    answer["body"] = "\n".join(lines[:FOLDED_AFTER])
+    if len(lines) > FOLDED_AFTER:
+        answer["more"] = "\n".join(lines[FOLDED_AFTER:])
+    return answer
 
 
 def mask_tokens_in(text, headers, form):
