@@ -36,6 +36,14 @@ SYNC = ["--worker-class", "sync"]
 SEEDED_USERS = 1000
 
 
+def PAGES(cookie):  # noqa: N802 (a table, as the other constants)
+    return [
+        ("/ signed in, cached data", "/", cookie),
+        ("/ signed out", "/", None),
+        (f"/users ({SEEDED_USERS} users, first page)", "/users", None),
+    ]
+
+
 @Request.application
 def hello(request):
     """The baseline: the least a Werkzeug app can do per request."""
@@ -236,6 +244,34 @@ def views_at_once(url, cookie, count):
     return statuses
 
 
+def cpu_per_request(env, url, pages, count=3000):
+    """The CPU milliseconds each page costs, measured in this process over `count` requests
+    to the app itself (as gunicorn would call it), after the server above has gone: a figure
+    steadier than throughput on a shared machine."""
+    from werkzeug.test import EnvironBuilder
+
+    import fitbit_oauth_app
+    from settings import config_from_env
+
+    port = int(url.rsplit(":", 1)[1])
+    app_env = {**env, "PORT": str(port), "FITBIT_REDIRECT_URI": f"{url}/auth/callback"}
+    app = fitbit_oauth_app.create_app(config_from_env(app_env, port))
+    costs = {}
+    for name, path, cookie in pages:
+        headers = {"Cookie": f"session={cookie}"} if cookie else {}
+        spent = 0.0
+        for attempt in range(count + 100):  # the first 100 warm the caches up, uncounted
+            environ = EnvironBuilder(path=path, base_url=url, headers=headers).get_environ()
+            started = time.process_time()
+            body = b"".join(app(environ, lambda status, headers, exc_info=None: None))
+            if attempt >= 100:
+                spent += time.process_time() - started
+        # The signed-in page must really be one: a lapsed cookie would measure the other.
+        assert cookie is None or b"Hello, " in body, name
+        costs[name] = spent / count * 1000
+    return costs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="per page (default 8)")
@@ -262,16 +298,13 @@ def main(argv=None):
     with gunicorn("bench:hello", env, args.workers, f"{work}/hello.log") as (url, hello_start):
         rows.append(("bare Werkzeug hello", *measure(url + "/", None)))
     with gunicorn("fitbit_oauth_app:app_from_env()", env, args.workers, f"{work}/app.log") as (
-        url,
+        app_url,
         app_start,
     ):
+        url = app_url
         cookie = sign_in(url)
         seed_users(env["DATABASE_URL"], SEEDED_USERS - 1)
-        for name, path, who in [
-            ("/ signed in, cached data", "/", cookie),
-            ("/ signed out", "/", None),
-            (f"/users ({SEEDED_USERS} users, first page)", "/users", None),
-        ]:
+        for name, path, who in PAGES(cookie):
             rows.append((name, *measure(url + path, who)))
         calls_before = api_calls(env["SANDBOX_DATABASE"])
         views = requests.Session()
@@ -279,9 +312,11 @@ def main(argv=None):
         for _ in range(100):
             views.get(url + "/", timeout=10)
         calls_per_100 = api_calls(env["SANDBOX_DATABASE"]) - calls_before
+    pages = [(name, path, who) for name, path, who in PAGES(cookie)]
+    cpu = cpu_per_request(env, app_url, pages)
     refreshes, answered = token_posts_per_expiry(env, work)
 
-    report(args, generator, rows)
+    report(args, generator, rows, cpu)
     print(f"- Fitbit API calls per 100 signed-in page views: {calls_per_100}")
     print(
         f"- token POSTs for one expiry, 40 requests at once on 4 workers: {refreshes}"
@@ -290,15 +325,18 @@ def main(argv=None):
     print(f"- process start to first answer: app {app_start:.2f} s, hello {hello_start:.2f} s")
 
 
-def report(args, generator, rows):
-    """The table of pages, each against the bare hello."""
+def report(args, generator, rows, cpu):
+    """The table of pages, each against the bare hello, and the CPU each costs in process."""
     hello_rate = rows[0][1]
     print(f"\ngunicorn --workers {args.workers} {' '.join(SYNC)}; load: {generator},")
     print(f"{args.connections} connections for {args.seconds} s per page; {os.cpu_count()} cores\n")
-    print("| page | requests/s | p50 ms | p99 ms | of hello |")
-    print("|---|---:|---:|---:|---:|")
+    print("| page | requests/s | p50 ms | p99 ms | of hello | CPU ms per request |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, rate, p50, p99 in rows:
-        print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {rate / hello_rate:.2f} |")
+        spent = f"{cpu[name]:.3f}" if name in cpu else ""
+        print(
+            f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {rate / hello_rate:.2f} | {spent} |"
+        )
     print()
 
 

@@ -1,6 +1,6 @@
 """What the signed-in page shows: the user's profile and steps from the provider's API,
 through a cache of its answers and within the user's budget of calls, with a note for
-each scope the user did not grant; and the chart of the steps.
+each scope the user did not grant; and the steps, which pages.Pages.chart draws.
 
 Each answer is kept in the ApiCache table for FITBIT_CACHE_SECONDS, so a reload does not
 spend the user's budget, and a spent budget (or a 429) shows the last answer with a note.
@@ -13,10 +13,6 @@ import oauth
 from models import ApiCache
 from pages import in_words
 from providers import account, dialect_of
-
-CHART_WIDTH, CHART_HEIGHT = 600, 150
-# The tallest bar stops short of the top, and below the bars there is room for the dates.
-CHART_HEADROOM, CHART_LABELS = 1.15, 22
 
 # What each part of the page lets the app see, in words, for the line that says what the
 # user allowed on the consent page.
@@ -74,7 +70,7 @@ class Dashboard:
         if steps is not None:
             series = self.dialect.read_steps(steps)
             shown["steps_today"] = series[-1][1] if series else None
-            shown["chart"] = step_chart(series)
+            shown["series"] = tuple(series)  # drawn by pages.Pages.chart
         # A scope left unticked can be granted by signing in again: the page offers it.
         shown["ask_again"] = any(note in MISSING_SCOPE_NOTES.values() for note in notes)
         return shown
@@ -119,51 +115,3 @@ class Dashboard:
         """Every API answer: note the budget it reports, and cache what it says."""
         user.record_budget(*self.dialect.rate_budget(headers))
         ApiCache.store(user, key, data)
-
-
-# --- The chart -------------------------------------------------------------------------
-
-
-def round_down(value):
-    """The largest of 1, 2 and 5 times a power of ten that is not above `value`: 8,123
-    gives 5,000, a gridline worth labelling."""
-    power = 10 ** (len(str(int(value))) - 1)
-    return max(step * power for step in (1, 2, 5) if step * power <= value)
-
-
-def step_chart(series):
-    """Geometry of the steps chart: one bar per day, its height in proportion to the
-    count, with headroom above the tallest, a scale of gridlines at round numbers, and room for the
-    first and last dates below. The template only draws it."""
-    if not series:
-        return None
-    top = max(steps for _, steps in series) or 1
-    scale = CHART_HEIGHT / (top * CHART_HEADROOM)
-    # Two to five gridlines: 8,123 at the top gives 2,000, 4,000, 6,000 and 8,000.
-    step = round_down(max(top / 2, 1))
-    grid = [step * n for n in range(1, int(top // step) + 1)]
-    slot = CHART_WIDTH / len(series)
-    bars = []
-    for index, (day, steps) in enumerate(series):
-        height = round(steps * scale, 2)
-        bars.append(
-            {
-                "x": round(index * slot + slot * 0.1, 2),
-                "y": round(CHART_HEIGHT - height, 2),
-                "width": round(slot * 0.8, 2),
-                "height": height,
-                "day": day,
-                "steps": steps,
-            }
-        )
-    return {
-        "bars": bars,
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "full_height": CHART_HEIGHT + CHART_LABELS,
-        "top": top,
-        "grid": [{"steps": steps, "y": round(CHART_HEIGHT - steps * scale, 2)} for steps in grid],
-    }
-
-
-# --- The application -------------------------------------------------------------------

@@ -220,6 +220,8 @@ class FitbitOAuthApp:
         shown["account_provider"] = dialect_of(user)
         try:
             shown.update(self.dashboard.show(user, shown["notes"]))
+            if "series" in shown:
+                shown["chart"] = self.pages.chart(shown.pop("series"))
         except oauth.ReconnectNeeded:
             request.browser.add_flash(
                 f"{self.dialect.NAME} no longer accepts this app's access. Connect again."

@@ -10,9 +10,11 @@ import os
 from datetime import UTC, datetime
 
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 import oauth
+from chart import step_chart
 from providers import PROVIDERS, account
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +39,8 @@ class Pages:
         self.jinja.filters["day"] = day_label
         self.jinja.filters["provider_name"] = lambda key: PROVIDERS[key].NAME
         self.jinja.filters["rows"] = trace_rows
+        # The chart depends on the data alone: drawn once per month of counts, not per view.
+        self.chart = functools.lru_cache(maxsize=256)(self.draw_chart)
 
     def render(self, request, template_name, status=200, **context):
         flashes = request.browser.pop_flashes() if request.browser else []
@@ -50,6 +54,13 @@ class Pages:
             **context,
         )
         return Response(html, status=status, mimetype="text/html")
+
+    def draw_chart(self, series):
+        """The chart's markup for ((day, steps), ...), or None for no days at all."""
+        geometry = step_chart(series)
+        if geometry is None:
+            return None
+        return Markup(self.jinja.get_template("chart.html").render(chart=geometry))
 
     def error(self, request, status, title, message, retry_after=None):
         response = self.render(request, "error.html", status=status, title=title, message=message)

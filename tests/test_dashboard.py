@@ -21,7 +21,7 @@ from werkzeug.test import Client
 import dialects
 import fitbit_legacy
 import oauth
-from dashboard import round_down, step_chart
+from chart import round_down, step_chart
 from fitbit_oauth_app import create_app
 from models import ApiCache, User
 

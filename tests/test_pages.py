@@ -8,6 +8,7 @@ import pytest
 import requests
 from conftest import (
     PROFILE_URL,
+    STEPS_URL,
     assert_security_headers,
     callback,
     fitbit_error,
@@ -15,11 +16,13 @@ from conftest import (
     profile_body,
     sign_in,
     start_sign_in,
+    steps_body,
     token_body,
     token_calls,
 )
 from freezegun import freeze_time
 from peewee import OperationalError
+from werkzeug.test import Client
 
 import fitbit_legacy
 from models import BrowserSession, User
@@ -174,3 +177,26 @@ def test_every_template_is_autoescaped(app):
 def test_times_in_words(offset, words):
     with freeze_time(T0):
         assert in_words(T0 + offset) == words
+
+
+def test_the_chart_is_drawn_once_for_the_same_counts_and_anew_for_others(app, browser, fitbit):
+    """The chart depends on the counts alone, so it is drawn once per month of them: the
+    page carries exactly what drawing it afresh gives, and another user's counts get their
+    own chart."""
+    sign_in(browser, fitbit)
+    first = page(browser.get("/"))
+    hits = app.pages.chart.cache_info().hits
+    again = page(browser.get("/"))
+    assert app.pages.chart.cache_info().hits == hits + 1
+    drawn = str(app.pages.draw_chart(tuple(fitbit_legacy.read_steps(steps_body()))))
+    assert drawn.startswith("<figure>") and drawn in first and drawn in again
+
+    other = Client(app)
+    sign_in(other, fitbit, name="Sam", user_id="XYZ789")
+    fitbit.replace("GET", STEPS_URL, json=steps_body((1200, 3400, 5600)))
+    theirs = page(other.get("/"))
+    assert drawn not in theirs
+    assert (
+        str(app.pages.draw_chart(tuple(fitbit_legacy.read_steps(steps_body((1200, 3400, 5600))))))
+        in theirs
+    )
