@@ -9,11 +9,11 @@ import math
 import os
 import secrets
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 from peewee import (
-    JOIN,
     SQL,
     CharField,
     DatabaseProxy,
@@ -231,8 +231,7 @@ class User(BaseModel):
         """The ApiCache row for `path`, or None. All of this user's rows come in one query,
         the first time one is asked for."""
         if not hasattr(self, "_cached_answers"):
-            rows = ApiCache.select().where(ApiCache.user == self)
-            self._cached_answers = {row.path: row for row in rows}
+            self._cached_answers = {row.path: row for row in ANSWERS_OF(self.id)}
         return self._cached_answers.get(path)
 
     def record_budget(self, remaining, reset_at):
@@ -295,13 +294,12 @@ class BrowserSession(BaseModel):
 
     @classmethod
     def find(cls, key):
-        """The session and its user, in one query."""
-        return (
-            cls.select(cls, User)
-            .join(User, JOIN.LEFT_OUTER)
-            .where((cls.key == key) & (cls.created_at > now() - SESSION_LIFETIME))
-            .get_or_none()
-        )
+        """The session and its user: the two queries of every page, their SQL written once."""
+        cutoff = cls.created_at.db_value(now() - SESSION_LIFETIME)
+        session = next(iter(SESSION_BY_KEY(key, cutoff)), None)
+        if session is not None and session.user_id is not None:
+            session.user = next(iter(USER_BY_ID(session.user_id)), None)
+        return session
 
     def add_flash(self, message, link=None):
         """A message for the next page; `link` is an optional (address, words) after it."""
@@ -350,6 +348,32 @@ class PendingSignIn(BaseModel):
         """Delete this sign-in; True for the one request that actually deleted it, so a
         callback replayed at the same moment cannot use it twice."""
         return PendingSignIn.delete().where(PendingSignIn.id == self.id).execute() == 1
+
+
+class Prepared:
+    """A SELECT whose SQL peewee writes once per database, then run with new values in the
+    same order (Model.raw). For the queries of every page view, writing the SQL costs more
+    than running it: on SQLite, 0.6 ms of the 0.8 that finding a session took."""
+
+    def __init__(self, model, query):
+        self.model, self.query = model, query  # `query()`: the SELECT, with sample values
+        self.sql = weakref.WeakKeyDictionary()  # {database: its SQL}
+
+    def __call__(self, *values):
+        database = db.obj
+        if database not in self.sql:
+            self.sql[database] = self.query().sql()[0]
+        return self.model.raw(self.sql[database], *values)
+
+
+SESSION_BY_KEY = Prepared(
+    BrowserSession,
+    lambda: BrowserSession.select().where(
+        (BrowserSession.key == "") & (BrowserSession.created_at > now())
+    ),
+)
+USER_BY_ID = Prepared(User, lambda: User.select().where(User.id == 0))
+ANSWERS_OF = Prepared(ApiCache, lambda: ApiCache.select().where(ApiCache.user == 0))
 
 
 def prune(most=None):

@@ -14,6 +14,7 @@ from playhouse.db_url import connect
 from werkzeug.test import Client
 
 import dialects
+import models
 import oauth
 from fitbit_oauth_app import create_app
 from models import (
@@ -332,3 +333,30 @@ def test_deleting_a_session_deletes_its_pending_sign_in(database):
 def test_sqlite_file_is_created_private(tmp_path):
     open_database(f"sqlite:///{tmp_path / 'private.db'}")
     assert stat.S_IMODE(os.stat(tmp_path / "private.db").st_mode) == 0o600
+
+
+def test_a_session_is_found_with_its_user_by_sql_written_once(database, monkeypatch):
+    user = fitbit_sign_in(tokens(), "Alex")
+    BrowserSession.create(key="signed-in", csrf_token="c", user=user)
+    BrowserSession.create(key="anonymous", csrf_token="c")
+    written = []
+    query = models.SESSION_BY_KEY.query
+    monkeypatch.setattr(models.SESSION_BY_KEY, "query", lambda: written.append(1) or query())
+    models.SESSION_BY_KEY.sql.clear()
+    for _ in range(5):
+        found = BrowserSession.find("signed-in")
+        assert found.user.display_name == "Alex" and found.user.expires_at == EXPIRY
+        assert BrowserSession.find("anonymous").user is None
+        assert BrowserSession.find("no-such-key") is None
+    assert written == [1]  # once for this database, whatever the number of pages
+    # The same for every kind of column: a datetime comes back a datetime, with its zone.
+    assert found.created_at.tzinfo is not None and found.csrf_token == "c"
+
+
+def test_an_old_session_is_not_found(database):
+    with freeze_time("2026-11-01 12:00:00"):
+        BrowserSession.create(key="old", csrf_token="c")
+    with freeze_time("2026-11-15 12:00:01"):
+        assert BrowserSession.find("old") is None
+    with freeze_time("2026-11-15 11:59:59"):
+        assert BrowserSession.find("old") is not None
