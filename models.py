@@ -26,6 +26,7 @@ from peewee import (
     PostgresqlDatabase,
     SqliteDatabase,
     TextField,
+    fn,
 )
 from playhouse.db_url import connect
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, migrate
@@ -206,26 +207,12 @@ class User(BaseModel):
 
     @classmethod
     def page_count(cls, per_page):
-        return max(1, math.ceil(cls.select().count() / per_page))
+        return max(1, math.ceil(USER_COUNT.scalar() / per_page))
 
     @classmethod
     def page_of(cls, page, per_page):
-        """The users on one page of the list, oldest first. Only the columns the list
-        shows: making all of them into Python values, for 50 rows, would cost more than
-        the query itself."""
-        columns = [
-            cls.display_name,
-            cls.provider,
-            cls.fitbit_id,
-            cls.health_user_id,
-            cls.refresh_token,
-            cls.expires_at,
-        ]
-        return (
-            cls.select(*columns, cls.last_sync_at)
-            .order_by(cls.created_at, cls.id)
-            .paginate(page, per_page)
-        )
+        """The users on one page of the list (see USERS_PAGE)."""
+        return USERS_PAGE(per_page, (page - 1) * per_page)
 
     def cached_answer(self, path):
         """The ApiCache row for `path`, or None. All of this user's rows come in one query,
@@ -360,10 +347,17 @@ class Prepared:
         self.sql = weakref.WeakKeyDictionary()  # {database: its SQL}
 
     def __call__(self, *values):
+        return self.model.raw(self.written(), *values)
+
+    def scalar(self, *values):
+        """The one value of a one-row, one-column SELECT, such as a count."""
+        return db.execute_sql(self.written(), values).fetchone()[0]
+
+    def written(self):
         database = db.obj
         if database not in self.sql:
             self.sql[database] = self.query().sql()[0]
-        return self.model.raw(self.sql[database], *values)
+        return self.sql[database]
 
 
 SESSION_BY_KEY = Prepared(
@@ -374,6 +368,25 @@ SESSION_BY_KEY = Prepared(
 )
 USER_BY_ID = Prepared(User, lambda: User.select().where(User.id == 0))
 ANSWERS_OF = Prepared(ApiCache, lambda: ApiCache.select().where(ApiCache.user == 0))
+USER_COUNT = Prepared(User, lambda: User.select(fn.COUNT(User.id)))
+# Only the columns the users page shows (making all of them into Python values, for 50
+# rows, would cost more than the query itself), oldest first; LIMIT and OFFSET as values.
+USERS_PAGE = Prepared(
+    User,
+    lambda: (
+        User.select(
+            User.display_name,
+            User.provider,
+            User.fitbit_id,
+            User.health_user_id,
+            User.refresh_token,
+            User.expires_at,
+            User.last_sync_at,
+        )
+        .order_by(User.created_at, User.id)
+        .paginate(1, 50)
+    ),
+)
 
 
 def prune(most=None):
