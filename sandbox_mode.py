@@ -12,20 +12,18 @@ import dataclasses
 from urllib.parse import urlsplit
 
 
-def settings(environ, dialect, redirect_uri, seconds_setting):
-    """The stand-in's own settings, and the app's endpoint settings that point at it,
-    wherever the redirect URI says the app is."""
+def stand_in_for(dialect):
+    """The stand-in that plays the provider of `dialect`."""
     import sandbox
 
-    stand_in = sandbox.STAND_INS[dialect.KEY]
-    own = {
-        "sandbox_database": environ.get("SANDBOX_DATABASE") or None,
-        "sandbox_expires_in": seconds_setting(
-            environ, "SANDBOX_EXPIRES_IN", stand_in.DEFAULT_EXPIRES_IN
-        ),
-    }
+    return sandbox.STAND_INS[dialect.KEY]
+
+
+def endpoints(stand_in, redirect_uri):
+    """The app's endpoint settings that point at `stand_in`, mounted in this same app,
+    wherever the redirect URI says the app is."""
     app = urlsplit(redirect_uri)
-    return own, stand_in.settings(f"{app.scheme}://{app.netloc}{stand_in.MOUNT}")
+    return stand_in.settings(f"{app.scheme}://{app.netloc}{stand_in.MOUNT}")
 
 
 def register(config):

@@ -78,12 +78,15 @@ def config_from_env(environ, port):
     redirect_uri = setting("redirect_uri") or f"http://localhost:{port}/auth/callback"
     sandbox = environ.get("FITBIT_SANDBOX") == "1" or not setting("client_id")
     if sandbox:
-        stand_in, endpoints = sandbox_mode.settings(environ, dialect, redirect_uri, seconds_setting)
-        settings.update(stand_in)
+        stand_in = sandbox_mode.stand_in_for(dialect)
+        settings["sandbox_database"] = environ.get("SANDBOX_DATABASE") or None
+        settings["sandbox_expires_in"] = seconds_setting(
+            environ, "SANDBOX_EXPIRES_IN", stand_in.DEFAULT_EXPIRES_IN
+        )
         # The stand-in's endpoints are read as if they had been set to point at it. It
         # registers the app itself in create_app(): a real secret set in the environment
         # never reaches it.
-        environ = {**environ, **endpoints}
+        environ = {**environ, **sandbox_mode.endpoints(stand_in, redirect_uri)}
         client_id = client_secret = ""
     else:
         client_id, client_secret = setting("client_id"), setting("client_secret")
