@@ -1,6 +1,6 @@
 """What the signed-in page shows: the user's profile and steps from the provider's API,
 through a cache of its answers and within the user's budget of calls, with a note for
-each scope the user did not grant; and the steps, which pages.Pages.chart draws.
+each scope the user did not grant; and the chart of the steps (drawn by pages.Pages.chart).
 
 Each answer is kept in the ApiCache table for FITBIT_CACHE_SECONDS, so a reload does not
 spend the user's budget, and a spent budget (or a 429) shows the last answer with a note.
@@ -32,8 +32,9 @@ class Dashboard:
     """The signed-in page's data, for the provider the app talks to. API calls go through
     oauth.ApiClient, which refreshes the tokens in `tokens` when they are due."""
 
-    def __init__(self, client, tokens, cache_seconds):
+    def __init__(self, client, tokens, cache_seconds, draw_chart):
         self.client = client
+        self.draw_chart = draw_chart  # ((day, steps), ...) to the chart's markup
         self.dialect = client.dialect
         self.tokens = tokens
         self.cache_seconds = cache_seconds
@@ -70,7 +71,7 @@ class Dashboard:
         if steps is not None:
             series = self.dialect.read_steps(steps)
             shown["steps_today"] = series[-1][1] if series else None
-            shown["series"] = tuple(series)  # drawn by pages.Pages.chart
+            shown["chart"] = self.draw_chart(tuple(series))
         # A scope left unticked can be granted by signing in again: the page offers it.
         shown["ask_again"] = any(note in MISSING_SCOPE_NOTES.values() for note in notes)
         return shown

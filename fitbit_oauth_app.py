@@ -120,8 +120,10 @@ class FitbitOAuthApp:
         self.dialect = config.client.dialect  # fitbit_legacy or google_health
         with db.connection_context():
             self.sessions = Sessions(config.secret_key or shared_secret("session-key"))
-        self.dashboard = Dashboard(self.client, UserTokenStore(), config.cache_seconds)
         self.pages = Pages(config)
+        self.dashboard = Dashboard(
+            self.client, UserTokenStore(), config.cache_seconds, self.pages.chart
+        )
 
     def on_index(self, request):
         """Step 1: the home page, with a link to /auth; once signed in, step 7."""
@@ -220,8 +222,6 @@ class FitbitOAuthApp:
         shown["account_provider"] = dialect_of(user)
         try:
             shown.update(self.dashboard.show(user, shown["notes"]))
-            if "series" in shown:
-                shown["chart"] = self.pages.chart(shown.pop("series"))
         except oauth.ReconnectNeeded:
             request.browser.add_flash(
                 f"{self.dialect.NAME} no longer accepts this app's access. Connect again."
