@@ -36,7 +36,8 @@ SYNC = ["--worker-class", "sync"]
 SEEDED_USERS = 1000
 
 
-def PAGES(cookie):  # noqa: N802 (a table, as the other constants)
+def pages_to_measure(cookie):
+    """(name, path, session cookie) of each page that is measured."""
     return [
         ("/ signed in, cached data", "/", cookie),
         ("/ signed out", "/", None),
@@ -298,13 +299,12 @@ def main(argv=None):
     with gunicorn("bench:hello", env, args.workers, f"{work}/hello.log") as (url, hello_start):
         rows.append(("bare Werkzeug hello", *measure(url + "/", None)))
     with gunicorn("fitbit_oauth_app:app_from_env()", env, args.workers, f"{work}/app.log") as (
-        app_url,
+        url,
         app_start,
     ):
-        url = app_url
         cookie = sign_in(url)
         seed_users(env["DATABASE_URL"], SEEDED_USERS - 1)
-        for name, path, who in PAGES(cookie):
+        for name, path, who in pages_to_measure(cookie):
             rows.append((name, *measure(url + path, who)))
         calls_before = api_calls(env["SANDBOX_DATABASE"])
         views = requests.Session()
@@ -312,8 +312,7 @@ def main(argv=None):
         for _ in range(100):
             views.get(url + "/", timeout=10)
         calls_per_100 = api_calls(env["SANDBOX_DATABASE"]) - calls_before
-    pages = [(name, path, who) for name, path, who in PAGES(cookie)]
-    cpu = cpu_per_request(env, app_url, pages)
+    cpu = cpu_per_request(env, url, pages_to_measure(cookie))
     refreshes, answered = token_posts_per_expiry(env, work)
 
     report(args, generator, rows, cpu)
