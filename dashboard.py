@@ -89,11 +89,15 @@ class Dashboard:
 
     def api_data(self, user, api_request, notes):
         """One API answer for this user: the cached one while it is fresh, else a new one.
-        When the user's budget of calls is spent, the last answer (if any) stands in, with a
-        note."""
+        A webhook's change makes it stale at once; of the views that find it so, in every
+        process, one fetches it and the others show what is kept. When the user's budget
+        of calls is spent, the last answer (if any) stands in, with a note."""
         cached = user.cached_answer(api_request.key)
         if cached is not None and cached.fresh(timedelta(seconds=self.cache_seconds)):
             return cached.data
+        asked_at = datetime.now(UTC)
+        if cached is not None and cached.changed and not cached.claim_refetch(asked_at):
+            return cached.data  # another view is fetching this change right now
         if not user.budget_spent():
             try:
                 api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
@@ -101,9 +105,13 @@ class Dashboard:
             except oauth.RateLimited as error:
                 log.warning("%s: %s", account(user), error)
                 user.record_budget(0, error.reset_at)
+            except BaseException:
+                self.give_back(cached)
+                raise
             else:
-                self.keep_answer(user, api_request.key, data, headers)
+                self.keep_answer(user, api_request.key, data, headers, asked_at)
                 return data
+        self.give_back(cached)
         note = (
             f"{self.dialect.RATE_LIMIT_NOTE}: fresh data comes after "
             f"{user.rate_reset_at:%H:%M} UTC ({in_words(user.rate_reset_at)})."
@@ -112,7 +120,14 @@ class Dashboard:
             notes.append(note)
         return cached.data if cached is not None else None
 
-    def keep_answer(self, user, key, data, headers):
-        """Every API answer: note the budget it reports, and cache what it says."""
+    @staticmethod
+    def give_back(cached):
+        """A claimed fetch that did not happen: the change waits for the next view."""
+        if cached is not None:
+            cached.give_back()
+
+    def keep_answer(self, user, key, data, headers, asked_at=None):
+        """Every API answer: note the budget it reports, and cache what it says, as of
+        `asked_at`, when it was asked for."""
         user.record_budget(*self.dialect.rate_budget(headers))
-        ApiCache.store(user, key, data)
+        ApiCache.store(user, key, data, asked_at)

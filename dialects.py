@@ -27,6 +27,29 @@ class Person:
     answers: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Change:
+    """One item of a webhook delivery: whose data changed (the provider's own id for them), which
+    data, and when, as the provider put it."""
+
+    user_id: str
+    data_type: str  # in the provider's words: "activities", "steps", "userRevokedAccess"
+    when: str = ""
+    revoked: bool = False  # the user took the app's access back at the provider
+
+
+class Refused(Exception):
+    """A webhook delivery that is not taken: its status, and why (for the log, and the
+    sender)."""
+
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+VERIFIED = "verified"  # what read_webhook() returns for Google's handshake
+
+
 class Dialect(Protocol):
     """The names a dialect module has. In the order a sign-in needs them:"""
 
@@ -91,3 +114,26 @@ class Dialect(Protocol):
 
     def revoked(self, response) -> bool:
         """Step 9: whether the provider's answer to a revoke means the grant is gone."""
+
+    # Webhooks (webhooks.py): the settings, as settings.WebhookSettings fields; the
+    # endpoint's methods; which User column a delivery's user id is; what each data type
+    # named in a delivery shows on the page ("activity" or "profile"); whether a delivery
+    # sent again byte for byte is the same one; and the headers the trace shows.
+    WEBHOOK_SETTINGS: dict
+    WEBHOOK_DEFAULTS: dict
+    WEBHOOK_METHODS: tuple
+    WEBHOOK_USER_FIELD: str
+    WEBHOOK_DATA: dict
+    DEDUPE_DELIVERIES: bool
+    WEBHOOK_HEADERS: dict
+
+    def verify_subscriber(self, code: str, settings) -> bool:
+        """Fitbit's handshake, a GET with ?verify=: whether the code is the one set."""
+
+    def read_webhook(self, client, settings, keys, headers, body: bytes) -> list | str:
+        """A delivery's changes ([Change, ...]), or VERIFIED for Google's handshake; raises
+        Refused, or webhook_keys.KeysUnavailable when Google's keys cannot be had."""
+
+    def subscription_requests(self, client, settings, user, method: str) -> list:
+        """The oauth.ApiRequests that subscribe a user after sign-in (POST) or unsubscribe
+        them (DELETE); none where a whole project is subscribed (Google)."""

@@ -9,12 +9,17 @@ which has the same shape:
     who the user is            identify()
     error shapes               error_from_response(), revoked()
     where the data lives       profile_request(), read_profile(), steps_request(), read_steps()
+    webhooks                   verify_subscriber(), read_webhook(), subscription_requests()
 """
 
+import base64
+import hashlib
+import hmac
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import oauth
-from dialects import MAX_DAILY_STEPS, Person
+from dialects import MAX_DAILY_STEPS, Change, Person, Refused
 
 KEY = "fitbit"  # as kept in the users table
 NAME = "Fitbit"
@@ -56,6 +61,13 @@ SETTINGS = {
     "revoke_url": "FITBIT_REVOKE_URL",
     "api_url": "FITBIT_API_URL",
 }
+# The webhook's settings (settings.WebhookSettings): the verification code entered with the
+# subscriber at dev.fitbit.com, and the subscriber's id, needed only when there are several.
+WEBHOOK_SETTINGS = {
+    "secret": "FITBIT_SUBSCRIBER_VERIFICATION_CODE",
+    "subscriber_id": "FITBIT_SUBSCRIBER_ID",
+}
+WEBHOOK_DEFAULTS = {}
 # Where the client id and secret come from, for the page that says one is missing (HTML).
 REGISTRATION_HINT = (
     'Copy both from your app at <a href="https://dev.fitbit.com/apps">dev.fitbit.com/apps</a> '
@@ -228,3 +240,71 @@ def read_steps(body):
         except (TypeError, KeyError, ValueError, OverflowError):
             raise oauth.BadResponse("unreadable step count", who=NAME) from None
     return sorted(days)
+
+
+# --- Webhooks: Fitbit's subscriptions ---------------------------------------------------
+
+WEBHOOK_METHODS = ("GET", "POST")  # the verify handshake, and the deliveries
+WEBHOOK_USER_FIELD = "fitbit_id"  # a delivery's ownerId is the user's Fitbit id
+# Each collection a delivery can name, by what the page shows of it.
+WEBHOOK_DATA = {"activities": "activity"}
+# Each of the same day's syncs sends the same body again: each one is a change.
+DEDUPE_DELIVERIES = False
+# What this app subscribes each user to: the one it shows, and the revocation, which
+# Fitbit sends only to a subscription for it or for every collection.
+SUBSCRIBED = ("activities", "userRevokedAccess")
+WEBHOOK_HEADERS = {
+    "X-Fitbit-Signature": "Base64 of HMAC-SHA1 over the raw body, keyed with the client "
+    "secret and '&': checked before anything is read.",
+}
+
+
+def verify_subscriber(code, settings):
+    """Fitbit's check, when the subscriber is added: ?verify=<the code> must get 204, and
+    any other code 404. Compared in constant time."""
+    return hmac.compare_digest(code.encode(), settings.secret.encode())
+
+
+def signature(client_secret, body):
+    """What X-Fitbit-Signature must be for `body`."""
+    digest = hmac.new(f"{client_secret}&".encode(), body, hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def read_webhook(client, settings, keys, headers, body):
+    """A delivery: a JSON array of {collectionType, date, ownerId, ownerType,
+    subscriptionId}, signed with the client secret. A wrong signature gets 404, as Fitbit
+    expects of an endpoint that did not ask for it."""
+    sent = headers.get("X-Fitbit-Signature", "")
+    if not hmac.compare_digest(sent.encode(), signature(client.client_secret, body).encode()):
+        raise Refused(404, "The X-Fitbit-Signature does not match.")
+    try:
+        items = json.loads(body)
+    except (ValueError, RecursionError):
+        raise Refused(400, "The body is not JSON.") from None
+    if not isinstance(items, list):
+        raise Refused(400, "The body is not a JSON array.")
+    changes = []
+    for item in items:
+        owner = item.get("ownerId") if isinstance(item, dict) else None
+        collection = item.get("collectionType") if isinstance(item, dict) else None
+        if not isinstance(owner, str) or not isinstance(collection, str):
+            raise Refused(400, "Each item needs an ownerId and a collectionType.")
+        day = item.get("date") if isinstance(item.get("date"), str) else ""
+        revoked = collection == "userRevokedAccess"
+        changes.append(Change(owner, collection, day[:10], revoked))
+    return changes
+
+
+def subscription_requests(client, settings, user, method):
+    """The API requests that subscribe `user` (POST) or unsubscribe them (DELETE): one per
+    collection of SUBSCRIBED, each with an id of the app's choosing, unique per user."""
+    headers = {"X-Fitbit-Subscriber-Id": settings.subscriber_id} if settings.subscriber_id else None
+    return [
+        oauth.ApiRequest(
+            method,
+            f"{client.api_url}/1/user/-/{collection}/apiSubscriptions/{user.id}-{collection}.json",
+            headers=headers,
+        )
+        for collection in SUBSCRIBED
+    ]

@@ -61,6 +61,7 @@ from providers import account, dialect_of
 from sessions import Sessions, origin_for_cookie
 from settings import config_from_env, port_setting, start_up_lines
 from token_store import UserTokenStore
+from webhooks import Webhooks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USERS_PER_PAGE = 50
@@ -104,6 +105,9 @@ class Request(BaseRequest):
 
 class FitbitOAuthApp:
     def __init__(self, config):
+        self.config = config
+        self.client = config.client
+        self.dialect = config.client.dialect  # fitbit_legacy or google_health
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -113,17 +117,20 @@ class FitbitOAuthApp:
                 Rule("/users", endpoint="users", methods=["GET"]),
                 Rule("/auth/revoke", endpoint="revoke", methods=["POST"]),
                 Rule("/logout", endpoint="logout", methods=["POST"]),
+                # Where the provider says that a user's data changed (see webhooks.py).
+                Rule(
+                    f"/webhooks/{self.dialect.KEY}",
+                    endpoint="webhook",
+                    methods=self.dialect.WEBHOOK_METHODS,
+                ),
             ]
         )
-        self.config = config
-        self.client = config.client
-        self.dialect = config.client.dialect  # fitbit_legacy or google_health
         with db.connection_context():
             self.sessions = Sessions(config.secret_key or shared_secret("session-key"))
         self.pages = Pages(config)
-        self.dashboard = Dashboard(
-            self.client, UserTokenStore(), config.cache_seconds, self.pages.chart
-        )
+        tokens = UserTokenStore()
+        self.dashboard = Dashboard(self.client, tokens, config.cache_seconds, self.pages.chart)
+        self.webhooks = Webhooks(self.client, config.webhooks, tokens)
 
     def on_index(self, request):
         """Step 1: the home page, with a link to /auth; once signed in, step 7."""
@@ -195,6 +202,7 @@ class FitbitOAuthApp:
         for key, (data, headers) in person.answers.items():
             self.dashboard.keep_answer(user, key, data, headers)
         log.info("%s: signed in, scope %r", account(user), tokens.scope)
+        self.webhooks.subscribe(user)  # Fitbit's, per user: its data then comes by itself
         # Step 6: a new session id at sign-in, so an id planted before it is worth nothing.
         self.sessions.start(request, user=user, carry_flashes=True)
         # The page itself greets the user by name, and links to the trace: the flash only
@@ -253,11 +261,16 @@ class FitbitOAuthApp:
         user = request.browser.user
         if user is not None and user.connected:
             try:
+                self.webhooks.unsubscribe(user)
                 message = disconnect.revoke_for(self.client, user)
             finally:
                 User.clear_tokens(user.id)
             request.browser.add_flash(message)
         return redirect(request.urls.build("index"), code=302)
+
+    def on_webhook(self, request):
+        """The provider's notice that a user's data changed, or its handshake."""
+        return self.webhooks.receive(request)
 
     def on_logout(self, request):
         """Step 9, Sign out: this browser forgets the user; the app keeps its access."""

@@ -8,17 +8,21 @@ The same shape as fitbit_legacy.py, so the two can be read side by side:
     who the user is            identify()
     error shapes               error_from_response(), revoked()
     where the data lives       profile_request(), read_profile(), steps_request(), read_steps()
+    webhooks                   verify_subscriber(), read_webhook(), subscription_requests()
 
 Where Google's documentation leaves a detail open (how a granted scope is spelled, whether
 an idle day is sent as 0 or left out), the code takes either.
 """
 
+import hmac
+import json
 import logging
 import re
 from datetime import UTC, date, datetime, timedelta
 
 import oauth
-from dialects import MAX_DAILY_STEPS, Person
+import webhook_keys
+from dialects import MAX_DAILY_STEPS, VERIFIED, Change, Person, Refused
 
 log = logging.getLogger("oauth")
 
@@ -67,6 +71,10 @@ SETTINGS = {
     "userinfo_url": "GOOGLE_USERINFO_URL",
     "issuer": "GOOGLE_ISSUER",
 }
+# The webhook's settings (settings.WebhookSettings): the whole Authorization value given to
+# Google when the endpoint was registered, and where Google publishes its signing keys.
+WEBHOOK_SETTINGS = {"secret": "GOOGLE_WEBHOOK_SECRET", "keyset_url": "GOOGLE_WEBHOOK_KEYSET_URL"}
+WEBHOOK_DEFAULTS = {"keyset_url": webhook_keys.KEYSET_URL}
 # Where the client id and secret come from, for the page that says one is missing (HTML).
 REGISTRATION_HINT = 'Copy both from your "Web server" OAuth client in the Google Cloud console'
 
@@ -298,3 +306,120 @@ def read_steps(body):
         for offset in range((last - first).days + 1):
             days.setdefault(first + timedelta(days=offset), 0)
     return sorted(days.items())
+
+
+# --- Webhooks: a subscriber per Cloud project -------------------------------------------
+
+WEBHOOK_METHODS = ("POST",)  # the handshake and the deliveries alike
+WEBHOOK_USER_FIELD = "health_user_id"
+WEBHOOK_DATA = {"steps": "activity"}
+# Google retries a delivery it thinks failed, and its body carries no delivery id: the
+# same bytes again are the same delivery.
+DEDUPE_DELIVERIES = True
+# The signature's header, as Google's page spells it and as one other reference does
+# (unverified which is current): either is taken.
+SIGNATURE_HEADERS = ("X-HEALTHAPI-SIGNATURE", "GOOGLE-HEALTH-API-SIGNATURE")
+WEBHOOK_HEADERS = {
+    "Authorization": "The secret given to Google when the endpoint was registered, the whole "
+    "value: a wrong one is refused.",
+    "X-HEALTHAPI-SIGNATURE": "Tink's ECDSA P-256 signature of the raw body, by a key of the "
+    "keyset Google publishes: checked before anything is read.",
+    "GOOGLE-HEALTH-API-SIGNATURE": "The same signature, under the other name it is documented by.",
+}
+# Each way a delivery's item gives its interval: [(field, its start, its end)].
+INTERVALS = (
+    ("civilTimeInterval", "start", "end"),
+    ("civilIso8601TimeInterval", "startTime", "endTime"),
+    ("physicalTimeInterval", "startTime", "endTime"),
+)
+
+
+def verify_subscriber(code, settings):
+    return False  # Google's handshake is a POST (read_webhook)
+
+
+def read_webhook(client, settings, keys, headers, body):
+    """Google's handshake ({"type": "verification"}, 201 with the secret and 401 without),
+    or a delivery: signed, always; with the secret, when it is sent at all (one report
+    says only the handshake carries it, so a missing one is logged and a wrong one
+    refused)."""
+    sent = headers.get("Authorization")
+    if sent is not None and not hmac.compare_digest(sent.encode(), settings.secret.encode()):
+        raise Refused(403, "The Authorization header is not the registered secret.")
+    message = parsed(body)
+    if isinstance(message, dict) and message.get("type") == "verification":
+        if sent is None:
+            raise Refused(401, "The verification carries no Authorization header.")
+        return VERIFIED
+    signature = next((headers[name] for name in SIGNATURE_HEADERS if name in headers), "")
+    try:
+        webhook_keys.verify(keys, signature, body)
+    except webhook_keys.SignatureRefused as refused:
+        raise Refused(401, f"The signature does not hold: {refused}.") from None
+    if sent is None:
+        log.warning("A signed webhook delivery came without its Authorization header")
+    return changes_in(message)
+
+
+def parsed(body):
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def changes_in(message):
+    """The items of a delivery, in either documented shape: {"data": {...}} (or a list
+    there), or a JSON array of items. Unknown fields are ignored."""
+    if isinstance(message, dict) and "data" in message:
+        items = message["data"] if isinstance(message["data"], list) else [message["data"]]
+    elif isinstance(message, list):
+        items = [item.get("data", item) if isinstance(item, dict) else item for item in message]
+    else:
+        raise Refused(400, "The body is not a notification: no data, and not an array.")
+    changes = []
+    for item in items:
+        user = item.get("healthUserId") if isinstance(item, dict) else None
+        data_type = item.get("dataType") if isinstance(item, dict) else None
+        if (
+            not isinstance(user, str)
+            or not USER_ID.fullmatch(user)
+            or not isinstance(data_type, str)
+        ):
+            raise Refused(400, "Each item needs a healthUserId and a dataType.")
+        # "steps", or as a resource name, "dataTypes/steps" (unverified which is sent).
+        data_type = data_type.rsplit("/", 1)[-1].lower()
+        operation = item.get("operation") if isinstance(item.get("operation"), str) else "UPSERT"
+        changes.append(Change(user, data_type, f"{operation[:16]} {interval_of(item)}".strip()))
+    return changes
+
+
+def interval_of(item):
+    """The interval an item names, in words, whichever of its three names it comes under,
+    alone or in a list `intervals`; "" when none can be read."""
+    listed = item.get("intervals")
+    for candidate in [item, *(listed if isinstance(listed, list) else [])]:
+        for name, start, end in INTERVALS:
+            interval = candidate.get(name) if isinstance(candidate, dict) else None
+            if isinstance(interval, dict):
+                edges = (moment_in_words(interval.get(edge)) for edge in (start, end))
+                return " to ".join(edges)
+    return ""
+
+
+def moment_in_words(value):
+    """An ISO string as it is, or a CivilDateTime as yyyy-mm-dd hh:mm."""
+    if isinstance(value, str):
+        return value[:40]
+    try:
+        day, clock = value["date"], value.get("time", {})
+        moment = f"{day['year']:04}-{day['month']:02}-{day['day']:02}"
+        if clock:
+            moment += f" {clock.get('hours', 0):02}:{clock.get('minutes', 0):02}"
+        return moment
+    except (TypeError, KeyError, ValueError):
+        return "?"
+
+
+def subscription_requests(client, settings, user, method):
+    return []  # Google subscribes users per Cloud project, with AUTOMATIC (see the README)

@@ -52,14 +52,19 @@ def with_security_headers(wsgi_app, headers_to_add=SECURITY_HEADERS):
     return app
 
 
+# The paths whose query is never logged.
+REDACTED_QUERIES = ("/auth/callback", "/webhooks/fitbit")
+
+
 class CallbackLogHandler(WSGIRequestHandler):
     """The development server logs every request line. The callback's query carries the
-    authorization code, so it is blanked out of the access log (docs/security.md item 16)."""
+    authorization code, and Fitbit's webhook handshake the verification code, so both are
+    blanked out of the access log (docs/security.md items 16 and 57)."""
 
     def log_request(self, code="-", size="-"):
         # No path at all when the request line itself was refused (400, 414, 505).
         path, sep, _ = getattr(self, "path", "").partition("?")
-        if sep and path.endswith("/auth/callback"):
+        if sep and path.endswith(REDACTED_QUERIES):
             original, self.path = self.path, f"{path}?[redacted]"
             try:
                 return super().log_request(code, size)

@@ -42,6 +42,9 @@ SIGN_IN_LIFETIME = timedelta(minutes=10)
 # A browser that has not signed in keeps its session this long: long enough for a flash
 # message or a sign-in in flight, too short for a pile of them to matter.
 ANONYMOUS_SESSION_LIFETIME = timedelta(hours=1)
+# How long a webhook delivery is remembered, to know it if it comes again: Google retries
+# for up to 7 days (unverified), and a day more is cheap.
+NOTIFICATION_MEMORY = timedelta(days=8)
 
 
 def now():
@@ -246,25 +249,64 @@ class ApiCache(BaseModel):
     user = ForeignKeyField(User, on_delete="CASCADE")
     path = CharField()
     body = TextField()  # the JSON as the provider sent it
-    fetched_at = DateTimeField(default=now)
+    fetched_at = DateTimeField(default=now)  # when the request for this answer was sent
+    # When the provider last said (by webhook) that this data changed: from then on, until
+    # it is fetched again, the answer is stale however young it is.
+    changed_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("user", "path"), True),)
 
     @classmethod
-    def store(cls, user, path, data):
-        fields = {"body": json.dumps(data), "fetched_at": now()}
+    def store(cls, user, path, data, asked_at=None):
+        """Keep an answer, as fetched at `asked_at`: the moment its request was sent, so that
+        a change notified while it was on its way leaves it stale."""
+        fields = {"body": json.dumps(data), "fetched_at": asked_at or now()}
         cls.insert(user=user, path=path, **fields).on_conflict(
             conflict_target=[cls.user, cls.path], update=fields
         ).execute()
-        User.update(last_sync_at=fields["fetched_at"]).where(User.id == user.id).execute()
+        User.update(last_sync_at=now()).where(User.id == user.id).execute()
+
+    @classmethod
+    def mark_changed(cls, user_id, paths, moment):
+        """The provider says this user's data behind `paths` changed at `moment`."""
+        cls.update(changed_at=moment).where(
+            (cls.user == user_id) & cls.path.in_(list(paths))
+        ).execute()
 
     @property
     def data(self):
         return json.loads(self.body)
 
+    @property
+    def changed(self):
+        """Whether a change was notified after this answer's request was sent."""
+        return self.changed_at is not None and self.changed_at > self.fetched_at
+
     def fresh(self, max_age):
-        return now() - self.fetched_at < max_age
+        return now() - self.fetched_at < max_age and not self.changed
+
+    def claim_refetch(self, moment):
+        """Of all the views that find this answer changed, across every process, the one for
+        which this compare-and-swap succeeds fetches it again; True for that one."""
+        claimed = (
+            ApiCache.update(fetched_at=moment)
+            .where((ApiCache.id == self.id) & (ApiCache.fetched_at == self.fetched_at))
+            .execute()
+        )
+        if claimed == 1:
+            self.claimed_from, self.fetched_at = self.fetched_at, moment
+        return claimed == 1
+
+    claimed_from = None  # what fetched_at was, once this view claimed the refetch
+
+    def give_back(self):
+        """The claimed fetch did not happen: the answer is stale again for the next view."""
+        if self.claimed_from is None:
+            return
+        ApiCache.update(fetched_at=self.claimed_from).where(
+            (ApiCache.id == self.id) & (ApiCache.fetched_at == self.fetched_at)
+        ).execute()
 
 
 class BrowserSession(BaseModel):
@@ -396,6 +438,7 @@ def prune(most=None):
     unused = [
         (PendingSignIn, PendingSignIn.created_at < moment - SIGN_IN_LIFETIME),
         (TraceEntry, TraceEntry.created_at < moment - SESSION_LIFETIME),
+        (Notification, Notification.received_at < moment - NOTIFICATION_MEMORY),
         (BrowserSession, BrowserSession.created_at < moment - SESSION_LIFETIME),
         (
             BrowserSession,
@@ -441,6 +484,28 @@ class TraceEntry(BaseModel):
         return [(entry.title, json.loads(entry.body)) for entry in entries]
 
 
+class Notification(BaseModel):
+    """A webhook delivery whose changes were applied, in the same transaction: once one is
+    answered 204, nothing of it can be lost. Google's are kept by the digest of their body,
+    so that a delivery sent again is known and changes nothing; Fitbit's repeat for good
+    reason (each sync of the same day looks the same), so they are kept without one."""
+
+    provider = CharField()
+    digest = CharField(null=True, unique=True)
+    items = IntegerField()  # how many changes it named
+    received_at = DateTimeField(default=now, index=True)
+
+    @classmethod
+    def record(cls, provider, digest, items):
+        """Record a delivery, within the transaction that applies it; False, with nothing
+        recorded, for a digest seen before. (Two copies at once: the unique digest makes
+        the second transaction fail with an IntegrityError.)"""
+        if digest is not None and cls.select().where(cls.digest == digest).exists():
+            return False
+        cls.create(provider=provider, digest=digest, items=items)
+        return True
+
+
 class SharedSecret(BaseModel):
     """Random values made once and shared by every process that uses this database."""
 
@@ -467,7 +532,16 @@ class SchemaVersion(BaseModel):
         table_name = "schema_version"
 
 
-MODELS = [User, BrowserSession, PendingSignIn, ApiCache, TraceEntry, SharedSecret, SchemaVersion]
+MODELS = [
+    User,
+    BrowserSession,
+    PendingSignIn,
+    ApiCache,
+    TraceEntry,
+    Notification,
+    SharedSecret,
+    SchemaVersion,
+]
 
 
 def _leases_and_pruning(migrator):
@@ -502,13 +576,18 @@ def _two_providers(migrator):
     ]
 
 
+def _webhooks(migrator):
+    # The Notification table is new, so it is created with the others that are missing.
+    return [migrator.add_column("apicache", "changed_at", ApiCache.changed_at)]
+
+
 # Any numbers, the same in every process: the keys of the advisory locks taken for upgrades,
 # and (with a client's hash) for counting the sign-ins it has in flight.
 SCHEMA_LOCK = 4000
 SIGN_IN_LOCKS = 4001
 # What each version adds to the one before. Version 1 is the schema of the first release,
 # which recorded no version: a database with a users table and no version row is at 1.
-MIGRATIONS = {2: _leases_and_pruning, 3: _two_providers}
+MIGRATIONS = {2: _leases_and_pruning, 3: _two_providers, 4: _webhooks}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

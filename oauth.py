@@ -238,6 +238,7 @@ class ApiRequest:
     method: str
     url: str
     json: dict | None = None
+    headers: dict | None = None  # beside the Bearer token
 
     @property
     def key(self):
@@ -245,16 +246,19 @@ class ApiRequest:
 
 
 def api_call(client, request, access_token):
-    """One API call with a Bearer token (RFC 6750 2.1); returns (JSON body, headers)."""
+    """One API call with a Bearer token (RFC 6750 2.1); returns (JSON body, headers). A
+    201 (created) is a success too, and a 204 has an empty body."""
     response = _send(
         client,
         request.method,
         request.url,
-        headers={"Authorization": f"Bearer {access_token}"},
+        headers={**(request.headers or {}), "Authorization": f"Bearer {access_token}"},
         json=request.json,
     )
-    if response.status_code != 200:
+    if response.status_code not in (200, 201, 204):
         raise client.dialect.error_from_response(response)
+    if response.status_code == 204:
+        return {}, response.headers
     body = json_body(response)
     if body is None:
         raise BadResponse("not a JSON object", who=client.who)

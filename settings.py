@@ -16,6 +16,18 @@ DEFAULT_PORT = 4000
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """What the provider's webhooks need (webhooks.py): off while `secret` is unset. Each
+    dialect names the variable behind each field (WEBHOOK_SETTINGS)."""
+
+    # Google: the whole Authorization value it sends ("Bearer ..."); Fitbit: the
+    # subscriber's verification code. Either way, never shown.
+    secret: str = field(default="", repr=False)
+    keyset_url: str = ""  # Google's: where its signing keys are published
+    subscriber_id: str = ""  # Fitbit's: which subscriber, when the app has several
+
+
+@dataclass(frozen=True)
 class Config:
     client: oauth.Client  # its dialect is the provider the app talks to
     database_url: str = "sqlite:///fitbit_app.db"
@@ -29,8 +41,10 @@ class Config:
     # The stand-in's own SQLite file, shared by every worker and kept across restarts;
     # None: the sandbox package's default.
     sandbox_database: str | None = None
-    # How long a provider's answer is reused before asking again; 0 asks on every view.
+    # How long a provider's answer is reused before asking again; 0 asks on every view. With
+    # webhooks, a change makes it stale sooner, so this can be hours.
     cache_seconds: int = 300
+    webhooks: WebhookSettings = WebhookSettings()
     # Behind one TLS-terminating proxy: believe its X-Forwarded-Proto and X-Forwarded-For,
     # so that the cookie is Secure. Off by default: without such a proxy, anyone could send
     # those headers.
@@ -94,6 +108,12 @@ def config_from_env(environ, port):
     # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
     fields = ("scopes", "issuer", *oauth.ENDPOINTS)
     chosen = {name: setting(name) for name in fields if setting(name)}
+    webhooks = dict(dialect.WEBHOOK_DEFAULTS)
+    webhooks.update(
+        (name, environ[variable])
+        for name, variable in dialect.WEBHOOK_SETTINGS.items()
+        if environ.get(variable)
+    )
     client = oauth.Client(
         dialect=dialect,
         client_id=client_id,
@@ -101,7 +121,7 @@ def config_from_env(environ, port):
         redirect_uri=redirect_uri,
         **chosen,
     )
-    return Config(client=client, sandbox=sandbox, **settings)
+    return Config(client=client, sandbox=sandbox, webhooks=WebhookSettings(**webhooks), **settings)
 
 
 def unused_settings(environ, dialect):

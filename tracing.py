@@ -161,10 +161,10 @@ def exchange_step(rate_limit_headers, method, url, headers, form, json_body, res
         shown["response"] = {"status": "no answer (timeout or refused connection)"}
     else:
         shown["response"] = answer_step(rate_limit_headers, response, headers or {}, form)
-    return exchange_title(url, form), shown
+    return exchange_title(method, url, form), shown
 
 
-def exchange_title(url, form):
+def exchange_title(method, url, form):
     path = urlsplit(url).path
     if form.get("grant_type") == "authorization_code":
         return "The token request: the code for tokens"
@@ -172,6 +172,8 @@ def exchange_title(url, form):
         return "A refresh: the refresh token for a new pair"
     if path.endswith("/revoke"):
         return "The revoke"
+    if "/apiSubscriptions/" in path:  # Fitbit's webhooks, per user (see webhooks.py)
+        return f"{'A subscription' if method == 'POST' else 'An unsubscription'}: {path}"
     return f"An API call: {path}"
 
 
