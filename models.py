@@ -558,8 +558,9 @@ def _leases_and_pruning(migrator):
     if isinstance(migrator, PostgresqlMigrator):
         for model in (User, ApiCache, BrowserSession, PendingSignIn):  # TraceEntry is new
             for field in model._meta.sorted_fields:
-                if isinstance(field, DateTimeField):
-                    table, column = model._meta.table_name, field.column_name
+                table, column = model._meta.table_name, field.column_name
+                # Columns of later versions are added with the zone already.
+                if isinstance(field, DateTimeField) and (table, column) not in LATER_COLUMNS:
                     zoned.append(migrator.alter_column_type(table, column, field))
     return added + zoned
 
@@ -574,6 +575,10 @@ def _two_providers(migrator):
         migrator.sql("CREATE UNIQUE INDEX user_health_user_id ON users (health_user_id)"),
         migrator.add_column("users", "provider", User.provider, allow_not_null=True),
     ]
+
+
+# Columns that versions after 2 add, which the upgrade to version 2 must leave alone.
+LATER_COLUMNS = {("apicache", "changed_at")}
 
 
 def _webhooks(migrator):
