@@ -44,5 +44,15 @@ def register(config):
     client = dataclasses.replace(
         config.client, client_id=registered.client_id, client_secret=registered.client_secret
     )
+    # And its webhook's subscriber, whose handshake the stand-in makes before it first
+    # sends a notification (the app is not listening yet).
+    subscriber = stand_in.generated_subscriber(registered.client_id, webhook_url(config))
+    webhooks = dataclasses.replace(config.webhooks, secret=subscriber.secret)
     mounts = {stand_in.MOUNT: stand_in for stand_in in stand_ins.values()}
-    return dataclasses.replace(config, client=client), mounts
+    return dataclasses.replace(config, client=client, webhooks=webhooks), mounts
+
+
+def webhook_url(config):
+    """The app's webhook endpoint, wherever the redirect URI says the app is."""
+    app = urlsplit(config.client.redirect_uri)
+    return f"{app.scheme}://{app.netloc}/webhooks/{config.client.dialect.KEY}"

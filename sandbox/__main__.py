@@ -3,14 +3,53 @@
 It registers one client from the app's own variables (FITBIT_CLIENT_ID, FITBIT_CLIENT_SECRET
 and FITBIT_REDIRECT_URI, or the GOOGLE_ ones), or makes one up once and keeps it, and prints
 the settings that point the app at it.
+
+Or make one of its people walk: `python -m sandbox walk alex 2500 [--provider google]`, which
+adds the steps to today and notifies the apps that subscribed, as the stand-in's page does.
 """
 
 import argparse
 import os
+import sys
 
 from werkzeug.serving import run_simple
 
 from . import DEFAULT_DATABASE, STAND_INS, RegisteredClient
+from .walk_page import MOST_STEPS, steps_walked
+
+
+def walk(argv):
+    """`walk <who> <steps>`: the exit status is 0 when every app told answered 2xx."""
+    parser = argparse.ArgumentParser(prog="python -m sandbox walk", description=walk.__doc__)
+    parser.add_argument("who", help="a first name (alex, sam, ...) or a user id")
+    parser.add_argument("steps", help=f"1 to {MOST_STEPS}")
+    parser.add_argument(
+        "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
+    )
+    args = parser.parse_args(argv)
+    if args.provider not in STAND_INS:
+        parser.error(f"PROVIDER={args.provider!r} is not known: use fitbit or google.")
+    kind = STAND_INS[args.provider]
+    stand_in = kind(
+        database=kind.database_for(os.environ.get("SANDBOX_DATABASE") or DEFAULT_DATABASE)
+    )
+    people = stand_in.people()
+    found = [
+        user_id
+        for user_id, name in people.items()
+        if args.who.lower() in (user_id.lower(), name.split()[0].lower())
+    ]
+    steps = steps_walked(args.steps)
+    if len(found) != 1 or steps is None:
+        names = ", ".join(name.split()[0].lower() for name in people.values())
+        parser.error(f"Name one of {names}, and 1 to {MOST_STEPS} steps.")
+    sent = stand_in.walk(found[0], steps, retry_in_background=False)
+    print(f"{people[found[0]]} walked {steps:,} steps at the {kind.NAME} stand-in.")
+    for endpoint, status in sent:
+        print(f"  {endpoint}: {status or 'no answer (or the handshake failed)'}")
+    if not sent:
+        print("  No app has subscribed to their changes: sign in to the app first.")
+    return 0 if all(status and 200 <= status < 300 for _, status in sent) else 1
 
 
 def main(argv=None):
@@ -20,6 +59,9 @@ def main(argv=None):
     parser.add_argument(
         "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
     )
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["walk"]:
+        raise SystemExit(walk(argv[1:]))
     args = parser.parse_args(argv)
     if args.provider not in STAND_INS:  # a default from PROVIDER is not checked by argparse
         parser.error(f"PROVIDER={args.provider!r} is not known: use fitbit or google.")
@@ -47,8 +89,18 @@ def main(argv=None):
             f"   {prefix}_CLIENT_SECRET={client.client_secret}"
         )
     root = f"http://{args.host}:{args.port}"
+    # The app's webhook, beside its callback; the stand-in's handshake comes before its first
+    # notification.
+    app_root = redirect_uri.rsplit("/auth/callback", 1)[0]
+    subscriber = stand_in.generated_subscriber(
+        client.client_id, f"{app_root}/webhooks/{args.provider}"
+    )
     # PROVIDER too: without it, the lines pasted into .env would give Fitbit's dialect.
-    lines = {"PROVIDER": args.provider, **kind.settings(root)}
+    lines = {
+        "PROVIDER": args.provider,
+        **kind.settings(root),
+        kind.WEBHOOK_SECRET_SETTING: subscriber.secret,
+    }
     settings = "".join(f"   {name}={value}\n" for name, value in lines.items())
     print(
         f" * {kind.NAME} stand-in on {root}, one client registered, {credentials}\n"

@@ -27,6 +27,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
+from .notifications import Notifier
 from .store import Store
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
@@ -174,6 +175,7 @@ class StandIn:
     NAME = MOUNT = None  # its name on its pages, and where the app serves it
     DEFAULT_EXPIRES_IN = RATE_LIMIT = None  # each provider's own
     AuthorizationServer = ResourceServer = INTERNAL_ERROR = None
+    WalkPage = None  # the demo people's own page (walk_page.py)
 
     def __init__(self, clients=(), expires_in=None, rate_limit=None, database=":memory:"):
         self.store = Store(database)
@@ -187,9 +189,34 @@ class StandIn:
         self.authorization = self.AuthorizationServer(self)
         self.resources = self.ResourceServer(self)
         self.roles = {}
-        for role in (self.authorization, self.resources):
+        for role in (self.authorization, self.resources, self.WalkPage(self)):
             self.roles.update({rule.endpoint: role for rule in role.RULES})
         self.url_map = Map([rule.empty() for role in self.roles.values() for rule in role.RULES])
+        self.notifier = Notifier()
+
+    # --- Notifications: the demo people walk, and the apps hear of it ------------------
+
+    def walk(self, user_id, steps, retry_in_background=True):
+        """`steps` more for the person today, and a notification to each app that asked to
+        hear of it: [(endpoint, status of the first try, or None)]. An app's subscriber
+        must pass its provider's handshake first, or it is sent nothing."""
+        moment = now()
+        self.store.walks.add(self.steps_key(user_id), moment.date(), steps)
+        sent = []
+        for subscriber, body, headers in self.notifications(user_id, moment):
+            if not subscriber.verified:
+                if not self.handshake(subscriber):
+                    log.warning("%s failed the handshake: nothing sent", subscriber.endpoint)
+                    sent.append((subscriber.endpoint, None))
+                    continue
+                self.store.subscribers.verified(subscriber.client_id)
+            status = self.notifier.deliver(subscriber.endpoint, body, headers, retry_in_background)
+            sent.append((subscriber.endpoint, status))
+        return sent
+
+    def steps_key(self, user_id):
+        """Whose made-up steps a user walks: their own, by default."""
+        return user_id
 
     @staticmethod
     def database_for(path):

@@ -3,16 +3,22 @@
 Fitbit retired its legacy Web API in autumn 2026, so this plays the other party. It
 follows Fitbit's protocol (see ../shared/fitbit-api.md in the project notes) and refuses
 what Fitbit would refuse: the authorization server is in fitbit_authorization.py, the
-resource server in fitbit_resources.py. Every answer that is an error has Fitbit's shape,
+resource server in fitbit_resources.py. It notifies subscribers as Fitbit did, with an
+HMAC-SHA1 signature (below). Every answer that is an error has Fitbit's shape,
 {"errors": [{"errorType", "message"}], "success": false}, unknown paths included.
 """
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
 from datetime import timedelta
 
 from .common import OAuthError, StandIn, as_json, now
 from .fitbit_authorization import CODE_LIFETIME, FitbitAuthorizationServer
-from .fitbit_resources import FitbitResourceServer
+from .fitbit_resources import DEMO_USERS, FitbitResourceServer
+from .walk_page import WalkPage
 
 DEFAULT_EXPIRES_IN = 28800  # eight hours, as at Fitbit
 RATE_LIMIT = 150  # API calls per user per app per hour
@@ -38,6 +44,9 @@ class FitbitStandIn(StandIn):
     RATE_LIMIT = RATE_LIMIT
     AuthorizationServer = FitbitAuthorizationServer
     ResourceServer = FitbitResourceServer
+    WalkPage = WalkPage
+    # The app's setting for the subscriber's secret, for `python -m sandbox` to print.
+    WEBHOOK_SECRET_SETTING = "FITBIT_SUBSCRIBER_VERIFICATION_CODE"
     INTERNAL_ERROR = OAuthError(500, "system", "Internal error.")
 
     @staticmethod
@@ -73,3 +82,54 @@ class FitbitStandIn(StandIn):
             hour=moment.strftime("%Y%m%d%H"),
             most=PRUNE_BATCH,
         )
+
+    # --- Subscribers and their notifications -------------------------------------------
+
+    @staticmethod
+    def people():
+        return {user_id: person["fullName"] for user_id, person in DEMO_USERS.items()}
+
+    def generated_subscriber(self, client_id, endpoint):
+        """The app's subscriber, as added at dev.fitbit.com: its endpoint and a
+        verification code."""
+        return self.store.subscribers.generated(client_id, endpoint, lambda: secrets.token_hex(16))
+
+    def handshake(self, subscriber):
+        """As when a subscriber is added: the right code must get 204, and a wrong one 404."""
+        send = self.notifier.send
+        right = send("GET", subscriber.endpoint, params={"verify": subscriber.secret})
+        wrong = send("GET", subscriber.endpoint, params={"verify": secrets.token_hex(16)})
+        return right == 204 and wrong == 404
+
+    def notifications(self, user_id, moment):
+        """For each app subscribed to the user's activities (or to everything), one
+        delivery: a JSON array of what changed, signed with that app's secret."""
+        items = {}
+        for subscription in self.store.subscriptions.of(user_id):
+            if subscription.collection in ("", "activities"):
+                items.setdefault(subscription.client_id, []).append(
+                    {
+                        "collectionType": "activities",
+                        "date": moment.date().isoformat(),
+                        "ownerId": user_id,
+                        "ownerType": "user",
+                        "subscriptionId": subscription.subscription_id,
+                    }
+                )
+        for client_id, changes in items.items():
+            subscriber = self.store.subscribers.get(client_id)
+            client = self.store.clients.get(client_id)
+            if subscriber is None or client is None:
+                continue
+            body = json.dumps(changes).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "X-Fitbit-Signature": signature(client.client_secret, body),
+            }
+            yield subscriber, body, headers
+
+
+def signature(client_secret, body):
+    """Base64 of HMAC-SHA1 over the raw body, keyed with the client secret and "&"."""
+    digest = hmac.new(f"{client_secret}&".encode(), body, hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")

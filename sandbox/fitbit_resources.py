@@ -3,15 +3,30 @@ scopes and the hourly budget, and the demo people's avatars.
 
     GET  /1/user/-/profile.json
     GET  /1/user/-/activities/steps/date/<date>/<period>.json
+    POST, DELETE  /1/user/-/[<collection>/]apiSubscriptions/<subscription id>.json
+    GET  /1/user/-/[<collection>/]apiSubscriptions.json
 """
 
 import calendar
+import re
 from datetime import date, timedelta
 
 from werkzeug.routing import Rule
+from werkzeug.wrappers import Response
 
 from .common import OAuthError, Role, as_json, avatar, now, steps_on
+from .store import Subscription
 
+# What a user's data can be subscribed to, with the scope each needs ("" for all of them).
+COLLECTIONS = {
+    "": None,
+    "activities": "activity",
+    "body": "weight",
+    "foods": "nutrition",
+    "sleep": "sleep",
+    "userRevokedAccess": None,
+}
+SUBSCRIPTION_ID = r"[A-Za-z0-9_-]{1,50}"
 DAY_PERIODS = {"1d": 1, "7d": 7, "30d": 30, "1w": 7}
 MONTH_PERIODS = {"1m": 1, "3m": 3, "6m": 6, "1y": 12}
 MAX_RANGE_DAYS = 1095
@@ -44,6 +59,22 @@ class FitbitResourceServer(Role):
             methods=["GET"],
         ),
         Rule("/avatars/<user_id>.svg", endpoint="avatar", methods=["GET"]),
+        Rule(
+            "/1/user/-/apiSubscriptions/<subscription_id>.json",
+            endpoint="subscription",
+            methods=["POST", "DELETE"],
+        ),
+        Rule(
+            "/1/user/-/<collection>/apiSubscriptions/<subscription_id>.json",
+            endpoint="subscription",
+            methods=["POST", "DELETE"],
+        ),
+        Rule("/1/user/-/apiSubscriptions.json", endpoint="subscriptions", methods=["GET"]),
+        Rule(
+            "/1/user/-/<collection>/apiSubscriptions.json",
+            endpoint="subscriptions",
+            methods=["GET"],
+        ),
     ]
 
     def authorize_api_call(self, request, scope):
@@ -57,7 +88,7 @@ class FitbitResourceServer(Role):
         if now() >= access.expires_at:
             # Fitbit's real message repeats the token; clients must not show or log it.
             raise OAuthError(401, "expired_token", f"Access token expired: {token}")
-        if scope not in access.grant.scope.split():
+        if scope is not None and scope not in access.grant.scope.split():
             raise OAuthError(403, "insufficient_scope", f"This call needs the {scope} scope.")
 
         moment, limit = now(), self.stand_in.rate_limit
@@ -99,12 +130,66 @@ class FitbitResourceServer(Role):
         if start > end or (end - start).days >= MAX_RANGE_DAYS:
             raise OAuthError(400, "validation", "Invalid date range.")
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        walked = self.store.walks.of(grant.user_id)
         series = [
             # Fitbit sends the count as a string.
-            {"dateTime": day.isoformat(), "value": str(steps_on(grant.user_id, day, today))}
+            {
+                "dateTime": day.isoformat(),
+                "value": str(steps_on(grant.user_id, day, today) + walked.get(day.isoformat(), 0)),
+            }
             for day in days
         ]
         return as_json({"activities-steps": series}, headers=headers)
 
     def on_avatar(self, request, user_id):
         return avatar(DEMO_USERS.get(user_id), "#00b0b9")
+
+    # --- Subscriptions: which of a user's changes the app hears of (see fitbit.py) ----
+
+    def subscription_call(self, request, collection):
+        if collection not in COLLECTIONS:
+            raise OAuthError(404, "not_found", f"No collection {collection}.")
+        grant, headers = self.authorize_api_call(request, COLLECTIONS[collection])
+        subscriber = self.store.subscribers.get(grant.client_id)
+        wanted = request.headers.get("X-Fitbit-Subscriber-Id")
+        if subscriber is None or wanted not in (None, subscriber.subscriber_id):
+            raise OAuthError(400, "validation", "This app has no such subscriber.", headers)
+        return grant, subscriber, headers
+
+    def on_subscription(self, request, subscription_id, collection=""):
+        grant, subscriber, headers = self.subscription_call(request, collection)
+        if not re.fullmatch(SUBSCRIPTION_ID, subscription_id):
+            raise OAuthError(400, "validation", "Invalid subscription id.", headers)
+        if request.method == "DELETE":
+            removed = self.store.subscriptions.remove(
+                grant.client_id, grant.user_id, subscription_id, collection
+            )
+            if not removed:
+                raise OAuthError(404, "not_found", "No such subscription.", headers)
+            return Response(status=204, headers=headers)
+        subscription = Subscription(
+            grant.client_id, subscription_id, grant.user_id, collection, subscriber.subscriber_id
+        )
+        outcome = self.store.subscriptions.add(subscription)
+        if outcome == "taken":
+            raise OAuthError(409, "conflict", "This subscription id is another user's.", headers)
+        return as_json(
+            shown(subscription), status=201 if outcome == "created" else 200, headers=headers
+        )
+
+    def on_subscriptions(self, request, collection=""):
+        grant, _, headers = self.subscription_call(request, collection)
+        mine = self.store.subscriptions.of(grant.user_id, grant.client_id)
+        listed = [shown(s) for s in mine if collection in ("", s.collection)]
+        return as_json({"apiSubscriptions": listed}, headers=headers)
+
+
+def shown(subscription):
+    """A subscription as Fitbit's answers show it."""
+    return {
+        "collectionType": subscription.collection or "user",
+        "ownerId": subscription.user_id,
+        "ownerType": "user",
+        "subscriberId": subscription.subscriber_id,
+        "subscriptionId": subscription.subscription_id,
+    }

@@ -4,13 +4,15 @@ Google Health API endpoints the app reads.
 It follows ../shared/google-health-api.md in the project notes and refuses what Google would
 refuse: the authorization server is in google_authorization.py, the resource servers in
 google_resources.py. OAuth errors have RFC 6749 5.2's shape; the Health API's, and those of
-unknown paths, are google.rpc.Status objects.
+unknown paths, are google.rpc.Status objects. Webhooks, signed as Google signs them, are in
+google_webhooks.py.
 """
 
 import os
 import secrets
 from datetime import timedelta
 
+from . import google_webhooks
 from .common import StandIn, as_json, now
 from .google_authorization import (
     AUTHORIZE_PATH,
@@ -20,7 +22,15 @@ from .google_authorization import (
     TOKEN_PATH,
     GoogleAuthorizationServer,
 )
-from .google_resources import RATE_LIMIT, USERINFO_PATH, ApiError, GoogleResourceServer
+from .google_resources import (
+    PEOPLE,
+    RATE_LIMIT,
+    STEPS_SCOPES,
+    USERINFO_PATH,
+    ApiError,
+    GoogleResourceServer,
+)
+from .walk_page import WalkPage
 
 # Each request drops at most this many stale entries of each kind.
 PRUNE_BATCH = 50
@@ -35,6 +45,9 @@ class GoogleStandIn(StandIn):
     RATE_LIMIT = RATE_LIMIT
     AuthorizationServer = GoogleAuthorizationServer
     ResourceServer = GoogleResourceServer
+    WalkPage = WalkPage
+    # The app's setting for the subscriber's secret, for `python -m sandbox` to print.
+    WEBHOOK_SECRET_SETTING = "GOOGLE_WEBHOOK_SECRET"
     INTERNAL_ERROR = ApiError(500, "INTERNAL", "Internal error encountered.")
 
     @staticmethod
@@ -60,6 +73,7 @@ class GoogleStandIn(StandIn):
             "GOOGLE_USERINFO_URL": root + USERINFO_PATH,
             "GOOGLE_HEALTH_API_URL": root,
             "GOOGLE_ISSUER": root,  # what its callback carries as iss
+            "GOOGLE_WEBHOOK_KEYSET_URL": root + google_webhooks.KEYSET_PATH,
         }
 
     def error_answer(self, error):
@@ -90,3 +104,62 @@ class GoogleStandIn(StandIn):
             hour=moment.strftime("%Y%m%d%H%M"),
             most=PRUNE_BATCH,
         )
+
+    # --- Subscribers and their notifications -------------------------------------------
+
+    @staticmethod
+    def people():
+        return {user_id: person["fullName"] for user_id, person in PEOPLE.items()}
+
+    def steps_key(self, user_id):
+        # The same made-up steps as at Fitbit, for the people who had a Fitbit account.
+        return PEOPLE[user_id]["legacy"] or user_id
+
+    def generated_subscriber(self, client_id, endpoint):
+        """The app's subscriber, as registered for its Cloud project: its endpoint, and the
+        Authorization value its deliveries carry."""
+        return self.store.subscribers.generated(client_id, endpoint, google_webhooks.new_secret)
+
+    def handshake(self, subscriber):
+        """As at registration: {"type": "verification"} with the secret must get 201, and
+        the same without it 401 or 403."""
+        body = b'{"type": "verification"}'
+        json_type = {"Content-Type": "application/json"}
+        send = self.notifier.send
+        right = send(
+            "POST", subscriber.endpoint, body, {**json_type, "Authorization": subscriber.secret}
+        )
+        wrong = send("POST", subscriber.endpoint, body, json_type)
+        return right == 201 and wrong in (401, 403)
+
+    def signing_key(self):
+        return self.store.signing_keys.primary(google_webhooks.new_private_key)
+
+    def notifications(self, user_id, moment):
+        """For each app the user granted a steps scope (subscribed AUTOMATICally, as a
+        subscriber for steps is), one signed delivery."""
+        key_id, pem = self.signing_key()
+        body = google_webhooks.notification(user_id, moment - timedelta(minutes=20), moment)
+        clients = {
+            client_id
+            for client_id, scope in self.store.grants.live(user_id)
+            if STEPS_SCOPES & set(scope.split())
+        }
+        for client_id in sorted(clients):
+            subscriber = self.store.subscribers.get(client_id)
+            if subscriber is None:
+                continue
+            headers = {
+                "Content-Type": "application/json",
+                "Authorization": subscriber.secret,
+                "X-HEALTHAPI-SIGNATURE": google_webhooks.sign(key_id, pem, body),
+            }
+            yield subscriber, body, headers
+
+    def rotate_key(self, disable_old=False):
+        """A new signing key, primary from now on; the old ones stay enabled unless
+        `disable_old`. Its key id."""
+        if disable_old:
+            for key_id, _, _ in self.store.signing_keys.all():
+                self.store.signing_keys.set_status(key_id, "DISABLED")
+        return self.store.signing_keys.add(google_webhooks.new_private_key())

@@ -6,6 +6,7 @@ endpoints the app reads, with Bearer tokens, scopes and the per-minute budget.
     GET  /v4/users/me/profile, /settings
     POST /v4/users/me/dataTypes/steps/dataPoints:dailyRollUp
     GET  /v4/users/me/dataTypes/steps/dataPoints      the raw points: filter, pageToken
+    GET  /googlehealthapi/webhooks/webhooks_public_keyset.json    the webhook keyset
 
 Other data types, and `reconcile`, are not modelled: they answer 404.
 
@@ -19,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from werkzeug.routing import Rule
 
+from . import google_webhooks
 from .common import OAuthError, Role, as_json, avatar, now, steps_on
 
 USERINFO_PATH = "/v1/userinfo"
@@ -150,12 +152,13 @@ def page_offset(token, text):
         raise ApiError(400, "INVALID_ARGUMENT", "Invalid page token.") from None
 
 
-def hourly_steps(who, start, before, moment):
-    """The raw data points: each day's steps spread over its hours, up to `moment`."""
+def hourly_steps(who, start, before, moment, walked):
+    """The raw data points: each day's steps (and those `walked`, {day: steps}) spread over
+    its hours, up to `moment`."""
     points, day = [], start.date()
     while datetime.combine(day, time()) < before and day <= moment.date():
         hours = 24 if day < moment.date() else moment.hour + 1
-        total = steps_on(who, day, moment.date())
+        total = steps_on(who, day, moment.date()) + walked.get(day.isoformat(), 0)
         for hour in range(hours):
             begins = datetime.combine(day, time(hour))
             count = total // hours + (total % hours if hour == hours - 1 else 0)
@@ -192,7 +195,13 @@ class GoogleResourceServer(Role):
         Rule(f"{ME}/dataTypes/steps/dataPoints:dailyRollUp", endpoint="steps", methods=["POST"]),
         Rule(f"{ME}/dataTypes/steps/dataPoints", endpoint="list_steps", methods=["GET"]),
         Rule("/avatars/<user_id>.svg", endpoint="avatar", methods=["GET"]),
+        Rule(google_webhooks.KEYSET_PATH, endpoint="keyset", methods=["GET"]),
     ]
+
+    def on_keyset(self, request):
+        """The public keys of the webhook signatures, as www.gstatic.com serves them."""
+        self.stand_in.signing_key()  # there is always one to publish
+        return as_json(google_webhooks.keyset(self.store.signing_keys.all()))
 
     def bearer_grant(self, request):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -285,7 +294,8 @@ class GoogleResourceServer(Role):
             raise ApiError(400, "INVALID_ARGUMENT", "range.end must be after range.start.")
         if (end - start).days > MAX_RANGE_DAYS:
             raise ApiError(400, "INVALID_ARGUMENT", "The range may span at most 90 days.")
-        today, who = now().date(), person["legacy"] or grant.user_id
+        today, who = now().date(), self.stand_in.steps_key(grant.user_id)
+        walked = self.store.walks.of(who)
         points = []
         first = start
         while first < end and first.date() <= today:
@@ -293,7 +303,7 @@ class GoogleResourceServer(Role):
             after = min(datetime.combine(first.date() + timedelta(days=window), time()), end)
             last = (after - timedelta(microseconds=1)).date()
             days = [first.date() + timedelta(days=n) for n in range((last - first.date()).days + 1)]
-            total = sum(steps_on(who, day, today) for day in days)
+            total = sum(steps_on(who, day, today) + walked.get(day.isoformat(), 0) for day in days)
             # proto3's JSON leaves out a zero int64, and with it an empty message's field.
             points.append(
                 {
@@ -321,7 +331,8 @@ class GoogleResourceServer(Role):
         size = min(int(size or 0) or DEFAULT_PAGE, LARGEST_PAGE)  # larger is cut down
         token = request.args.get("pageToken", "")
         offset = page_offset(token, text) if token else 0
-        points = hourly_steps(person["legacy"] or grant.user_id, start, before, moment)
+        who = self.stand_in.steps_key(grant.user_id)
+        points = hourly_steps(who, start, before, moment, self.store.walks.of(who))
         answer = {"dataPoints": points[offset : offset + size]}
         if offset + size < len(points):
             answer["nextPageToken"] = page_token(offset + size, text)

@@ -194,11 +194,11 @@ def url_of(server):
 
 
 @contextmanager
-def running_app(tmp_path, expires_in=600, provider="fitbit"):
+def running_app(tmp_path, expires_in=600, provider="fitbit", **settings):
     """The app as `make run` starts it, in sandbox mode, on a real socket, with short-lived
     tokens at the stand-in (10 minutes), speaking `provider`'s dialect. Its databases are
-    files in tmp_path, so a second run with the other provider finds the same users.
-    Yields its URL and its configuration."""
+    files in tmp_path, so a second run with the other provider finds the same users; any
+    other `settings` are added to its environment. Yields its URL and its configuration."""
     with listening() as (server,):
         prefix = "GOOGLE" if provider == "google" else "FITBIT"
         env = {
@@ -207,6 +207,7 @@ def running_app(tmp_path, expires_in=600, provider="fitbit"):
             f"{prefix}_REDIRECT_URI": f"{url_of(server)}/auth/callback",
             "SANDBOX_EXPIRES_IN": str(expires_in),
             "SANDBOX_DATABASE": str(tmp_path / "stand-in.db"),
+            **settings,
         }
         server.app = create_app(config_from_env(env, server.server_port))
         yield url_of(server), server.app.config  # with the credentials the stand-in made

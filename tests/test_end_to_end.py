@@ -1,8 +1,10 @@
 """The app and the stand-in on real sockets, driven with requests the way a browser would:
 every redirect followed, every form read from the page, no in-process shortcut."""
 
+import html
 import logging
 import re
+import sqlite3
 from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -354,3 +356,74 @@ def test_moving_from_fitbit_to_google_health_keeps_one_row_per_person(tmp_path):
         for row in re.findall(r"<tr>\s*<td.*?</tr>", users, re.S)
     }
     assert rows == {"Alex Rivera": "Google Health", "Sam K.": "Fitbit"}  # who is with whom
+
+
+# --- Webhooks: a walk at the stand-in, and the page that follows -----------------------
+
+
+def steps_today(page):
+    return int(
+        re.search(r"<strong>([0-9,]+)</strong> steps today", page.text).group(1).replace(",", "")
+    )
+
+
+def api_calls_at(stand_in_file):
+    """Every API call the stand-in has counted, from its own file."""
+    connection = sqlite3.connect(stand_in_file)
+    try:
+        return connection.execute("SELECT coalesce(sum(count), 0) FROM calls").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def walk_at(browser, mount, person, steps):
+    """The stand-in's walk page, as a reader uses it; what it says was sent."""
+    page = browser.http.post(
+        f"{browser.base_url}{mount}/walk", data={"person": person, "steps": str(steps)}, timeout=30
+    )
+    assert page.status_code == 200
+    return page.text
+
+
+def test_a_walk_at_the_fitbit_stand_in_reaches_the_page_with_one_api_call(tmp_path):
+    # A day of cache: without the notification, the page would show the old count all day.
+    with running_app(tmp_path, FITBIT_CACHE_SECONDS="86400") as (url, _):
+        browser = Browser(url)
+        before = steps_today(browser.sign_in(user=ALEX))
+        calls = api_calls_at(tmp_path / "stand-in.db")
+        assert steps_today(browser.get("/")) == before  # unchanged: from the cache
+        assert api_calls_at(tmp_path / "stand-in.db") == calls
+        said = walk_at(browser, "/sandbox", ALEX, 2500)
+        # The handshake passed, and the app answered the signed notification at once.
+        assert "Notifications sent: 1, answered 2xx at once: 1" in html.unescape(said)
+        assert steps_today(browser.get("/")) >= before + 2500
+        assert api_calls_at(tmp_path / "stand-in.db") == calls + 1
+        browser.get("/")
+        assert api_calls_at(tmp_path / "stand-in.db") == calls + 1
+        assert "A notification from Fitbit" in browser.get("/trace").text
+
+
+def test_a_walk_at_the_google_stand_in_reaches_the_page_with_one_api_call(tmp_path):
+    with running_app(tmp_path, provider="google", FITBIT_CACHE_SECONDS="86400") as (url, _):
+        browser = Browser(url)
+        before = steps_today(browser.sign_in(user=GOOGLE_ALEX))
+        calls = api_calls_at(tmp_path / "stand-in-google.db")
+        said = walk_at(browser, "/sandbox/google", GOOGLE_ALEX, 3000)
+        assert "Notifications sent: 1, answered 2xx at once: 1" in html.unescape(said)
+        assert steps_today(browser.get("/")) >= before + 3000
+        assert api_calls_at(tmp_path / "stand-in-google.db") == calls + 1
+        browser.get("/")
+        assert api_calls_at(tmp_path / "stand-in-google.db") == calls + 1
+        trace = browser.get("/trace").text
+        assert "A notification from Google Health" in trace and "Bearer ***" in trace
+
+
+def test_disconnect_deletes_the_subscriptions_at_the_fitbit_stand_in(tmp_path):
+    with running_app(tmp_path) as (url, _):
+        browser = Browser(url)
+        browser.sign_in(user=ALEX)
+        stand_in = FitbitStandIn(database=str(tmp_path / "stand-in.db"))
+        collections = {s.collection for s in stand_in.store.subscriptions.of(ALEX)}
+        assert collections == {"activities", "userRevokedAccess"}
+        browser.submit("/auth/revoke")
+        assert stand_in.store.subscriptions.of(ALEX) == []

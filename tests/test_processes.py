@@ -116,12 +116,19 @@ def stand_in():
 
 @contextmanager
 def app_processes(
-    tmp_path, stand_in_server, database_url, count=2, gunicorn_workers=None, provider="fitbit"
+    tmp_path,
+    stand_in_server,
+    database_url,
+    count=2,
+    gunicorn_workers=None,
+    provider="fitbit",
+    webhooks=False,
 ):
     """`count` app processes on one database, all registered as one client at the
     stand-in of `provider`; sign-ins come back to the first one. Each is `python
     fitbit_oauth_app.py`, or with `gunicorn_workers`, gunicorn with that many workers.
-    Yields their base URLs."""
+    With `webhooks`, the first one is the client's subscriber, and answers are cached for
+    a day. Yields their base URLs."""
     ports = [free_port() for _ in range(count)]
     redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
     root = url_of(stand_in_server)
@@ -140,6 +147,11 @@ def app_processes(
         "DATABASE_URL": database_url,
         # No SECRET_KEY: the processes agree on the key kept in the database.
     }
+    if webhooks:
+        endpoint = f"http://127.0.0.1:{ports[0]}/webhooks/{provider}"
+        subscriber = stand_in_server.app.generated_subscriber(CLIENT_ID, endpoint)
+        env[counting.WEBHOOK_SECRET_SETTING] = subscriber.secret
+        env["FITBIT_CACHE_SECONDS"] = "86400"
     env.pop("SECRET_KEY", None)
     processes, logs = [], []
     try:
@@ -460,3 +472,47 @@ def test_the_stand_in_under_gunicorn_is_one_provider_for_all_workers_and_restart
     assert output.count(f"{name}: signed in") == 1
     assert output.count(f"{name}: tokens refreshed") == 1
     assert "Traceback" not in output and "Connect again" not in page.text
+
+
+def api_calls(stand_in):
+    with stand_in.store.db.transaction() as sql:
+        return sql.execute("SELECT coalesce(sum(count), 0) FROM calls").fetchone()[0]
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_a_notification_to_one_process_costs_one_fetch_across_both(
+    tmp_path, database_url, provider
+):
+    """The stand-in notifies the first process; then eight views at once, four on each
+    process, find the cached answer stale. Exactly one of them fetches it again."""
+    user = GOOGLE_ALEX if provider == "google" else "7QW2XR"
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url, provider=provider, webhooks=True) as (
+            urls,
+            _,
+            _,
+        ),
+    ):
+        cookies = sign_in(urls[0], user=user)
+        fitbit = server.app
+        calls = api_calls(fitbit)
+        for page in load_pages(urls, cookies, per_process=2):
+            assert page.status_code == 200
+        assert api_calls(fitbit) == calls  # cached, and unchanged: no call at all
+        before = {
+            re.search(r"<strong>([0-9,]+)</strong> steps today", p.text).group(1)
+            for p in load_pages(urls, cookies, per_process=1)
+        }
+        assert fitbit.walk(user, 2500, retry_in_background=False) == [
+            (f"{urls[0]}/webhooks/{provider}", 204)
+        ]
+        pages = load_pages(urls, cookies, per_process=4)
+        assert api_calls(fitbit) == calls + 1
+        after = {
+            re.search(r"<strong>([0-9,]+)</strong> steps today", p.text).group(1)
+            for p in load_pages(urls, cookies, per_process=1)
+        }
+        assert after.isdisjoint(before) and len(after) == 1
+        assert all(page.status_code == 200 for page in pages)
+        assert api_calls(fitbit) == calls + 1

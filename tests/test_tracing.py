@@ -40,6 +40,10 @@ def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_
         "The callback",
         "The token request: the code for tokens",
         "An API call: /sandbox/1/user/-/profile.json",
+        # Webhooks: Fitbit is asked to notify the steps, and a revocation.
+        "A subscription: /sandbox/1/user/-/activities/apiSubscriptions/1-activities.json",
+        "A subscription: /sandbox/1/user/-/userRevokedAccess/apiSubscriptions/"
+        "1-userRevokedAccess.json",
         "An API call: /sandbox/1/user/-/activities/steps/date/today/1m.json",
         "A refresh: the refresh token for a new pair",
         "An API call: /sandbox/1/user/-/profile.json",

@@ -10,6 +10,7 @@ database.
     consents.py   consent pages waiting for Allow or Deny, and each dialect's extras
     grants.py     what each Allow granted, and the codes and tokens issued from it
     calls.py      the API calls counted against each user's budget
+    webhooks.py   subscribers, subscriptions, steps walked, and signing keys
 """
 
 from .calls import Calls
@@ -17,9 +18,25 @@ from .clients import Clients
 from .consents import Consents, Extras
 from .database import Database, epoch
 from .grants import Grants
-from .records import AuthorizationCode, ConsentRequest, Grant, RegisteredClient
+from .records import (
+    AuthorizationCode,
+    ConsentRequest,
+    Grant,
+    RegisteredClient,
+    Subscriber,
+    Subscription,
+)
+from .webhooks import SigningKeys, Subscribers, Subscriptions, Walks
 
-__all__ = ["AuthorizationCode", "ConsentRequest", "Grant", "RegisteredClient", "Store"]
+__all__ = [
+    "AuthorizationCode",
+    "ConsentRequest",
+    "Grant",
+    "RegisteredClient",
+    "Store",
+    "Subscriber",
+    "Subscription",
+]
 
 
 class Store:
@@ -32,6 +49,10 @@ class Store:
         self.extras = Extras(self.db)
         self.grants = Grants(self.db)
         self.calls = Calls(self.db)
+        self.subscribers = Subscribers(self.db)
+        self.subscriptions = Subscriptions(self.db)
+        self.walks = Walks(self.db)
+        self.signing_keys = SigningKeys(self.db)
 
     def count(self, table):
         """How many rows a table holds (for tests and curious readers)."""

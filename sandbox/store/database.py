@@ -38,6 +38,19 @@ CREATE TABLE IF NOT EXISTS refresh_issued (token TEXT PRIMARY KEY, issued_at REA
 CREATE TABLE IF NOT EXISTS extras (
     key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS extras_created_at ON extras (created_at);
+CREATE TABLE IF NOT EXISTS subscribers (
+    client_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, secret TEXT NOT NULL,
+    subscriber_id TEXT NOT NULL, verified INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    client_id TEXT NOT NULL, subscription_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    collection TEXT NOT NULL, subscriber_id TEXT NOT NULL,
+    PRIMARY KEY (client_id, subscription_id, collection));
+CREATE TABLE IF NOT EXISTS walks (
+    user_id TEXT NOT NULL, day TEXT NOT NULL, steps INTEGER NOT NULL,
+    PRIMARY KEY (user_id, day));
+CREATE TABLE IF NOT EXISTS signing_keys (
+    key_id INTEGER PRIMARY KEY, private_key TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
     client_id TEXT NOT NULL, user_id TEXT NOT NULL, hour TEXT NOT NULL,
     count INTEGER NOT NULL, PRIMARY KEY (client_id, user_id, hour));

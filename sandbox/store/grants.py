@@ -106,6 +106,16 @@ class Grants:
                 ).fetchone()
             )
 
+    def live(self, user_id):
+        """[(client_id, scope)] of the user's grants that still have a token: the apps that
+        hear of their changes."""
+        with self.db.transaction() as sql:
+            return sql.execute(
+                "SELECT DISTINCT client_id, scope FROM grants WHERE user_id = ? AND grant_id IN "
+                "(SELECT grant_id FROM access_tokens UNION SELECT grant_id FROM refresh_tokens)",
+                (user_id,),
+            ).fetchall()
+
     def forget_grant(self, grant_id):
         """Revoke every token of one grant."""
         with self.db.transaction() as sql:

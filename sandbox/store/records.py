@@ -54,3 +54,26 @@ class ConsentRequest:
 class AccessToken:
     grant: Grant
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """Where an app hears of changes, and the secret its deliveries carry: Fitbit's
+    verification code, or the Authorization value given to Google."""
+
+    client_id: str
+    endpoint: str
+    secret: str = field(repr=False)
+    subscriber_id: str = "1"
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Fitbit's: one user's collection ("" for all of them), under the app's own id."""
+
+    client_id: str
+    subscription_id: str
+    user_id: str
+    collection: str
+    subscriber_id: str = "1"
