@@ -27,6 +27,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote_plus
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -245,6 +246,29 @@ def views_at_once(url, cookie, count):
     return statuses
 
 
+def walk_to_webhook(url, cookie, stand_in_database, walks=20):
+    """Webhooks: the median milliseconds of `walks` walks at the stand-in's page, each one
+    answered only once the app has answered the signed notification with its 204 (after
+    one uncounted walk, which makes the handshake); and the API calls of the one view after
+    each walk."""
+    walk, form = url + "/sandbox/walk", {"person": "7QW2XR", "steps": "100"}
+    views = requests.Session()
+    views.cookies.set("session", cookie)
+    requests.post(walk, data=form, timeout=30)
+    views.get(url + "/", timeout=10)
+    times, calls = [], []
+    for _ in range(walks):
+        started = time.perf_counter()
+        answer = requests.post(walk, data=form, allow_redirects=False, timeout=30)
+        times.append(time.perf_counter() - started)
+        if "answered 2xx at once: 1" not in unquote_plus(answer.headers.get("Location", "")):
+            raise SystemExit("The app did not answer the stand-in's notification with a 2xx.")
+        before = api_calls(stand_in_database)
+        views.get(url + "/", timeout=10)
+        calls.append(api_calls(stand_in_database) - before)
+    return statistics.median(times) * 1000, calls
+
+
 def cpu_per_request(env, url, pages, count=3000):
     """The CPU milliseconds each page costs, measured in this process over `count` requests
     to the app itself (as gunicorn would call it), after the server above has gone: a figure
@@ -312,11 +336,16 @@ def main(argv=None):
         for _ in range(100):
             views.get(url + "/", timeout=10)
         calls_per_100 = api_calls(env["SANDBOX_DATABASE"]) - calls_before
+        walk_ms, calls_per_change = walk_to_webhook(url, cookie, env["SANDBOX_DATABASE"])
     cpu = cpu_per_request(env, url, pages_to_measure(cookie))
     refreshes, answered = token_posts_per_expiry(env, work)
 
     report(args, generator, rows, cpu)
     print(f"- Fitbit API calls per 100 signed-in page views: {calls_per_100}")
+    print(
+        f"- webhooks: a walk at the stand-in to the app's 204, median of 20: {walk_ms:.1f} ms;"
+        f" API calls of the view after each: {sorted(set(calls_per_change))}"
+    )
     print(
         f"- token POSTs for one expiry, 40 requests at once on 4 workers: {refreshes}"
         f" ({answered} of 40 pages answered 200)"

@@ -59,7 +59,7 @@ REDACTED_QUERIES = ("/auth/callback", "/webhooks/fitbit")
 class CallbackLogHandler(WSGIRequestHandler):
     """The development server logs every request line. The callback's query carries the
     authorization code, and Fitbit's webhook handshake the verification code, so both are
-    blanked out of the access log (docs/security.md items 16 and 57)."""
+    blanked out of the access log (docs/security.md item 16, and item 57 for the code)."""
 
     def log_request(self, code="-", size="-"):
         # No path at all when the request line itself was refused (400, 414, 505).

@@ -154,8 +154,8 @@ class Webhooks:
             try:
                 api.call(request)
                 log.info("%s: %s %s", account(user), done, request.key)
-            except oauth.ProviderError as error:
-                log.warning("%s: not %s %s: %s", account(user), done, request.key, error)
+            except (oauth.ProviderError, oauth.RefreshBusy) as error:
+                log.warning("%s: not %s %s: %r", account(user), done, request.key, error)
 
 
 def masked(headers, explained):

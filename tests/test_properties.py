@@ -213,6 +213,16 @@ EVERY_ROUTE = [
     ("POST", "/sandbox/google/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"),
     ("GET", "/sandbox/google/v4/users/me/dataTypes/steps/dataPoints"),
     ("GET", "/sandbox/google/avatars/hu-4f1e9c2a7b.svg"),
+    # Webhooks: the app's endpoints (one of them 404 in each dialect), and the stand-ins'.
+    ("GET", "/webhooks/fitbit"),
+    ("POST", "/webhooks/fitbit"),
+    ("POST", "/webhooks/google"),
+    ("GET", "/sandbox/walk"),
+    ("POST", "/sandbox/walk"),
+    ("POST", "/sandbox/google/walk"),
+    ("POST", "/sandbox/1/user/-/activities/apiSubscriptions/1.json"),
+    ("GET", "/sandbox/1/user/-/apiSubscriptions.json"),
+    ("GET", "/sandbox/google/googlehealthapi/webhooks/webhooks_public_keyset.json"),
 ]
 hosts = st.one_of(
     st.sampled_from(["localhost:4000", "127.0.0.1:4000", "[::1]:4000", "", "a..b", "x:99999"]),
