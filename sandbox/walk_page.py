@@ -21,6 +21,17 @@ def steps_walked(text):
     return int(text)
 
 
+def from_this_site(request):
+    """Only this page's own form may make someone walk, not a page elsewhere. Browsers say
+    where a request comes from in Sec-Fetch-Site; with this page's no-referrer policy their
+    Origin is "null", so it counts only when it names a site."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin", "null")
+    return origin == "null" or urlsplit(origin).netloc == request.host
+
+
 class WalkPage(Role):
     RULES = [Rule("/walk", endpoint="walk", methods=["GET", "POST"])]
 
@@ -47,9 +58,7 @@ class WalkPage(Role):
         )
 
     def walked(self, request):
-        # Only this page's own form: a page elsewhere cannot make someone walk.
-        origin = request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc != request.host:
+        if not from_this_site(request):
             raise OAuthError(403, "invalid_request", "This form posts only from its own page.")
         user_id = request.form.get("person", "")
         people = self.stand_in.people()

@@ -126,9 +126,17 @@ def pages_of_a_sign_in(page, url, provider):
         ("/users", "users"),
         ("/no-such-page", "an error page (404)"),
         (f"{stand_in}{authorize}?client_id=NOSUCH", "the stand-in's error page"),
+        (f"{stand_in}/walk", "the stand-in's walk page"),
     ]:
         page.goto(url + path)
         yield name
+    # A walk: the stand-in notifies the app, the next view fetches, the trace shows both.
+    page.click("button:has-text('Walk')")
+    page.wait_for_selector("text=answered 2xx at once: 1")
+    page.goto(url + "/")
+    page.goto(url + "/trace")
+    page.wait_for_selector("text=A notification from")
+    yield "the trace, after a notification"
 
 
 def widest(page):

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from conftest import create_app, listening, running_app, url_of
 from freezegun import freeze_time
@@ -427,3 +428,18 @@ def test_disconnect_deletes_the_subscriptions_at_the_fitbit_stand_in(tmp_path):
         assert collections == {"activities", "userRevokedAccess"}
         browser.submit("/auth/revoke")
         assert stand_in.store.subscriptions.of(ALEX) == []
+
+
+def test_python_m_sandbox_walk_notifies_the_running_app(tmp_path, monkeypatch, capsys):
+    """The command, beside the running app, on the stand-in's file: as in the README."""
+    from sandbox.__main__ import main as sandbox_main
+
+    with running_app(tmp_path, FITBIT_CACHE_SECONDS="86400") as (url, _):
+        browser = Browser(url)
+        before = steps_today(browser.sign_in(user=ALEX))
+        monkeypatch.setenv("SANDBOX_DATABASE", str(tmp_path / "stand-in.db"))
+        with pytest.raises(SystemExit) as ended:
+            sandbox_main(["walk", "alex", "1200", "--provider", "fitbit"])
+        assert ended.value.code == 0
+        assert f"{url}/webhooks/fitbit: 204" in capsys.readouterr().out
+        assert steps_today(browser.get("/")) >= before + 1200

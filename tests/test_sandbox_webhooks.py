@@ -223,6 +223,15 @@ def test_a_google_walk_does_the_handshake_then_sends_a_signed_notification(googl
     assert token
 
 
+def test_a_google_subscriber_that_fails_the_handshake_is_sent_nothing(google):
+    """An endpoint that takes the verification without the secret fails Google's check."""
+    google.notifier.send.secret = None  # it answers 201 to a verification without one
+    token_for(google, ALEX_GOOGLE, f"{HEALTH}activity_and_fitness.readonly")
+    assert google.walk(ALEX_GOOGLE, 10) == [("http://app.test/webhooks/google", None)]
+    assert google.notifier.send.deliveries() == []
+    assert not google.store.subscribers.get(APP.client_id).verified
+
+
 def test_two_google_walks_a_moment_apart_never_send_the_same_body(google):
     """The app takes a body it has seen as a delivery sent again: each walk's interval ends
     at its own moment, to the microsecond."""
@@ -314,11 +323,23 @@ def test_the_walk_form_refuses_bad_input(fitbit, form):
     assert fitbit.store.walks.of(ALEX_FITBIT) == {}
 
 
-def test_the_walk_form_refuses_a_post_from_another_site(google):
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({"Origin": "https://evil.example"}, 403),
+        ({"Sec-Fetch-Site": "cross-site", "Origin": "null"}, 403),
+        ({"Sec-Fetch-Site": "same-site"}, 403),
+        # What a browser sends from the page itself, whose policy is no-referrer.
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "null"}, 303),
+        ({"Origin": "http://localhost"}, 303),
+    ],
+    ids=["other-origin", "cross-site", "same-site", "this-page", "this-origin"],
+)
+def test_the_walk_form_refuses_a_post_from_another_site(google, headers, status):
     form = {"person": ALEX_GOOGLE, "steps": "10"}
-    answer = Client(google).post("/walk", data=form, headers={"Origin": "https://evil.example"})
-    assert answer.status_code == 403
-    assert google.store.walks.of("7QW2XR") == {}
+    answer = Client(google).post("/walk", data=form, headers=headers)
+    assert answer.status_code == status
+    assert bool(google.store.walks.of("7QW2XR")) == (status == 303)
 
 
 def test_python_m_sandbox_walk_adds_steps_and_says_who_was_told(tmp_path, monkeypatch, capsys):
