@@ -6,8 +6,10 @@ Each answer is kept in the ApiCache table for FITBIT_CACHE_SECONDS, so a reload 
 spend the user's budget, and a spent budget (or a 429) shows the last answer with a note.
 """
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import oauth
 from models import ApiCache
@@ -63,13 +65,13 @@ class Dashboard:
         request = self.dialect.profile_request(self.client)
         profile = self.granted_data(user, "profile", request, notes)
         if profile is not None:
-            shown["display_name"], shown["avatar"], shown["member_since"] = (
-                self.dialect.read_profile(profile)
+            shown["display_name"], shown["avatar"], shown["member_since"] = read(
+                self.dialect.read_profile, profile
             )
         request = self.dialect.steps_request(self.client, datetime.now(UTC).date())
         steps = self.granted_data(user, "activity", request, notes)
         if steps is not None:
-            series = self.dialect.read_steps(steps)
+            series = read(self.dialect.read_steps, steps)
             shown["steps_today"] = series[-1][1] if series else None
             shown["chart"] = self.draw_chart(tuple(series))
         # A scope left unticked can be granted by signing in again: the page offers it.
@@ -88,16 +90,17 @@ class Dashboard:
         return None
 
     def api_data(self, user, api_request, notes):
-        """One API answer for this user: the cached one while it is fresh, else a new one.
+        """One API answer for this user, as the JSON text it is kept as: the cached one while
+        it is fresh, else a new one.
         A webhook's change makes it stale at once; of the views that find it so, in every
         process, one fetches it and the others show what is kept. When the user's budget
         of calls is spent, the last answer (if any) stands in, with a note."""
         cached = user.cached_answer(api_request.key)
         if cached is not None and cached.fresh(timedelta(seconds=self.cache_seconds)):
-            return cached.data
+            return cached.body
         asked_at = datetime.now(UTC)
         if cached is not None and cached.changed and not cached.claim_refetch(asked_at):
-            return cached.data  # another view is fetching this change right now
+            return cached.body  # another view is fetching this change right now
         if not user.budget_spent():
             try:
                 api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
@@ -109,8 +112,7 @@ class Dashboard:
                 self.give_back(cached)
                 raise
             else:
-                self.keep_answer(user, api_request.key, data, headers, asked_at)
-                return data
+                return self.keep_answer(user, api_request.key, data, headers, asked_at)
         self.give_back(cached)
         note = (
             f"{self.dialect.RATE_LIMIT_NOTE}: fresh data comes after "
@@ -118,7 +120,7 @@ class Dashboard:
         )
         if note not in notes:
             notes.append(note)
-        return cached.data if cached is not None else None
+        return cached.body if cached is not None else None
 
     @staticmethod
     def give_back(cached):
@@ -128,6 +130,14 @@ class Dashboard:
 
     def keep_answer(self, user, key, data, headers, asked_at=None):
         """Every API answer: note the budget it reports, and cache what it says, as of
-        `asked_at`, when it was asked for."""
+        `asked_at`, when it was asked for. Returns its JSON text, as kept."""
         user.record_budget(*self.dialect.rate_budget(headers))
-        ApiCache.store(user, key, data, asked_at)
+        return ApiCache.store(user, key, data, asked_at)
+
+
+@lru_cache(maxsize=1024)
+def read(reader, text):
+    """What a dialect's `reader` makes of an answer's JSON text, worked out once per answer:
+    the same text always reads the same, and an answer changes only when it is fetched
+    again. Keyed by the whole text, so it never mixes up two users' data."""
+    return reader(json.loads(text))

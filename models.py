@@ -260,12 +260,13 @@ class ApiCache(BaseModel):
     @classmethod
     def store(cls, user, path, data, asked_at=None):
         """Keep an answer, as fetched at `asked_at`: the moment its request was sent, so that
-        a change notified while it was on its way leaves it stale."""
+        a change notified while it was on its way leaves it stale. Returns its JSON text."""
         fields = {"body": json.dumps(data), "fetched_at": asked_at or now()}
         cls.insert(user=user, path=path, **fields).on_conflict(
             conflict_target=[cls.user, cls.path], update=fields
         ).execute()
         User.update(last_sync_at=now()).where(User.id == user.id).execute()
+        return fields["body"]
 
     @classmethod
     def mark_changed(cls, user_id, paths, moment):
@@ -273,10 +274,6 @@ class ApiCache(BaseModel):
         cls.update(changed_at=moment).where(
             (cls.user == user_id) & cls.path.in_(list(paths))
         ).execute()
-
-    @property
-    def data(self):
-        return json.loads(self.body)
 
     @property
     def changed(self):
@@ -387,9 +384,26 @@ class Prepared:
     def __init__(self, model, query):
         self.model, self.query = model, query  # `query()`: the SELECT, with sample values
         self.sql = weakref.WeakKeyDictionary()  # {database: its SQL}
+        self.fields = {}  # {SQL: the field of each column it selects}
 
     def __call__(self, *values):
-        return self.model.raw(self.written(), *values)
+        """The rows, as the model's instances: each column made into its Python value by
+        its field, as peewee does, with the columns matched to the fields once per SQL
+        rather than on every run."""
+        sql = self.written()
+        cursor = db.execute_sql(sql, values)
+        if sql not in self.fields:
+            by_column = self.model._meta.columns
+            self.fields[sql] = [by_column[name] for name, *_ in cursor.description]
+        fields = self.fields[sql]
+        rows = []
+        for row in cursor:
+            pairs = zip(fields, row, strict=True)
+            data = {field.name: field.python_value(value) for field, value in pairs}
+            instance = self.model(__no_default__=1, **data)
+            instance._dirty.clear()
+            rows.append(instance)
+        return rows
 
     def scalar(self, *values):
         """The one value of a one-row, one-column SELECT, such as a count."""

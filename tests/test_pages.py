@@ -200,3 +200,28 @@ def test_the_chart_is_drawn_once_for_the_same_counts_and_anew_for_others(app, br
         str(app.pages.draw_chart(tuple(fitbit_legacy.read_steps(steps_body((1200, 3400, 5600))))))
         in theirs
     )
+
+
+def test_an_answer_is_read_once_and_a_page_from_the_caches_is_the_page_without_them(
+    app, browser, fitbit
+):
+    """What the dialect reads from an answer (the profile, the steps) is worked out once per
+    answer text; a page served from that cache, and from the chart's, is byte for byte the
+    page drawn with both empty."""
+    import dashboard
+
+    sign_in(browser, fitbit)
+    browser.get("/")
+    dashboard.read.cache_clear()
+    app.pages.chart.cache_clear()
+    cold = page(browser.get("/"))
+    misses = dashboard.read.cache_info().misses
+    warm = page(browser.get("/"))
+    assert dashboard.read.cache_info().misses == misses  # nothing read again
+    assert dashboard.read.cache_info().hits >= 2  # the profile and the steps
+    assert warm == cold
+    # Another user's answer is read on its own.
+    other = Client(app)
+    sign_in(other, fitbit, name="Sam", user_id="XYZ789")
+    fitbit.replace("GET", STEPS_URL, json=steps_body((1200, 3400, 5600)))
+    assert "5,600" in page(other.get("/")) and "5,600" not in page(browser.get("/"))
