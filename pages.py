@@ -41,6 +41,8 @@ class Pages:
         self.jinja.filters["rows"] = trace_rows
         # The chart depends on the data alone: drawn once per month of counts, not per view.
         self.chart = functools.lru_cache(maxsize=256)(self.draw_chart)
+        # Links without values depend only on where the app is mounted: built once there.
+        self.links = {}
 
     def render(self, request, template_name, status=200, **context):
         flashes = request.browser.pop_flashes() if request.browser else []
@@ -50,10 +52,19 @@ class Pages:
             browser=request.browser,
             config=self.config,
             provider=self.dialect,
-            url_for=lambda endpoint, **values: request.urls.build(endpoint, values),
+            url_for=lambda endpoint, **values: self.link(request, endpoint, values),
             **context,
         )
         return Response(html, status=status, mimetype="text/html")
+
+    def link(self, request, endpoint, values):
+        """The path of `endpoint` with `values`, as the URL map builds it."""
+        if values:
+            return request.urls.build(endpoint, values)
+        key = (request.urls.script_name, endpoint)
+        if key not in self.links:
+            self.links[key] = request.urls.build(endpoint)
+        return self.links[key]
 
     def draw_chart(self, series):
         """The chart's markup for ((day, steps), ...), or None for no days at all."""
