@@ -206,6 +206,7 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
         stand_in = subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=log)
     app = "fitbit_oauth_app:app_from_env()"
     try:
+        wait_for(f"{fitbit}/oauth2/authorize")
         with gunicorn(app, env, workers, log_path, port=app_port) as (url, _):
             cookie = sign_in(url)
             expire_the_token(env["DATABASE_URL"])
@@ -216,6 +217,19 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
         stand_in.wait(10)
     refreshes = open(log_path).read().count("tokens refreshed") - before
     return refreshes, statuses.count(200)
+
+
+def wait_for(url, seconds=20):
+    """Until something answers at `url` (any status): a server just started."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"Nothing answered at {url}.") from None
+            time.sleep(0.05)
 
 
 def expire_the_token(database_url):
