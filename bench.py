@@ -226,7 +226,7 @@ def wait_for(url, seconds=20):
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             if time.monotonic() > deadline:
                 raise SystemExit(f"Nothing answered at {url}.") from None
             time.sleep(0.05)

@@ -191,7 +191,8 @@ def wait_until_serving(url):
         try:
             requests.get(url + "/static/style.css", timeout=1)
             return
-        except requests.ConnectionError:
+        # Refused, or accepted by gunicorn's master while its workers still boot.
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.05)
     raise AssertionError(f"{url} did not start")
 
