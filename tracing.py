@@ -103,8 +103,9 @@ def masked_headers(headers):
     shown = []
     for name, value in headers.items():
         if name.lower() == "authorization":
-            scheme = value.split(" ", 1)[0]
-            shown.append((name, f"{scheme} ***", REQUEST_HEADERS.get(scheme, "")))
+            # A value without a scheme (a webhook's secret can be one) is masked whole.
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            shown.append((name, f"{scheme} ***".strip(), REQUEST_HEADERS.get(scheme, "")))
         else:
             shown.append((name, value, REQUEST_HEADERS.get(name, "")))
     return shown
@@ -137,6 +138,23 @@ def callback_step(params):
             "used up: the same URL will not work twice."
         ],
     }
+
+
+def notification_step(dialect, path, headers, body, what):
+    """A webhook delivery from the provider (webhooks.py), as (title, what to show): the
+    headers that vouch for it, each with what it is for (the dialect's WEBHOOK_HEADERS),
+    the secret masked and a long signature cut short; its JSON; and what it changed."""
+    sent = {name: headers[name] for name in dialect.WEBHOOK_HEADERS if name in headers}
+    shown_headers = [
+        (name, value if len(value) <= 24 else value[:20] + "…", dialect.WEBHOOK_HEADERS[name])
+        for name, value, _ in masked_headers(sent)
+    ]
+    try:
+        text = json.dumps(json.loads(body), indent=1)
+    except ValueError:
+        text = body.decode("utf-8", "replace")
+    request = {"method": "POST", "url": path, "headers": shown_headers, "json": text[:MAX_BODY]}
+    return f"A notification from {dialect.NAME}", {"request": request, "notes": [what]}
 
 
 def exchange_step(rate_limit_headers, method, url, headers, form, json_body, response):

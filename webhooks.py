@@ -12,7 +12,6 @@ fetches them once (dashboard.py), and a user who revoked the app loses their tok
 """
 
 import hashlib
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from peewee import IntegrityError
 from werkzeug.wrappers import Response
 
 import oauth
+import tracing
 import webhook_keys
 from dialects import VERIFIED, Refused
 from models import ApiCache, BrowserSession, Notification, TraceEntry, User, db
@@ -120,20 +120,14 @@ class Webhooks:
 
     def trace(self, user, headers, body, what):
         """The delivery, on the trace of each browser signed in as `user`."""
-        shown = {
-            "request": {
-                "method": "POST",
-                "url": f"/webhooks/{self.dialect.KEY}",
-                "headers": masked(headers, self.dialect.WEBHOOK_HEADERS),
-                "json": readable(body),
-            },
-            "notes": [what],
-        }
+        title, shown = tracing.notification_step(
+            self.dialect, f"/webhooks/{self.dialect.KEY}", headers, body, what
+        )
         traces = BrowserSession.select(BrowserSession.trace).where(
             (BrowserSession.user == user) & BrowserSession.trace.is_null(False)
         )
         for (trace,) in traces.tuples():
-            TraceEntry.add(trace, f"A notification from {self.dialect.NAME}", shown)
+            TraceEntry.add(trace, title, shown)
 
     # Subscriptions, per user: Fitbit's ------------------------------------------------
 
@@ -156,24 +150,3 @@ class Webhooks:
                 log.info("%s: %s %s", account(user), done, request.key)
             except (oauth.ProviderError, oauth.RefreshBusy) as error:
                 log.warning("%s: not %s %s: %r", account(user), done, request.key, error)
-
-
-def masked(headers, explained):
-    """The delivery's headers worth showing, with what each is for; the secret masked."""
-    shown = []
-    for name, why in explained.items():
-        value = headers.get(name)
-        if value is not None:
-            if name.lower() == "authorization":
-                value = f"{value.split(' ', 1)[0]} ***" if " " in value else "***"
-            elif len(value) > 24:
-                value = value[:20] + "…"
-            shown.append((name, value, why))
-    return shown
-
-
-def readable(body):
-    try:
-        return json.dumps(json.loads(body), indent=1)[:600]
-    except ValueError:
-        return body[:600].decode("utf-8", "replace")

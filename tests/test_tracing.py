@@ -200,3 +200,12 @@ def test_a_trace_kept_before_its_rows_were_explained_still_shows(browser):
     assert "An old step" in text and "<code>Basic ***</code>" in text
     assert '<th scope="row">grant_type</th><td><code>authorization_code</code>' in text
     assert "<code>149</code>" in text
+
+
+def test_an_authorization_without_a_scheme_is_masked_whole():
+    """A webhook's secret may be a bare value: nothing of it reaches the trace."""
+    import tracing
+
+    shown = tracing.masked_headers({"Authorization": "bare-secret-SENTINEL"})
+    assert shown == [("Authorization", "***", "")]
+    assert tracing.masked_headers({"Authorization": "Bearer abc"})[0][1] == "Bearer ***"
