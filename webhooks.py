@@ -79,7 +79,7 @@ class Webhooks:
                 if not Notification.record(self.dialect.KEY, digest, len(delivery)):
                     log.info("A webhook delivery came again; it changes nothing")
                     return answer(204)
-                for change in delivery:
+                for change in dict.fromkeys(delivery):  # an item named twice, once
                     self.apply(change, request.headers, body)
         except IntegrityError:  # the same delivery, recorded at this moment by another worker
             return answer(204)

@@ -768,3 +768,12 @@ def test_the_day_of_a_notification_does_not_matter_for_the_fitbit_steps(browser,
         deliver_to_fitbit_endpoint(browser, fitbit_delivery(day=yesterday))
         assert ApiCache.get(ApiCache.path.contains("steps")).changed
         assert not ApiCache.get(ApiCache.path.contains("profile")).changed
+
+
+def test_an_item_named_many_times_in_one_delivery_is_applied_once(browser, fitbit):
+    subscribed_sign_in(browser, fitbit)
+    body = json.dumps(json.loads(fitbit_delivery()) * 300).encode()
+    assert deliver_to_fitbit_endpoint(browser, body).status_code == 204
+    notified = TraceEntry.select().where(TraceEntry.title == "A notification from Fitbit")
+    assert notified.count() == 1
+    assert Notification.get().items == 300
