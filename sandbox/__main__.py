@@ -23,13 +23,9 @@ def walk(argv):
     parser = argparse.ArgumentParser(prog="python -m sandbox walk", description=walk.__doc__)
     parser.add_argument("who", help="a first name (alex, sam, ...) or a user id")
     parser.add_argument("steps", help=f"1 to {MOST_STEPS}")
-    parser.add_argument(
-        "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
-    )
+    add_provider(parser)
     args = parser.parse_args(argv)
-    if args.provider not in STAND_INS:
-        parser.error(f"PROVIDER={args.provider!r} is not known: use fitbit or google.")
-    kind = STAND_INS[args.provider]
+    kind = stand_in_kind(parser, args)
     stand_in = kind(
         database=kind.database_for(os.environ.get("SANDBOX_DATABASE") or DEFAULT_DATABASE)
     )
@@ -52,22 +48,48 @@ def walk(argv):
     return 0 if all(status and 200 <= status < 300 for _, status in sent) else 1
 
 
+def registered_client(stand_in, env, prefix, redirect_uri, database):
+    """The app's client at the stand-in, from its variables or made once; and how, in words."""
+    if env.get(f"{prefix}_CLIENT_ID") and env.get(f"{prefix}_CLIENT_SECRET"):
+        client = RegisteredClient(
+            env[f"{prefix}_CLIENT_ID"], env[f"{prefix}_CLIENT_SECRET"], redirect_uri
+        )
+        stand_in.store.clients.register(client)
+        return client, f"using {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET from the environment"
+    client = stand_in.generated_client(redirect_uri)
+    return client, (
+        f"generated once and kept in {database}:\n"
+        f"   {prefix}_CLIENT_ID={client.client_id}\n"
+        f"   {prefix}_CLIENT_SECRET={client.client_secret}"
+    )
+
+
+def add_provider(parser):
+    parser.add_argument(
+        "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
+    )
+
+
+def stand_in_kind(parser, args):
+    """The stand-in class --provider names; a default from PROVIDER is not checked by
+    argparse, so it is checked here."""
+    if args.provider not in STAND_INS:
+        parser.error(f"PROVIDER={args.provider!r} is not known: use fitbit or google.")
+    return STAND_INS[args.provider]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="A local stand-in for Fitbit, or for Google.")
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=4001)
-    parser.add_argument(
-        "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
-    )
+    add_provider(parser)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["walk"]:
         raise SystemExit(walk(argv[1:]))
     args = parser.parse_args(argv)
-    if args.provider not in STAND_INS:  # a default from PROVIDER is not checked by argparse
-        parser.error(f"PROVIDER={args.provider!r} is not known: use fitbit or google.")
+    kind = stand_in_kind(parser, args)
 
     env = os.environ
-    kind = STAND_INS[args.provider]
     prefix = args.provider.upper()  # FITBIT_ or GOOGLE_, as the app reads them
     # The app's callback, as the app itself works it out: on the app's PORT.
     app_port = env.get("PORT") or "4000"
@@ -75,19 +97,7 @@ def main(argv=None):
     database = kind.database_for(env.get("SANDBOX_DATABASE") or DEFAULT_DATABASE)
     expires_in = int(env.get("SANDBOX_EXPIRES_IN") or kind.DEFAULT_EXPIRES_IN)
     stand_in = kind(expires_in=expires_in, database=database)
-    if env.get(f"{prefix}_CLIENT_ID") and env.get(f"{prefix}_CLIENT_SECRET"):
-        client = RegisteredClient(
-            env[f"{prefix}_CLIENT_ID"], env[f"{prefix}_CLIENT_SECRET"], redirect_uri
-        )
-        stand_in.store.clients.register(client)
-        credentials = f"using {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET from the environment"
-    else:
-        client = stand_in.generated_client(redirect_uri)
-        credentials = (
-            f"generated once and kept in {database}:\n"
-            f"   {prefix}_CLIENT_ID={client.client_id}\n"
-            f"   {prefix}_CLIENT_SECRET={client.client_secret}"
-        )
+    client, credentials = registered_client(stand_in, env, prefix, redirect_uri, database)
     root = f"http://{args.host}:{args.port}"
     # The app's webhook, beside its callback; the stand-in's handshake comes before its first
     # notification.
