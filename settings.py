@@ -108,12 +108,6 @@ def config_from_env(environ, port):
     # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
     fields = ("scopes", "issuer", *oauth.ENDPOINTS)
     chosen = {name: setting(name) for name in fields if setting(name)}
-    webhooks = dict(dialect.WEBHOOK_DEFAULTS)
-    webhooks.update(
-        (name, environ[variable])
-        for name, variable in dialect.WEBHOOK_SETTINGS.items()
-        if environ.get(variable)
-    )
     client = oauth.Client(
         dialect=dialect,
         client_id=client_id,
@@ -121,7 +115,18 @@ def config_from_env(environ, port):
         redirect_uri=redirect_uri,
         **chosen,
     )
-    return Config(client=client, sandbox=sandbox, webhooks=WebhookSettings(**webhooks), **settings)
+    webhooks = webhook_settings(environ, dialect)
+    return Config(client=client, sandbox=sandbox, webhooks=webhooks, **settings)
+
+
+def webhook_settings(environ, dialect):
+    """The dialect's webhook settings (its WEBHOOK_SETTINGS), over its defaults."""
+    chosen = {
+        name: environ[variable]
+        for name, variable in dialect.WEBHOOK_SETTINGS.items()
+        if environ.get(variable)
+    }
+    return WebhookSettings(**{**dialect.WEBHOOK_DEFAULTS, **chosen})
 
 
 def unused_settings(environ, dialect):
