@@ -260,16 +260,24 @@ def views_at_once(url, cookie, count):
     return statuses
 
 
+def calls_per_views(url, cookie, stand_in_database, views):
+    """The API calls that `views` views of the signed-in page make, one after another."""
+    before = api_calls(stand_in_database)
+    browser = requests.Session()
+    browser.cookies.set("session", cookie)
+    for _ in range(views):
+        browser.get(url + "/", timeout=10)
+    return api_calls(stand_in_database) - before
+
+
 def walk_to_webhook(url, cookie, stand_in_database, walks=20):
     """Webhooks: the median milliseconds of `walks` walks at the stand-in's page, each one
     answered only once the app has answered the signed notification with its 204 (after
     one uncounted walk, which makes the handshake); and the API calls of the one view after
     each walk."""
     walk, form = url + "/sandbox/walk", {"person": "7QW2XR", "steps": "100"}
-    views = requests.Session()
-    views.cookies.set("session", cookie)
     requests.post(walk, data=form, timeout=30)
-    views.get(url + "/", timeout=10)
+    calls_per_views(url, cookie, stand_in_database, 1)
     times, calls = [], []
     for _ in range(walks):
         started = time.perf_counter()
@@ -277,9 +285,7 @@ def walk_to_webhook(url, cookie, stand_in_database, walks=20):
         times.append(time.perf_counter() - started)
         if "answered 2xx at once: 1" not in unquote_plus(answer.headers.get("Location", "")):
             raise SystemExit("The app did not answer the stand-in's notification with a 2xx.")
-        before = api_calls(stand_in_database)
-        views.get(url + "/", timeout=10)
-        calls.append(api_calls(stand_in_database) - before)
+        calls.append(calls_per_views(url, cookie, stand_in_database, 1))
     return statistics.median(times) * 1000, calls
 
 
@@ -344,12 +350,7 @@ def main(argv=None):
         seed_users(env["DATABASE_URL"], SEEDED_USERS - 1)
         for name, path, who in pages_to_measure(cookie):
             rows.append((name, *measure(url + path, who)))
-        calls_before = api_calls(env["SANDBOX_DATABASE"])
-        views = requests.Session()
-        views.cookies.set("session", cookie)
-        for _ in range(100):
-            views.get(url + "/", timeout=10)
-        calls_per_100 = api_calls(env["SANDBOX_DATABASE"]) - calls_before
+        calls_per_100 = calls_per_views(url, cookie, env["SANDBOX_DATABASE"], 100)
         walk_ms, calls_per_change = walk_to_webhook(url, cookie, env["SANDBOX_DATABASE"])
     cpu = cpu_per_request(env, url, pages_to_measure(cookie))
     refreshes, answered = token_posts_per_expiry(env, work)
