@@ -148,6 +148,7 @@ class FitbitOAuthApp:
         if home is not None:
             return redirect(home + request.full_path.rstrip("?"), code=302)
         state, verifier = oauth.new_state(), oauth.new_code_verifier()
+        self.sessions.clear_some()
         with db.atomic():
             # Counted and added in one transaction, so the cap holds when many start at once.
             address = self.sessions.admit_sign_in(request)

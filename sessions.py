@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.exceptions import Forbidden, TooManyRequests
 
-from models import SESSION_LIFETIME, SIGN_IN_LIFETIME, BrowserSession, PendingSignIn, prune
+from models import SESSION_LIFETIME, SIGN_IN_LIFETIME, BrowserSession, PendingSignIn, db, prune
 
 SESSION_COOKIE = "session"
 # Names a browser may use for this machine while developing.
@@ -91,12 +91,20 @@ class Sessions:
                 "This form has expired or did not come from this site. Reload the page."
             )
 
+    @staticmethod
+    def clear_some():
+        """Every start adds rows, so every start clears some: up to PRUNE_BATCH unusable rows
+        of each kind, in a transaction of its own. Inside the one that adds the sign-in, a
+        start refused for its address's cap would roll the clearing back, and a storm from
+        one address would leave everything it found."""
+        with db.atomic():
+            prune(most=PRUNE_BATCH)
+
     def admit_sign_in(self, request):
         """The keyed hash of the address a new sign-in comes from, unless it has too many in
-        flight. Every start adds rows, so every start clears some, and one address can only
-        have so many in flight: a script without cookies cannot fill the disk. Called in the
-        transaction that adds the sign-in, which holds the address's lock from here on."""
-        prune(most=PRUNE_BATCH)
+        flight: one address can only have so many, so a script without cookies cannot fill
+        the disk. Called in the transaction that adds the sign-in, which holds the address's
+        lock from here on."""
         address = self.keyed_hash(f"address:{request.remote_addr}")
         PendingSignIn.lock_address(address)
         if PendingSignIn.in_flight_from(address) >= MAX_SIGN_INS_PER_ADDRESS:

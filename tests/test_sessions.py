@@ -201,3 +201,24 @@ def test_an_hour_after_abandoned_sign_ins_nothing_of_them_is_left(app):
         assert start_without_cookies(app, address="198.51.100.1").status_code == 302
         # Only the sign-in just started is left: its session, its pending sign-in, its trace.
         assert [model.select().count() for model in counts] == [1, 1, 1]
+
+
+def test_starts_refused_for_their_address_still_clear_a_storms_leftovers(app):
+    """A storm from many addresses leaves sessions, sign-ins and traces behind; an hour on,
+    one address starts until it is refused. Its refused starts clear the rest: the
+    clearing is committed on its own, not rolled back with the 429."""
+    cap, batch = sessions.MAX_SIGN_INS_PER_ADDRESS, sessions.PRUNE_BATCH
+    storm = (cap + 3) * batch  # more than the accepted starts alone can clear
+    kinds = (BrowserSession, PendingSignIn, models.TraceEntry)
+    with freeze_time("2026-11-23 12:00:00") as clock:
+        for n in range(storm):
+            start_without_cookies(app, address=f"2001:db8::{n:x}")
+        clock.tick(models.ANONYMOUS_SESSION_LIFETIME + timedelta(minutes=1))
+        for _ in range(cap):
+            assert start_without_cookies(app).status_code == 302
+        left = [model.select().count() - cap for model in kinds]
+        assert left == [3 * batch] * 3  # each accepted start cleared a batch of each
+        refused = [start_without_cookies(app).status_code for _ in range(3)]
+        assert refused == [429] * 3
+        # Only the address's own sign-ins in flight are left.
+        assert [model.select().count() for model in kinds] == [cap, cap, cap]
