@@ -68,6 +68,8 @@ class Dashboard:
             shown["display_name"], shown["avatar"], shown["member_since"] = read(
                 self.dialect.read_profile, profile
             )
+            if shown["display_name"] != user.display_name:  # read after a sign-in without it
+                user.rename(shown["display_name"])
         request = self.dialect.steps_request(self.client, datetime.now(UTC).date())
         steps = self.granted_data(user, "activity", request, notes)
         if steps is not None:

@@ -7,6 +7,7 @@ them, and tests/test_dialects.py checks that each has every one.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 # A day's steps beyond this is a broken answer, kept capped.
@@ -17,14 +18,18 @@ MAX_DAILY_STEPS = 1_000_000
 class Person:
     """Who signed in, as the dialect's identify() found out. Fitbit gives its user id;
     Google gives a Health user id and, for people who had a Fitbit account, that account's
-    id too (`fitbit_id`), which is what links the two. `answers` are the API answers read on
-    the way, {key: (body, headers)}, so that the first page need not ask again."""
+    id too (`fitbit_id`), which is what links the two. `name` is None when the profile was
+    granted but could not be read now: the name kept from before stands. `answers` are the
+    API answers read on the way, {key: (body, headers)}, so that the first page need not ask
+    again; `spent_until`, when the user's budget of calls ran out on the way, is when it
+    comes back."""
 
     provider: str
     fitbit_id: str | None
     health_user_id: str | None
-    name: str
+    name: str | None
     answers: dict = field(default_factory=dict)
+    spent_until: datetime | None = None
 
 
 @dataclass(frozen=True)

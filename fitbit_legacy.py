@@ -107,13 +107,17 @@ def identify(client, tokens):
     name, if the user let the app read it."""
     if not tokens.user_id:
         raise oauth.BadResponse("user_id missing", who=NAME)
-    name, answers = tokens.user_id, {}
-    if grants(tokens.scope, "profile"):
-        request = profile_request(client)
+    if not grants(tokens.scope, "profile"):
+        return Person(KEY, tokens.user_id, None, tokens.user_id)
+    request = profile_request(client)
+    try:
         body, headers = oauth.api_call(client, request, tokens.access_token)
-        name = read_profile(body)[0]
-        answers[request.key] = (body, headers)
-    return Person(KEY, tokens.user_id, None, name, answers)
+    except oauth.RateLimited as error:
+        # The user's hour of calls is spent (by this app, in another browser): the token
+        # answer has said who they are, so they are signed in, and the name waits.
+        return Person(KEY, tokens.user_id, None, None, spent_until=error.reset_at)
+    name = read_profile(body)[0]
+    return Person(KEY, tokens.user_id, None, name, {request.key: (body, headers)})
 
 
 # --- Errors ----------------------------------------------------------------------------

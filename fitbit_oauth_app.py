@@ -197,11 +197,16 @@ class FitbitOAuthApp:
             # Nobody to file the tokens under: give them back rather than keep them.
             disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
             raise
+        # (A spent budget that leaves the user unknown, oauth.RateLimited, goes on to its
+        # page with the tokens unrevoked: the budget was spent by this app for this very
+        # user, whose grant is in use elsewhere, and a revoke could end it.)
         user = User.sign_in(person, tokens)
         if user is None:
             return self.no_refresh_token(request, tokens)
         for key, (data, headers) in person.answers.items():
             self.dashboard.keep_answer(user, key, data, headers)
+        if person.spent_until is not None:  # the page then says when its data comes
+            user.record_budget(0, person.spent_until)
         log.info("%s: signed in, scope %r", account(user), tokens.scope)
         self.webhooks.subscribe(user)  # Fitbit's, per user: its data then comes by itself
         # Step 6: a new session id at sign-in, so an id planted before it is worth nothing.

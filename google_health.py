@@ -142,18 +142,18 @@ def identify(client, tokens):
         raise oauth.BadResponse("healthUserId missing", who=NAME)
     if legacy_id is not None and not (isinstance(legacy_id, str) and USER_ID.fullmatch(legacy_id)):
         raise oauth.BadResponse("legacyUserId malformed", who=NAME)
-    name, answers = legacy_id or health_user_id, {}
-    if grants(tokens.scope, "profile"):
-        request = profile_request(client)
-        try:
-            body, headers = oauth.api_call(client, request, tokens.access_token)
-        except oauth.ProviderError as error:
-            # The identity is what a sign-in needs; the name can wait for the first page.
-            log.warning("userinfo failed during sign-in: %s", error)
-        else:
-            name = read_profile(body)[0]
-            answers[request.key] = (body, headers)
-    return Person(KEY, legacy_id, health_user_id, name, answers)
+    if not grants(tokens.scope, "profile"):
+        return Person(KEY, legacy_id, health_user_id, legacy_id or health_user_id)
+    request = profile_request(client)
+    try:
+        body, headers = oauth.api_call(client, request, tokens.access_token)
+    except oauth.ProviderError as error:
+        # The identity is what a sign-in needs; the name kept from before stands, and the
+        # first page asks again.
+        log.warning("userinfo failed during sign-in: %s", error)
+        return Person(KEY, legacy_id, health_user_id, None)
+    name = read_profile(body)[0]
+    return Person(KEY, legacy_id, health_user_id, name, {request.key: (body, headers)})
 
 
 # --- Errors ----------------------------------------------------------------------------

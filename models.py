@@ -119,10 +119,12 @@ class User(BaseModel):
         if refresh_token is None:
             return None
         fields = cls._token_fields(tokens)
+        # A name that could not be read now (person.name None) is the one kept from before.
+        kept = row.display_name if row is not None else None
         fields.update(
             refresh_token=refresh_token,
             provider=person.provider,
-            display_name=person.name,
+            display_name=person.name or kept or person.fitbit_id or person.health_user_id,
             fitbit_id=person.fitbit_id or (row.fitbit_id if row else None),
             health_user_id=person.health_user_id or (row.health_user_id if row else None),
         )
@@ -223,6 +225,11 @@ class User(BaseModel):
         if not hasattr(self, "_cached_answers"):
             self._cached_answers = {row.path: row for row in ANSWERS_OF(self.id)}
         return self._cached_answers.get(path)
+
+    def rename(self, name):
+        """The name the provider's profile now gives, for the users page too."""
+        self.display_name = name
+        User.update(display_name=name).where(User.id == self.id).execute()
 
     def record_budget(self, remaining, reset_at):
         """Note the provider's rate-limit budget; a None leaves that part as it was."""

@@ -133,9 +133,15 @@ class Webhooks:
 
     def subscribe(self, user):
         """After a sign-in: ask the provider to notify this user's changes. A failure costs
-        nothing but the notifications: the page goes on fetching when its cache runs out."""
-        if self.on:
-            self.each_subscription(user, "POST", "subscribed to")
+        nothing but the notifications: the page goes on fetching when its cache runs out.
+        With the user's budget of calls spent, nothing is asked (the subscriptions of an
+        earlier sign-in stand, and the next one subscribes again)."""
+        if not self.on:
+            return
+        if user.budget_spent():
+            log.info("%s: not subscribed again: the budget is spent", account(user))
+            return
+        self.each_subscription(user, "POST", "subscribed to")
 
     def unsubscribe(self, user):
         """Before a disconnect, while the tokens still work."""

@@ -10,10 +10,13 @@ from conftest import (
     PROFILE_URL,
     STEPS_URL,
     api_calls,
+    callback,
     fitbit_error,
     profile_body,
     sign_in,
+    start_sign_in,
     steps_body,
+    token_body,
 )
 from freezegun import freeze_time
 from werkzeug.test import Client
@@ -317,6 +320,59 @@ def test_a_spent_budget_makes_no_calls_until_the_hour_turns(browser, fitbit):
     with at(900):  # the budget is back
         home(browser)
     assert len(api_calls(fitbit)) == 4
+
+
+def sign_in_while_spent(browser, fitbit, reset_seconds, **token_overrides):
+    """A sign-in whose profile call finds the user's hour of calls spent (a 429)."""
+    query = start_sign_in(browser)
+    fitbit.upsert("POST", fitbit_legacy.TOKEN_URL, json=token_body(**token_overrides))
+    reset = {"Fitbit-Rate-Limit-Reset": str(reset_seconds)}
+    fitbit.upsert("GET", PROFILE_URL, status=429, json=fitbit_error("system"), headers=reset)
+    fitbit.upsert("POST", fitbit_legacy.REVOKE_URL, json={})
+    return callback(browser, query["state"])
+
+
+def test_a_sign_in_with_the_budget_spent_signs_in_and_says_when_the_data_comes(
+    app, signed_in, fitbit
+):
+    """Alex, signed in at 12:00, signs in again in another browser at 12:10, when this app
+    has spent their hour of calls. Fitbit's token answer named them: they are signed in with
+    the new pair, under the name kept, and the page says when fresh data comes. Nothing is
+    revoked (Fitbit's revoke would end the first browser's tokens too), and nothing more is
+    asked of Fitbit until the budget is back."""
+    other = Client(app)
+    with at(600):
+        back = sign_in_while_spent(other, fitbit, 1500, access_token="new-a", refresh_token="new-r")
+        assert back.status_code == 302 and back.headers["Location"] == "/"
+        text = home(other)
+        assert "You are signed in with Fitbit." in text and "Hello, Alex" in text
+        assert "fresh data comes after 12:35 UTC (in 25 minutes)" in text
+        assert len(chart(text)) == 3  # the steps kept from 12:00
+        assert "Hello, Alex" in home(signed_in)  # the first browser is still signed in
+    user = User.get()
+    assert (user.access_token, user.refresh_token) == ("new-a", "new-r")
+    assert (user.rate_remaining, user.rate_reset_at) == (0, T0 + timedelta(seconds=2100))
+    assert not [call for call in fitbit.calls if call.request.url == fitbit_legacy.REVOKE_URL]
+    assert len(api_calls(fitbit)) == 3  # the two of 12:00, and the 429
+    fitbit.replace("GET", PROFILE_URL, json=profile_body())
+    with at(2100):
+        home(other)
+    assert len(api_calls(fitbit)) == 5  # the budget is back: profile and steps
+
+
+def test_a_first_sign_in_with_the_budget_spent_shows_the_user_id_until_the_profile_comes(
+    app, browser, fitbit
+):
+    with at(0):
+        assert sign_in_while_spent(browser, fitbit, 600).status_code == 302
+        assert "Hello, ABC123" in home(browser)
+        assert User.get().display_name == "ABC123"
+    fitbit.replace("GET", PROFILE_URL, json=profile_body("Alex"))
+    fitbit.upsert("GET", STEPS_URL, json=steps_body())
+    with at(600):
+        assert "Hello, Alex" in home(browser)
+        users = Client(app).get("/users").get_data(as_text=True)
+    assert User.get().display_name == "Alex" and "Alex" in users
 
 
 def test_the_budget_is_recorded_from_fitbits_headers(browser, fitbit):

@@ -527,6 +527,40 @@ def test_a_quota_error_shows_the_last_data_with_a_note(browser, google, monkeypa
         assert len(calls_to(google, STEPS_URL)) == calls
 
 
+def test_a_sign_in_whose_identity_call_finds_the_quota_spent_says_when_to_try_again(
+    browser, google
+):
+    """Without the identity there is nobody to sign in. The page says when to come back; the
+    tokens are not revoked, since a spent quota means this user's grant is in use here, and a
+    revoke could end it."""
+    with freeze_time(NOW):
+        query = start(browser)
+        google.post(google_health.TOKEN_URL, json=token_answer())
+        google.get(
+            IDENTITY_URL,
+            status=429,
+            json=rpc_status(429, "RESOURCE_EXHAUSTED"),
+            headers={"Retry-After": "40"},
+        )
+        google.post(google_health.REVOKE_URL, json={})
+        response = browser.get(
+            "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
+        )
+    assert response.status_code == 429 and response.headers["Retry-After"] == "40"
+    assert "Try again at 12:00 UTC (in 40 seconds)" in page(response)
+    assert User.select().count() == 0 and PendingSignIn.select().count() == 0
+    assert calls_to(google, google_health.REVOKE_URL) == []
+    assert calls_to(google, google_health.USERINFO_URL) == []
+
+
+def test_a_returning_user_whose_userinfo_fails_keeps_the_name_kept_before(browser, google):
+    sign_in(browser, google)
+    assert User.get().display_name == "Alex Rivera"
+    google.replace("GET", google_health.USERINFO_URL, status=503, json=rpc_status(503, "X"))
+    assert sign_in(browser, google).status_code == 302
+    assert User.get().display_name == "Alex Rivera"
+
+
 def test_a_scope_google_refuses_gives_a_note_not_an_error(browser, google):
     with freeze_time(NOW) as clock:
         sign_in(browser, google)

@@ -17,13 +17,18 @@ import pytest
 import requests
 from conftest import (
     CLIENT_SECRET,
+    PROFILE_URL,
     REDIRECT_URI,
     SECRETS,
     STEPS_URL,
+    callback,
     csrf_token,
+    fitbit_error,
     page,
     sign_in,
+    start_sign_in,
     steps_body,
+    token_body,
 )
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -155,6 +160,19 @@ def test_a_failure_to_subscribe_never_fails_the_sign_in(browser, fitbit, caplog)
     assert response.status_code == 302
     assert "You are signed in with Fitbit." in page(browser.get("/"))
     assert "not subscribed to" in caplog.text
+
+
+def test_a_sign_in_with_the_budget_spent_asks_for_no_subscriptions(browser, fitbit, caplog):
+    """Each would be one more 429: the subscriptions of the last sign-in stand."""
+    fitbit.post(SUBSCRIPTIONS, status=201, json={"subscriptionId": "1"})
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
+    reset = {"Fitbit-Rate-Limit-Reset": "900"}
+    fitbit.get(PROFILE_URL, status=429, json=fitbit_error("system"), headers=reset)
+    with caplog.at_level(logging.INFO):
+        response = callback(browser, start_sign_in(browser)["state"])
+    assert response.status_code == 302 and User.get().connected
+    assert [call for call in fitbit.calls if SUBSCRIPTIONS.fullmatch(call.request.url)] == []
+    assert "the budget is spent" in caplog.text
 
 
 def test_disconnect_deletes_the_subscriptions_before_revoking(browser, fitbit):
