@@ -197,6 +197,10 @@ class FitbitOAuthApp:
             # Nobody to file the tokens under: give them back rather than keep them.
             disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
             raise
+        except oauth.TokenRejected as error:
+            # Not the provider failing: the code was redeemed twice, and the tokens of both
+            # redemptions are dead already.
+            raise oauth.RevokedAtOnce(error.status, error.error_type, who=error.who) from None
         # (A spent budget that leaves the user unknown, oauth.RateLimited, goes on to its
         # page with the tokens unrevoked: the budget was spent by this app for this very
         # user, whose grant is in use elsewhere, and a revoke could end it.)

@@ -489,6 +489,12 @@ class TokenRejected(ProviderError):
     """401 for the access token (expired early, or revoked): refresh once, retry once."""
 
 
+class RevokedAtOnce(ProviderError):
+    """A sign-in's new tokens, refused on their first use: the provider revoked them as soon
+    as it issued them, as it must when the same authorization code is redeemed twice (RFC
+    6749 4.1.2). Somebody else had the code: the sign-in cannot be trusted."""
+
+
 class ScopeMissing(ProviderError):
     """403: the user did not grant the scope this call needs."""
 

@@ -126,6 +126,12 @@ def explain(error, dialect):
     if isinstance(error, oauth.BadResponse):
         message = f"{who} sent an answer this app cannot use, so nothing was stored. Try again."
         return 502, f"Unexpected answer from {who}", message
+    if isinstance(error, oauth.RevokedAtOnce):
+        message = (
+            f"{who} revoked the tokens of this sign-in as soon as it issued them, as it does "
+            "when the same sign-in is completed twice. Nothing was stored. Please sign in again."
+        )
+        return 400, "Sign-in cancelled", message
     own = dialect.error_page(error)
     if own is not None:
         return own

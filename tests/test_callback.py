@@ -7,6 +7,7 @@ from conftest import (
     PROFILE_URL,
     STEPS_URL,
     callback,
+    fitbit_error,
     page,
     profile_body,
     start_sign_in,
@@ -186,3 +187,18 @@ def test_a_callback_naming_an_issuer_is_refused_since_fitbit_names_none(browser,
     assert len(fitbit.calls) == 0 and User.select().count() == 0
     # The sign-in is used up: the same answer cannot be tried again with another iss.
     assert callback(browser, query["state"]).status_code == 400
+
+
+def test_tokens_revoked_before_their_first_use_cancel_the_sign_in(browser, fitbit):
+    """Somebody redeemed the same code too: Fitbit revoked every token issued from it
+    (RFC 6749 4.1.2), so the profile call is refused. That is no failure of Fitbit's (no
+    502): the sign-in is cancelled, nothing is stored, and the user is asked to sign in
+    again."""
+    query = start_sign_in(browser)
+    fitbit.post(fitbit_legacy.TOKEN_URL, json=token_body())
+    fitbit.get(PROFILE_URL, status=401, json=fitbit_error("invalid_token"))
+    response = callback(browser, query["state"])
+    assert response.status_code == 400
+    assert "Sign-in cancelled" in page(response) and "Please sign in again" in page(response)
+    assert User.select().count() == 0
+    assert [call.request.url for call in fitbit.calls] == [fitbit_legacy.TOKEN_URL, PROFILE_URL]

@@ -553,6 +553,22 @@ def test_a_sign_in_whose_identity_call_finds_the_quota_spent_says_when_to_try_ag
     assert calls_to(google, google_health.USERINFO_URL) == []
 
 
+def test_tokens_revoked_before_their_first_use_cancel_a_google_sign_in(browser, google):
+    """The code was redeemed twice, and Google revoked what it issued: the identity call
+    finds the new access token dead. Not a failure of Google's: nothing is stored, and the
+    page asks for a new sign-in."""
+    query = start(browser)
+    google.post(google_health.TOKEN_URL, json=token_answer())
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    google.get(IDENTITY_URL, status=401, json=rpc_status(401, "UNAUTHENTICATED"), headers=challenge)
+    response = browser.get(
+        "/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]}
+    )
+    assert response.status_code == 400 and "Sign-in cancelled" in page(response)
+    assert User.select().count() == 0
+    assert calls_to(google, google_health.USERINFO_URL) == []
+
+
 def test_a_returning_user_whose_userinfo_fails_keeps_the_name_kept_before(browser, google):
     sign_in(browser, google)
     assert User.get().display_name == "Alex Rivera"
