@@ -78,8 +78,19 @@ def stand_in_kind(parser, args):
     return STAND_INS[args.provider]
 
 
+COMMANDS = """commands:
+  walk WHO STEPS   one of the stand-in's people walks: the steps are added to today, and the
+                   apps that subscribed are notified (python -m sandbox walk --help)
+"""
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="A local stand-in for Fitbit, or for Google.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox",
+        description="A local stand-in for Fitbit, or for Google.",
+        epilog=COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=4001)
     add_provider(parser)

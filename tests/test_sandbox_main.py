@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 import sandbox.__main__
 from sandbox import GoogleStandIn
 
@@ -141,3 +143,14 @@ def test_run_with_a_python_without_the_packages_it_says_what_to_run(tmp_path):
     )
     assert ran.returncode == 1
     assert "Run `make sandbox`" in ran.stderr and "Traceback" not in ran.stderr
+
+
+def test_its_help_names_it_as_it_is_run_and_lists_the_walk(capsys):
+    with pytest.raises(SystemExit):
+        sandbox.__main__.main(["--help"])
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: python -m sandbox ")
+    assert "walk WHO STEPS" in shown
+    with pytest.raises(SystemExit):
+        sandbox.__main__.main(["walk", "--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m sandbox walk ")
