@@ -7,9 +7,12 @@ can end up on one worker.) The app runs in sandbox mode with
 1,000 users in its database, one of them signed in through the stand-in. Each page is
 loaded by wrk (Debian's package) when it is installed, or else by the small threaded client
 below, and the results are printed as a table. Nothing here is a test: the figures depend
-on the machine, and only their ratios to "hello" travel.
+on the machine, and only their ratios to "hello" travel. Both servers stay up together, and
+hello and each page are loaded in turn, round after round: a page's ratio is taken against
+the hello of its own round, so that the machine's drift between rounds cancels out, and the
+table gives the median of the rounds, and their spread.
 
-    python bench.py [--seconds 8] [--connections 16]
+    python bench.py [--seconds 5] [--rounds 3] [--connections 16]
 """
 
 import argparse
@@ -35,6 +38,7 @@ from werkzeug.wrappers import Request, Response
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYNC = ["--worker-class", "sync"]
 SEEDED_USERS = 1000
+HELLO = "bare Werkzeug hello"
 
 
 def pages_to_measure(cookie):
@@ -319,7 +323,8 @@ def cpu_per_request(env, url, pages, count=3000):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8, help="per page (default 8)")
+    parser.add_argument("--seconds", type=int, default=5, help="per page and round (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="of every page (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="at once (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     args = parser.parse_args(argv)
@@ -339,23 +344,24 @@ def main(argv=None):
         load(url, cookie, 2, args.connections)
         return load(url, cookie, args.seconds, args.connections)
 
-    rows = []
-    with gunicorn("bench:hello", env, args.workers, f"{work}/hello.log") as (url, hello_start):
-        rows.append(("bare Werkzeug hello", *measure(url + "/", None)))
-    with gunicorn("fitbit_oauth_app:app_from_env()", env, args.workers, f"{work}/app.log") as (
-        url,
-        app_start,
+    app = "fitbit_oauth_app:app_from_env()"
+    with (
+        gunicorn("bench:hello", env, args.workers, f"{work}/hello.log") as (hello, hello_start),
+        gunicorn(app, env, args.workers, f"{work}/app.log") as (url, app_start),
     ):
         cookie = sign_in(url)
         seed_users(env["DATABASE_URL"], SEEDED_USERS - 1)
-        for name, path, who in pages_to_measure(cookie):
-            rows.append((name, *measure(url + path, who)))
+        pages = [(name, url + path, who) for name, path, who in pages_to_measure(cookie)]
+        pages.insert(0, (HELLO, hello + "/", None))
+        rounds = [
+            {name: measure(page, who) for name, page, who in pages} for _ in range(args.rounds)
+        ]
         calls_per_100 = calls_per_views(url, cookie, env["SANDBOX_DATABASE"], 100)
         walk_ms, calls_per_change = walk_to_webhook(url, cookie, env["SANDBOX_DATABASE"])
     cpu = cpu_per_request(env, url, pages_to_measure(cookie))
     refreshes, answered = token_posts_per_expiry(env, work)
 
-    report(args, generator, rows, cpu)
+    report(args, generator, rounds, cpu)
     print(f"- Fitbit API calls per 100 signed-in page views: {calls_per_100}")
     print(
         f"- webhooks: a walk at the stand-in to the app's 204, median of 20: {walk_ms:.1f} ms;"
@@ -368,17 +374,24 @@ def main(argv=None):
     print(f"- process start to first answer: app {app_start:.2f} s, hello {hello_start:.2f} s")
 
 
-def report(args, generator, rows, cpu):
-    """The table of pages, each against the bare hello, and the CPU each costs in process."""
-    hello_rate = rows[0][1]
+def report(args, generator, rounds, cpu):
+    """The table of pages, each against the bare hello of the same round, and the CPU each
+    costs in process: the median of the rounds, and the lowest and highest ratio."""
     print(f"\ngunicorn --workers {args.workers} {' '.join(SYNC)}; load: {generator},")
-    print(f"{args.connections} connections for {args.seconds} s per page; {os.cpu_count()} cores\n")
-    print("| page | requests/s | p50 ms | p99 ms | of hello | CPU ms per request |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, rate, p50, p99 in rows:
+    print(
+        f"{args.connections} connections for {args.seconds} s per page, {args.rounds} rounds; "
+        f"{os.cpu_count()} cores\n"
+    )
+    print("| page | requests/s | p50 ms | p99 ms | of hello | range | CPU ms per request |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in rounds[0]:
+        rate, p50, p99 = (statistics.median(run[name][n] for run in rounds) for n in range(3))
+        ratios = [run[name][0] / run[HELLO][0] for run in rounds]
+        spread = f"{min(ratios):.2f}–{max(ratios):.2f}"
         spent = f"{cpu[name]:.3f}" if name in cpu else ""
         print(
-            f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {rate / hello_rate:.2f} | {spent} |"
+            f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {statistics.median(ratios):.2f} "
+            f"| {spread} | {spent} |"
         )
     print()
 
