@@ -52,6 +52,7 @@ from models import (
     PendingSignIn,
     TraceEntry,
     User,
+    connection_when_needed,
     db,
     open_database,
     shared_secret,
@@ -323,7 +324,7 @@ class FitbitOAuthApp:
             request.note(*tracing.exchange_step(headers, *exchange))
 
         try:
-            with db.connection_context(), oauth.observed(observe):
+            with connection_when_needed(), oauth.observed(observe):
                 response = self.dispatch_request(request)
         except OperationalError:
             # Locked by another process past the busy timeout, or unreachable. Whatever was

@@ -10,6 +10,7 @@ import os
 import secrets
 import time
 import weakref
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
@@ -654,6 +655,16 @@ def _upgrade(database):
         for step in range(version + 1, SCHEMA_VERSION + 1):
             migrate(*MIGRATIONS[step](migrator))
         SchemaVersion.update(version=SCHEMA_VERSION).execute()
+
+
+@contextmanager
+def connection_when_needed():
+    """For one request: peewee takes a connection from the pool at the first query, and it
+    goes back at the end. A page that asks the database nothing costs it nothing."""
+    try:
+        yield
+    finally:
+        db.close()
 
 
 def use_wal(database):

@@ -43,11 +43,18 @@ class Pages:
         self.chart = functools.lru_cache(maxsize=256)(self.draw_chart)
         # Links without values depend only on where the app is mounted: built once there.
         self.links = {}
+        self.pages = {}  # {(template, mount point): its markup}, for pages of nobody's
 
     def render(self, request, template_name, status=200, **context):
+        if request.browser is None and not context:
+            html = self.same_for_everyone(request, template_name)
+        else:
+            html = self.html(request, template_name, **context)
+        return Response(html, status=status, mimetype="text/html")
+
+    def html(self, request, template_name, **context):
         flashes = request.browser.pop_flashes() if request.browser else []
-        template = self.jinja.get_template(template_name)
-        html = template.render(
+        return self.jinja.get_template(template_name).render(
             flashes=flashes,
             browser=request.browser,
             config=self.config,
@@ -55,7 +62,15 @@ class Pages:
             url_for=lambda endpoint, **values: self.link(request, endpoint, values),
             **context,
         )
-        return Response(html, status=status, mimetype="text/html")
+
+    def same_for_everyone(self, request, template_name):
+        """A page for a browser without a session: no flash, no name, no form token, nothing
+        of anyone's. Its markup depends on the template and on where the app is mounted,
+        so it is rendered once for each (the signed-out home page, every first visit)."""
+        key = (template_name, request.urls.script_name)
+        if key not in self.pages:
+            self.pages[key] = self.html(request, template_name)
+        return self.pages[key]
 
     def link(self, request, endpoint, values):
         """The path of `endpoint` with `values`, as the URL map builds it."""

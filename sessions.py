@@ -43,6 +43,8 @@ class Sessions:
         return hmac.new(self.secret_key, text.encode(), sha256).hexdigest()
 
     def load(self, request):
+        if "HTTP_COOKIE" not in request.environ:
+            return  # a first visit: no cookies to parse
         raw = request.cookies.get(SESSION_COOKIE, "")
         if raw and len(raw) <= 64 and raw.isascii():
             request.browser = BrowserSession.find(self.keyed_hash(raw))

@@ -11,6 +11,7 @@ from conftest import (
     STEPS_URL,
     assert_security_headers,
     callback,
+    csrf_token,
     fitbit_error,
     page,
     profile_body,
@@ -225,3 +226,21 @@ def test_an_answer_is_read_once_and_a_page_from_the_caches_is_the_page_without_t
     sign_in(other, fitbit, name="Sam", user_id="XYZ789")
     fitbit.replace("GET", STEPS_URL, json=steps_body((1200, 3400, 5600)))
     assert "5,600" in page(other.get("/")) and "5,600" not in page(browser.get("/"))
+
+
+def test_the_signed_out_page_is_rendered_once_and_is_the_page_rendered_anew(app, browser, fitbit):
+    """A browser without a session sees nobody's page: rendered once per mount point, and
+    byte for byte, headers and all, what the template renders anew. A browser with a flash
+    waiting gets its own page, and the next browser without a session does not see it."""
+    first = Client(app).get("/")
+    app.pages.pages.clear()
+    anew = Client(app).get("/")
+    assert (first.data, first.headers) == (anew.data, anew.headers)
+    assert 'href="/users"' in page(first)
+    mounted = Client(app).get("/", base_url="http://localhost/app/")
+    assert 'href="/app/users"' in page(mounted) and 'href="/users"' not in page(mounted)
+    assert Client(app).get("/").data == first.data  # each mount point its own
+    sign_in(browser, fitbit)
+    browser.post("/logout", data={"csrf_token": csrf_token(browser)})
+    assert "You are signed out." in page(browser.get("/"))
+    assert Client(app).get("/").data == first.data
