@@ -52,6 +52,20 @@ def now():
     return datetime.now(UTC)
 
 
+class MomentField(DateTimeField):
+    """A moment, with its zone (UTC). SQLite keeps it as the text str() gives, which
+    datetime.fromisoformat reads five times faster than peewee's list of formats does, for
+    every time on every row of every page; anything else is read as peewee reads it."""
+
+    def python_value(self, value):
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        return super().python_value(value)
+
+
 class BaseModel(Model):
     class Meta:
         database = db
@@ -70,17 +84,17 @@ class User(BaseModel):
     display_name = CharField()
     access_token = TextField(null=True)
     refresh_token = TextField(null=True)
-    expires_at = DateTimeField(null=True)
+    expires_at = MomentField(null=True)
     scope = CharField(default="")
-    created_at = DateTimeField(default=now)
-    updated_at = DateTimeField(default=now)
-    last_sync_at = DateTimeField(null=True)  # the last answer from the provider's API
+    created_at = MomentField(default=now)
+    updated_at = MomentField(default=now)
+    last_sync_at = MomentField(null=True)  # the last answer from the provider's API
     # What the provider's last answer said was left of the user's budget of calls.
     rate_remaining = IntegerField(null=True)
-    rate_reset_at = DateTimeField(null=True)
+    rate_reset_at = MomentField(null=True)
     # Who is spending the refresh token right now, and until when (see oauth.ApiClient).
     refresh_lease = CharField(null=True)
-    refresh_lease_until = DateTimeField(null=True)
+    refresh_lease_until = MomentField(null=True)
 
     class Meta:
         table_name = "users"  # "user" is a reserved word in PostgreSQL
@@ -257,10 +271,10 @@ class ApiCache(BaseModel):
     user = ForeignKeyField(User, on_delete="CASCADE")
     path = CharField()
     body = TextField()  # the JSON as the provider sent it
-    fetched_at = DateTimeField(default=now)  # when the request for this answer was sent
+    fetched_at = MomentField(default=now)  # when the request for this answer was sent
     # When the provider last said (by webhook) that this data changed: from then on, until
     # it is fetched again, the answer is stale however young it is.
-    changed_at = DateTimeField(null=True)
+    changed_at = MomentField(null=True)
 
     class Meta:
         indexes = ((("user", "path"), True),)
@@ -322,7 +336,7 @@ class BrowserSession(BaseModel):
     csrf_token = CharField()
     user = ForeignKeyField(User, null=True, on_delete="CASCADE")
     flashes = TextField(default="[]")
-    created_at = DateTimeField(default=now, index=True)
+    created_at = MomentField(default=now, index=True)
     # The id of this browser's trace (TraceEntry), from its last sign-in on.
     trace = CharField(null=True)
 
@@ -356,7 +370,7 @@ class PendingSignIn(BaseModel):
     session = ForeignKeyField(BrowserSession, unique=True, on_delete="CASCADE")
     state = CharField()
     code_verifier = CharField()
-    created_at = DateTimeField(default=now, index=True)
+    created_at = MomentField(default=now, index=True)
     # A keyed hash of the address it came from, to cap the sign-ins one client can start.
     client = CharField(null=True, index=True)
 
@@ -490,7 +504,7 @@ class TraceEntry(BaseModel):
     trace = CharField(index=True)
     title = CharField()
     body = TextField()  # JSON
-    created_at = DateTimeField(default=now, index=True)
+    created_at = MomentField(default=now, index=True)
 
     KEPT = 40  # a trace keeps its last few dozen steps
 
@@ -515,7 +529,7 @@ class Notification(BaseModel):
     provider = CharField()
     digest = CharField(null=True, unique=True)
     items = IntegerField()  # how many changes it named
-    received_at = DateTimeField(default=now, index=True)
+    received_at = MomentField(default=now, index=True)
 
     @classmethod
     def record(cls, provider, digest, items):

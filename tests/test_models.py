@@ -10,6 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import empty_database
 from freezegun import freeze_time
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from peewee import DateTimeField
 from playhouse.db_url import connect
 from werkzeug.test import Client
 
@@ -360,3 +363,24 @@ def test_an_old_session_is_not_found(database):
         assert BrowserSession.find("old") is None
     with freeze_time("2026-11-15 11:59:59"):
         assert BrowserSession.find("old") is not None
+
+
+@settings(max_examples=500, deadline=None)
+@given(moment=st.datetimes(timezones=st.one_of(st.none(), st.timezones())))
+def test_a_moment_kept_as_text_reads_back_as_peewee_reads_it(moment):
+    """SQLite keeps a datetime as the text its adapter writes (isoformat with a space):
+    MomentField reads it with datetime.fromisoformat, to the same value peewee's own
+    DateTimeField finds by trying its formats."""
+    text = moment.isoformat(" ")
+    assert models.MomentField().python_value(text) == DateTimeField().python_value(text)
+    # What no format reads stays as it was, for both.
+    assert models.MomentField().python_value("soon") == "soon"
+
+
+def test_moments_read_back_from_the_database_as_they_were_written(database):
+    moments = [datetime(2026, 11, 23, 20, 0, tzinfo=UTC), datetime(2026, 11, 23, 20, 0, 1, 5)]
+    for moment in moments:
+        row = User.create(display_name="M", fitbit_id=str(moment.microsecond), expires_at=moment)
+        read = User.get_by_id(row.id).expires_at
+        # PostgreSQL hands back every moment in UTC; SQLite as it was written.
+        assert read == moment if moment.tzinfo else read.replace(tzinfo=None) == moment
