@@ -262,8 +262,8 @@ class FitbitOAuthApp:
         page, pages = int(page), User.page_count(USERS_PER_PAGE)
         if page > pages:
             raise NotFound(f"There is no page {page}: the users fit on {pages}.")
-        users = User.page_of(page, USERS_PER_PAGE)
-        return self.pages.render(request, "users.html", users=users, page=page, pages=pages)
+        rows = self.pages.users_rows(User.page_of(page, USERS_PER_PAGE))
+        return self.pages.render(request, "users.html", rows=rows, page=page, pages=pages)
 
     def on_revoke(self, request):
         """Step 9, Disconnect: revoke at the provider, and forget the tokens here whatever

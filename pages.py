@@ -33,14 +33,13 @@ class Pages:
         self.jinja = Environment(
             loader=FileSystemLoader(os.path.join(HERE, "templates")), autoescape=True
         )
-        self.jinja.filters["token_status"] = token_status
-        self.jinja.filters["in_words"] = in_words
         self.jinja.filters["thousands"] = "{:,}".format
         self.jinja.filters["day"] = day_label
-        self.jinja.filters["provider_name"] = lambda key: PROVIDERS[key].NAME
         self.jinja.filters["rows"] = trace_rows
         # The chart depends on the data alone: drawn once per month of counts, not per view.
         self.chart = functools.lru_cache(maxsize=256)(self.draw_chart)
+        # So does a row of the users page, once its times are in words: drawn once per wording.
+        self.user_row = functools.lru_cache(maxsize=4096)(self.draw_user_row)
         # Links without values depend only on where the app is mounted: built once there.
         self.links = {}
         self.pages = {}  # {(template, mount point): its markup}, for pages of nobody's
@@ -87,6 +86,35 @@ class Pages:
         if geometry is None:
             return None
         return Markup(self.jinja.get_template("chart.html").render(chart=geometry))
+
+    def users_rows(self, users):
+        """The users page's rows, for models.Listed records: what each says is worked out on
+        every view (its times are in words, and time passes), its markup drawn once per
+        wording."""
+        now = datetime.now(UTC)
+        return [
+            self.user_row(
+                user.display_name,
+                PROVIDERS[user.provider].NAME,
+                user.fitbit_id,
+                user.health_user_id,
+                token_status(user, now),
+                in_words(user.last_sync_at, now) if user.last_sync_at else "never",
+            )
+            for user in users
+        ]
+
+    def draw_user_row(self, name, provider, fitbit_id, health_user_id, connection, last_sync):
+        return Markup(
+            self.jinja.get_template("user_row.html").render(
+                name=name,
+                provider=provider,
+                fitbit_id=fitbit_id,
+                health_user_id=health_user_id,
+                connection=connection,
+                last_sync=last_sync,
+            )
+        )
 
     def error(self, request, status, title, message, retry_after=None):
         response = self.render(request, "error.html", status=status, title=title, message=message)
@@ -166,9 +194,9 @@ def explain(error, dialect):
 # --- Filters ---------------------------------------------------------------------------
 
 
-def in_words(moment):
-    """'in 3 hours' or '5 minutes ago', for token expiry on the users page."""
-    seconds = int((moment - datetime.now(UTC)).total_seconds())
+def in_words(moment, now=None):
+    """'in 3 hours' or '5 minutes ago', seen from `now` (this moment, unless given)."""
+    seconds = int((moment - (now or datetime.now(UTC))).total_seconds())
     amount = abs(seconds)
     if amount == 0:
         return "just now"  # not "in 0 seconds", right after a sync
@@ -194,10 +222,10 @@ def trace_rows(items):
     return items
 
 
-def token_status(user):
-    """How a user's connection stands, in words, for the users page."""
+def token_status(user, now):
+    """How a user's connection stands at `now`, in words, for the users page."""
     if not user.connected:
         return "needs reconnecting"
-    if user.expires_at > datetime.now(UTC):
-        return f"expires {in_words(user.expires_at)}"
-    return f"expired {in_words(user.expires_at)}; renewed on next use"
+    if user.expires_at > now:
+        return f"expires {in_words(user.expires_at, now)}"
+    return f"expired {in_words(user.expires_at, now)}; renewed on next use"

@@ -228,6 +228,35 @@ def test_users_page_lists_users_without_their_tokens(app, browser, fitbit):
         assert secret not in text
 
 
+def test_users_page_rows_are_drawn_once_per_wording_and_as_they_would_be_anew(app, fitbit):
+    """Each row's markup is kept by what it says: the page from the kept rows is the page
+    drawn with none kept, a row says something new as soon as time changes its words, and
+    a name is escaped whoever drew it first."""
+    with freeze_time("2026-11-23 08:00:00"):
+        sign_in(Client(app), fitbit, name="<b>Alex</b>")
+        sign_in(Client(app), fitbit, name="Sam", user_id="SAM1")
+        warm = page(Client(app).get("/users"))
+        app.pages.user_row.cache_clear()
+        anew = page(Client(app).get("/users"))
+    assert warm == anew
+    assert "&lt;b&gt;Alex&lt;/b&gt;" in warm and "<b>Alex" not in warm
+    assert warm.count("expires in 8 hours") == 2 and warm.count("just now") == 2
+    with freeze_time("2026-11-23 09:30:00"):
+        later = page(Client(app).get("/users"))
+    assert later.count("expires in 6 hours") == 2 and later.count("1 hour ago") == 2
+    assert [sorted(row._fields) for row in User.page_of(1, 50)][0] == sorted(
+        [
+            "display_name",
+            "provider",
+            "fitbit_id",
+            "health_user_id",
+            "connected",
+            "expires_at",
+            "last_sync_at",
+        ]
+    )  # whether there is a token, never one
+
+
 # --- Secrets never reach output -----------------------------------------------------------
 
 
