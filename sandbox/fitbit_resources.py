@@ -29,6 +29,7 @@ COLLECTIONS = {
 SUBSCRIPTION_ID = r"[A-Za-z0-9_-]{1,50}"
 DAY_PERIODS = {"1d": 1, "7d": 7, "30d": 30, "1w": 7}
 MONTH_PERIODS = {"1m": 1, "3m": 3, "6m": 6, "1y": 12}
+PERIODS = {**DAY_PERIODS, **MONTH_PERIODS}  # what the steps take
 MAX_RANGE_DAYS = 1095
 # Two people to sign in as; the data they "recorded" is made up from their id and the date.
 DEMO_USERS = {
@@ -43,6 +44,24 @@ DEMO_USERS = {
         "memberSince": "2019-09-02",
     },
 }
+
+
+def days_asked(first, second, today, periods, most):
+    """The days of `/date/<first>/<second>.json`: a base date (or today) and one of
+    `periods`, or a start and an end date; at most `most` days, or a 400."""
+    try:
+        base = today if first == "today" else date.fromisoformat(first)
+        if second in periods and second in DAY_PERIODS:
+            start, end = base - timedelta(days=DAY_PERIODS[second] - 1), base
+        elif second in periods:
+            start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
+        else:  # /date/<start>/<end>.json
+            start, end = base, today if second == "today" else date.fromisoformat(second)
+    except (ValueError, OverflowError):  # not a date, or a period before year 1
+        raise OAuthError(400, "validation", "Invalid date or period.") from None
+    if start > end or (end - start).days >= most:
+        raise OAuthError(400, "validation", "Invalid date range.")
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
 def months_before(day, months):
@@ -117,19 +136,7 @@ class FitbitResourceServer(Role):
     def on_steps(self, request, first, second):
         grant, headers = self.authorize_api_call(request, "activity")
         today = now().date()
-        try:
-            base = today if first == "today" else date.fromisoformat(first)
-            if second in DAY_PERIODS:
-                start, end = base - timedelta(days=DAY_PERIODS[second] - 1), base
-            elif second in MONTH_PERIODS:
-                start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
-            else:  # /date/<start>/<end>.json
-                start, end = base, today if second == "today" else date.fromisoformat(second)
-        except (ValueError, OverflowError):  # not a date, or a period before year 1
-            raise OAuthError(400, "validation", "Invalid date or period.") from None
-        if start > end or (end - start).days >= MAX_RANGE_DAYS:
-            raise OAuthError(400, "validation", "Invalid date range.")
-        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        days = days_asked(first, second, today, PERIODS, MAX_RANGE_DAYS)
         walked = self.store.walks.of(grant.user_id)
         series = [
             # Fitbit sends the count as a string.
