@@ -7,14 +7,13 @@ scopes and the hourly budget, and the demo people's avatars.
     GET  /1/user/-/[<collection>/]apiSubscriptions.json
 """
 
-import calendar
 import re
-from datetime import date, timedelta
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
 from .common import OAuthError, Role, as_json, avatar, now, steps_on
+from .fitbit_dates import days_asked
 from .store import Subscription
 
 # What a user's data can be subscribed to, with the scope each needs ("" for all of them).
@@ -27,9 +26,7 @@ COLLECTIONS = {
     "userRevokedAccess": None,
 }
 SUBSCRIPTION_ID = r"[A-Za-z0-9_-]{1,50}"
-DAY_PERIODS = {"1d": 1, "7d": 7, "30d": 30, "1w": 7}
-MONTH_PERIODS = {"1m": 1, "3m": 3, "6m": 6, "1y": 12}
-PERIODS = {**DAY_PERIODS, **MONTH_PERIODS}  # what the steps take
+STEPS_PERIODS = {"1d", "7d", "30d", "1w", "1m", "3m", "6m", "1y"}
 MAX_RANGE_DAYS = 1095
 # Two people to sign in as; the data they "recorded" is made up from their id and the date.
 DEMO_USERS = {
@@ -44,29 +41,6 @@ DEMO_USERS = {
         "memberSince": "2019-09-02",
     },
 }
-
-
-def days_asked(first, second, today, periods, most):
-    """The days of `/date/<first>/<second>.json`: a base date (or today) and one of
-    `periods`, or a start and an end date; at most `most` days, or a 400."""
-    try:
-        base = today if first == "today" else date.fromisoformat(first)
-        if second in periods and second in DAY_PERIODS:
-            start, end = base - timedelta(days=DAY_PERIODS[second] - 1), base
-        elif second in periods:
-            start, end = months_before(base, MONTH_PERIODS[second]) + timedelta(days=1), base
-        else:  # /date/<start>/<end>.json
-            start, end = base, today if second == "today" else date.fromisoformat(second)
-    except (ValueError, OverflowError):  # not a date, or a period before year 1
-        raise OAuthError(400, "validation", "Invalid date or period.") from None
-    if start > end or (end - start).days >= most:
-        raise OAuthError(400, "validation", "Invalid date range.")
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
-
-
-def months_before(day, months):
-    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
-    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 class FitbitResourceServer(Role):
@@ -136,7 +110,7 @@ class FitbitResourceServer(Role):
     def on_steps(self, request, first, second):
         grant, headers = self.authorize_api_call(request, "activity")
         today = now().date()
-        days = days_asked(first, second, today, PERIODS, MAX_RANGE_DAYS)
+        days = days_asked(first, second, today, STEPS_PERIODS, MAX_RANGE_DAYS)
         walked = self.store.walks.of(grant.user_id)
         series = [
             # Fitbit sends the count as a string.
