@@ -201,7 +201,7 @@ class StandIn:
         hear of it: [(endpoint, status of the first try, or None)]. An app's subscriber
         must pass its provider's handshake first, or it is sent nothing."""
         moment = now()
-        self.store.walks.add(self.steps_key(user_id), moment.date(), steps)
+        self.store.walks.add(self.data_key(user_id), moment.date(), steps)
         sent = []
         for subscriber, body, headers in self.notifications(user_id, moment):
             if not subscriber.verified:
@@ -214,8 +214,9 @@ class StandIn:
             sent.append((subscriber.endpoint, status))
         return sent
 
-    def steps_key(self, user_id):
-        """Whose made-up steps a user walks: their own, by default."""
+    def data_key(self, user_id):
+        """Whose made-up data a user's is (steps, nights, heart rate): their own, by
+        default."""
         return user_id
 
     @staticmethod

@@ -111,8 +111,8 @@ class GoogleStandIn(StandIn):
     def people():
         return {user_id: person["fullName"] for user_id, person in PEOPLE.items()}
 
-    def steps_key(self, user_id):
-        # The same made-up steps as at Fitbit, for the people who had a Fitbit account.
+    def data_key(self, user_id):
+        # The same made-up data as at Fitbit, for the people who had a Fitbit account.
         return PEOPLE[user_id]["legacy"] or user_id
 
     def generated_subscriber(self, client_id, endpoint):

@@ -294,7 +294,7 @@ class GoogleResourceServer(Role):
             raise ApiError(400, "INVALID_ARGUMENT", "range.end must be after range.start.")
         if (end - start).days > MAX_RANGE_DAYS:
             raise ApiError(400, "INVALID_ARGUMENT", "The range may span at most 90 days.")
-        today, who = now().date(), self.stand_in.steps_key(grant.user_id)
+        today, who = now().date(), self.stand_in.data_key(grant.user_id)
         walked = self.store.walks.of(who)
         points = []
         first = start
@@ -331,7 +331,7 @@ class GoogleResourceServer(Role):
         size = min(int(size or 0) or DEFAULT_PAGE, LARGEST_PAGE)  # larger is cut down
         token = request.args.get("pageToken", "")
         offset = page_offset(token, text) if token else 0
-        who = self.stand_in.steps_key(grant.user_id)
+        who = self.stand_in.data_key(grant.user_id)
         points = hourly_steps(who, start, before, moment, self.store.walks.of(who))
         answer = {"dataPoints": points[offset : offset + size]}
         if offset + size < len(points):

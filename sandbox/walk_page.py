@@ -41,7 +41,7 @@ class WalkPage(Role):
         today = now().date()
         people = []
         for user_id, name in self.stand_in.people().items():
-            key = self.stand_in.steps_key(user_id)
+            key = self.stand_in.data_key(user_id)
             walked = self.store.walks.of(key).get(today.isoformat(), 0)
             people.append((user_id, name, steps_on(key, today, today) + walked))
         subscribers = [
