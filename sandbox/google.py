@@ -27,9 +27,9 @@ from .google_resources import (
     RATE_LIMIT,
     STEPS_SCOPES,
     USERINFO_PATH,
-    ApiError,
     GoogleResourceServer,
 )
+from .google_status import ApiError
 from .walk_page import WalkPage
 
 # Each request drops at most this many stale entries of each kind.

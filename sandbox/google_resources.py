@@ -13,15 +13,14 @@ Other data types, and `reconcile`, are not modelled: they answer 404.
 Health API errors are google.rpc.Status objects (`ApiError`).
 """
 
-import base64
-import json
-import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from werkzeug.routing import Rule
 
 from . import google_webhooks
-from .common import OAuthError, Role, as_json, avatar, now, steps_on
+from .common import Role, as_json, avatar, now, steps_on
+from .google_lists import bad_filter, clauses, merged_bounds, page
+from .google_status import ApiError
 
 USERINFO_PATH = "/v1/userinfo"
 ME = "/v4/users/me"
@@ -63,14 +62,6 @@ PEOPLE = {
 }
 
 
-class ApiError(OAuthError):
-    """google.rpc.Status: {"error": {"code", "message", "status", "details"}}."""
-
-    def __init__(self, code, status, message, reason=None, headers=None):
-        super().__init__(code, status, message, headers)
-        self.reason = reason
-
-
 def whole_numbers(value, names, defaults=None):
     """The fields of a CivilTime message: plain numbers (no leading zeros, no strings)."""
     parts = [value.get(name, (defaults or {}).get(name)) for name in names]
@@ -101,55 +92,12 @@ def civil(moment):
     return shown
 
 
-# --- dataPoints.list for steps: its filter (AIP-160) and its pages ------------------------
+# --- dataPoints.list for steps ------------------------------------------------------------
 
-# One clause of the filter: the interval's start, physical (RFC 3339) or civil, and a bound.
-FILTER_CLAUSE = re.compile(
-    r'steps\.interval\.(start_time|civil_start_time)\s*(>=|<)\s*"([0-9T:.Z+-]{10,40})"'
-)
-DEFAULT_PAGE, LARGEST_PAGE = 1440, 10000
+# The fields its filter may name: the interval's start, physical or on the user's clock.
+STEPS_FILTER = {"steps.interval.start_time": "zoned", "steps.interval.civil_start_time": "civil"}
 LISTED_DAYS = 30  # without a lower bound, the last month
-
-
-def bad_filter(message):
-    return ApiError(400, "INVALID_ARGUMENT", message, reason="INVALID_DATA_POINT_FILTER")
-
-
-def filter_bounds(text):
-    """(from, before) of a filter such as `steps.interval.start_time >= "2026-11-14T00:00:00Z"
-    AND steps.interval.start_time < "2026-11-15T00:00:00Z"`, each a UTC moment or None. Only
-    >= and < are Google's, joined by AND; a civil time is the user's clock, UTC here."""
-    bounds = {">=": None, "<": None}
-    for clause in filter(None, (part.strip() for part in text.split(" AND "))):
-        found = FILTER_CLAUSE.fullmatch(clause)
-        if found is None:
-            raise bad_filter(f"Unsupported filter: {clause[:80]}")
-        field, operator, literal = found.groups()
-        try:
-            moment = datetime.fromisoformat(literal)
-        except ValueError:
-            raise bad_filter(f"Invalid time in filter: {literal}") from None
-        if (field == "start_time") != (moment.tzinfo is not None):
-            raise bad_filter(
-                f"{field} takes a {'zoned' if field == 'start_time' else 'civil'} time"
-            )
-        bounds[operator] = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-    return bounds[">="], bounds["<"]
-
-
-def page_token(offset, text):
-    return base64.urlsafe_b64encode(json.dumps([offset, text]).encode()).decode()
-
-
-def page_offset(token, text):
-    """Where a page token left off, for the same filter only (AIP-158)."""
-    try:
-        offset, sent = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if sent != text or not isinstance(offset, int) or offset < 0:
-            raise ValueError(token)
-        return offset
-    except (ValueError, TypeError, UnicodeError):
-        raise ApiError(400, "INVALID_ARGUMENT", "Invalid page token.") from None
+STEPS_PAGE = 1440  # points to a page, unless pageSize says otherwise
 
 
 def hourly_steps(who, start, before, moment, walked):
@@ -319,24 +267,15 @@ class GoogleResourceServer(Role):
         """dataPoints.list: the raw points, oldest first, a page at a time."""
         grant, person = self.health_call(request, STEPS_SCOPES)
         text = request.args.get("filter", "")
-        start, before = filter_bounds(text)
+        start, before = merged_bounds(clauses(text, STEPS_FILTER))
         moment = now().replace(tzinfo=None)
         before = min(before or moment, moment + timedelta(hours=1))
         start = start or datetime.combine(before.date() - timedelta(days=LISTED_DAYS), time())
         if (before - start).days > MAX_RANGE_DAYS:
             raise bad_filter("The filter may span at most 90 days.")
-        size = request.args.get("pageSize", "")
-        if size and not (size.isascii() and size.isdigit()):
-            raise ApiError(400, "INVALID_ARGUMENT", "pageSize must be a whole number.")
-        size = min(int(size or 0) or DEFAULT_PAGE, LARGEST_PAGE)  # larger is cut down
-        token = request.args.get("pageToken", "")
-        offset = page_offset(token, text) if token else 0
         who = self.stand_in.data_key(grant.user_id)
         points = hourly_steps(who, start, before, moment, self.store.walks.of(who))
-        answer = {"dataPoints": points[offset : offset + size]}
-        if offset + size < len(points):
-            answer["nextPageToken"] = page_token(offset + size, text)
-        return as_json(answer)
+        return as_json(page(request, points, STEPS_PAGE))
 
     def on_avatar(self, request, user_id):
         return avatar(PEOPLE.get(user_id), "#1a73e8")
