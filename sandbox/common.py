@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader
@@ -27,6 +27,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
+from . import recordings
 from .notifications import Notifier
 from .store import Store
 
@@ -202,8 +203,26 @@ class StandIn:
         must pass its provider's handshake first, or it is sent nothing."""
         moment = now()
         self.store.walks.add(self.data_key(user_id), moment.date(), steps)
+        return self.notify(
+            user_id, "steps", moment - timedelta(minutes=20), moment, retry_in_background
+        )
+
+    def log_night(self, user_id, minutes, retry_in_background=True):
+        """A night of `minutes` in bed, logged by hand, ending at 07:00 this morning (or
+        yesterday's, before then); each app that asked to hear of the person's sleep is told,
+        as by walk()."""
+        moment = now()
+        day = moment.date() if moment.time() >= time(7) else moment.date() - timedelta(days=1)
+        self.store.nights.log(self.data_key(user_id), day, minutes)
+        night = recordings.logged_night(day, minutes)
+        start, end = (edge.replace(tzinfo=UTC) for edge in (night.start, night.end))
+        return self.notify(user_id, "sleep", start, end, retry_in_background)
+
+    def notify(self, user_id, data_type, start, end, retry_in_background):
+        """Tell each app that asked to hear of the person's `data_type` ("steps" or "sleep")
+        that it changed between `start` and `end`."""
         sent = []
-        for subscriber, body, headers in self.notifications(user_id, moment):
+        for subscriber, body, headers in self.notifications(user_id, data_type, start, end):
             if not subscriber.verified:
                 if not self.handshake(subscriber):
                     log.warning("%s failed the handshake: nothing sent", subscriber.endpoint)

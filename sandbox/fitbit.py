@@ -28,6 +28,8 @@ EXPIRED_TOKEN_MEMORY = timedelta(days=1)
 # Each request drops at most this many stale entries of each kind, so that the work per
 # request stays small and the stand-in left running does not grow without end.
 PRUNE_BATCH = 50
+# The collection a change of each kind of data is notified in.
+COLLECTIONS = {"steps": "activities", "sleep": "sleep"}
 
 
 def fitbit_error(status, error_type, message, headers=None):
@@ -101,16 +103,18 @@ class FitbitStandIn(StandIn):
         wrong = send("GET", subscriber.endpoint, params={"verify": secrets.token_hex(16)})
         return right == 204 and wrong == 404
 
-    def notifications(self, user_id, moment):
-        """For each app subscribed to the user's activities (or to everything), one
-        delivery: a JSON array of what changed, signed with that app's secret."""
+    def notifications(self, user_id, data_type, start, end):
+        """For each app subscribed to the user's collection of `data_type` (or to every
+        collection), one delivery: a JSON array of what changed, signed with that app's
+        secret."""
+        collection = COLLECTIONS[data_type]
         items = {}
         for subscription in self.store.subscriptions.of(user_id):
-            if subscription.collection in ("", "activities"):
+            if subscription.collection in ("", collection):
                 items.setdefault(subscription.client_id, []).append(
                     {
-                        "collectionType": "activities",
-                        "date": moment.date().isoformat(),
+                        "collectionType": collection,
+                        "date": end.date().isoformat(),
                         "ownerId": user_id,
                         "ownerType": "user",
                         "subscriptionId": subscription.subscription_id,

@@ -1,5 +1,6 @@
-"""Fitbit's resource server: the two Web API endpoints the app reads, with Bearer tokens,
-scopes and the hourly budget, and the demo people's avatars.
+"""Fitbit's resource server: the Web API endpoints the app reads, with Bearer tokens,
+scopes and the hourly budget, and the demo people's avatars. Sleep and heart rate are in
+fitbit_sleep_heart.py.
 
     GET  /1/user/-/profile.json
     GET  /1/user/-/activities/steps/date/<date>/<period>.json
@@ -14,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from .common import OAuthError, Role, as_json, avatar, now, steps_on
 from .fitbit_dates import days_asked
+from .fitbit_sleep_heart import FitbitSleepAndHeart
 from .store import Subscription
 
 # What a user's data can be subscribed to, with the scope each needs ("" for all of them).
@@ -43,8 +45,9 @@ DEMO_USERS = {
 }
 
 
-class FitbitResourceServer(Role):
+class FitbitResourceServer(FitbitSleepAndHeart, Role):
     RULES = [
+        *FitbitSleepAndHeart.RULES,
         Rule("/1/user/-/profile.json", endpoint="profile", methods=["GET"]),
         Rule(
             "/1/user/-/activities/steps/date/<first>/<second>.json",

@@ -29,11 +29,14 @@ from .google_resources import (
     USERINFO_PATH,
     GoogleResourceServer,
 )
+from .google_sleep_heart import SLEEP_SCOPES
 from .google_status import ApiError
 from .walk_page import WalkPage
 
 # Each request drops at most this many stale entries of each kind.
 PRUNE_BATCH = 50
+# The scopes that read each kind of data a change can be notified of.
+READ_SCOPES = {"steps": STEPS_SCOPES, "sleep": SLEEP_SCOPES}
 
 
 class GoogleStandIn(StandIn):
@@ -135,15 +138,16 @@ class GoogleStandIn(StandIn):
     def signing_key(self):
         return self.store.signing_keys.primary(google_webhooks.new_private_key)
 
-    def notifications(self, user_id, moment):
-        """For each app the user granted a steps scope (subscribed AUTOMATICally, as a
-        subscriber for steps is), one signed delivery."""
+    def notifications(self, user_id, data_type, start, end):
+        """For each app the user granted a scope that reads `data_type` (subscribed
+        AUTOMATICally, as a subscriber for it is), one signed delivery."""
         key_id, pem = self.signing_key()
-        body = google_webhooks.notification(user_id, moment - timedelta(minutes=20), moment)
+        body = google_webhooks.notification(user_id, data_type, start, end)
+        scopes = READ_SCOPES[data_type]
         clients = {
             client_id
             for client_id, scope in self.store.grants.live(user_id)
-            if STEPS_SCOPES & set(scope.split())
+            if scopes & set(scope.split())
         }
         for client_id in sorted(clients):
             subscriber = self.store.subscribers.get(client_id)

@@ -93,7 +93,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
             pattern = S256_CHALLENGE if method == "S256" else PKCE_VERIFIER
             if challenge and not pattern.fullmatch(challenge):
                 raise AuthorizePageError("Error 400: invalid_request. Malformed code_challenge.")
-            access_type, prompt = self.googles_own(args)
+            access_type, prompt, include = self.googles_own(args)
             state = single(args, "state")
         except OAuthError as error:
             raise AuthorizePageError(f"Error 400: {error.description}") from None
@@ -108,6 +108,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
             "method": method,
             "offline": access_type == "offline",
             "forced": "consent" in prompt,
+            "include": include,
         }
         self.store.extras.keep(request_id, json.dumps(extras), now())
         return self.stand_in.render(
@@ -137,7 +138,8 @@ class GoogleAuthorizationServer(AuthorizationServer):
 
     @staticmethod
     def googles_own(args):
-        """access_type (online or offline) and prompt (a set), Google's own parameters."""
+        """access_type (online or offline), prompt (a set) and include_granted_scopes (a
+        bool), Google's own parameters."""
         access_type = single(args, "access_type") or "online"
         if access_type not in ("online", "offline"):
             raise AuthorizePageError("Error 400: invalid_request. Bad access_type.")
@@ -146,7 +148,10 @@ class GoogleAuthorizationServer(AuthorizationServer):
             "none" in prompt and len(prompt) > 1
         ):
             raise AuthorizePageError("Error 400: invalid_request. Bad prompt.")
-        return access_type, prompt
+        include = single(args, "include_granted_scopes") or "false"
+        if include not in ("true", "false"):
+            raise AuthorizePageError("Error 400: invalid_request. Bad include_granted_scopes.")
+        return access_type, prompt, include == "true"
 
     def on_decide(self, request):
         request_id = request.form.get("request_id", "")
@@ -172,7 +177,10 @@ class GoogleAuthorizationServer(AuthorizationServer):
         )
         refresh = extras.get("offline", False) and (extras.get("forced", False) or first)
         code = secrets.token_urlsafe(40)
-        grant = Grant(client_id, user_id, " ".join(granted))
+        # Incremental authorization: with include_granted_scopes, the new scopes join the
+        # grant the user already gave this app, and its tokens read them too.
+        widened = extras.get("include") and self.store.grants.widened(client_id, user_id, granted)
+        grant = widened or Grant(client_id, user_id, " ".join(granted))
         self.store.grants.add_code(
             code,
             AuthorizationCode(grant, consent.client.redirect_uri, consent.code_challenge, now()),
@@ -182,7 +190,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
         )
         # Google's callback carries more than RFC 6749 asks for, and clients must take it.
         extra = {"authuser": "0", "prompt": "consent", "iss": request.url_root.rstrip("/")}
-        return back_to_app(consent, code=code, scope=" ".join(granted), **extra)
+        return back_to_app(consent, code=code, scope=grant.scope, **extra)
 
     # The token endpoint ----------------------------------------------------------------
 

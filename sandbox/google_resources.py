@@ -8,7 +8,8 @@ endpoints the app reads, with Bearer tokens, scopes and the per-minute budget.
     GET  /v4/users/me/dataTypes/steps/dataPoints      the raw points: filter, pageToken
     GET  /googlehealthapi/webhooks/webhooks_public_keyset.json    the webhook keyset
 
-Other data types, and `reconcile`, are not modelled: they answer 404.
+Sleep and daily resting heart rate are in google_sleep_heart.py. Other data types, and
+`reconcile`, are not modelled: they answer 404.
 
 Health API errors are google.rpc.Status objects (`ApiError`).
 """
@@ -20,6 +21,7 @@ from werkzeug.routing import Rule
 from . import google_webhooks
 from .common import Role, as_json, avatar, now, steps_on
 from .google_lists import bad_filter, clauses, merged_bounds, page
+from .google_sleep_heart import GoogleSleepAndHeart
 from .google_status import ApiError
 
 USERINFO_PATH = "/v1/userinfo"
@@ -134,8 +136,9 @@ def steps_point(begins, count):
     }
 
 
-class GoogleResourceServer(Role):
+class GoogleResourceServer(GoogleSleepAndHeart, Role):
     RULES = [
+        *GoogleSleepAndHeart.RULES,
         Rule(USERINFO_PATH, endpoint="userinfo", methods=["GET"]),
         Rule(f"{ME}/identity", endpoint="identity", methods=["GET"]),
         Rule(f"{ME}/profile", endpoint="profile", methods=["GET"]),

@@ -96,15 +96,16 @@ def civil(moment):
     }
 
 
-def notification(health_user_id, start, end):
-    """A steps change, in the shape seen from Google (a single `data` object)."""
+def notification(health_user_id, data_type, start, end):
+    """A change of `data_type` ("steps", "sleep"), in the shape seen from Google (a single
+    `data` object)."""
     body = {
         "data": {
             "healthUserId": health_user_id,
-            "dataType": "steps",
+            "dataType": data_type,
             "operation": "UPSERT",
             "civilTimeInterval": {"start": civil(start), "end": civil(end)},
-            "clientProvidedSubscriptionName": "steps",
+            "clientProvidedSubscriptionName": data_type,
         }
     }
     return json.dumps(body).encode()

@@ -1,7 +1,10 @@
-"""The stand-ins' own page where the demo people walk: steps added to today, and each app
-that subscribed told of it (see StandIn.walk in common.py). Also `python -m sandbox walk`.
+"""The stand-ins' own page where the demo people walk, or log last night's sleep: steps
+added to today, or a night put in place of the one recorded, and each app that subscribed
+told of it (see StandIn.walk and StandIn.log_night in common.py). Also `python -m sandbox
+walk`.
 
     GET, POST  /walk
+    POST       /night
 """
 
 from urllib.parse import urlencode, urlsplit
@@ -12,6 +15,7 @@ from werkzeug.utils import redirect
 from .common import OAuthError, Role, now, steps_on
 
 MOST_STEPS = 100_000  # in one walk
+FEWEST_HOURS, MOST_HOURS = 1, 14  # in bed, for a night logged by hand
 
 
 def steps_walked(text):
@@ -19,6 +23,15 @@ def steps_walked(text):
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MOST_STEPS:
         return None
     return int(text)
+
+
+def hours_in_bed(text):
+    """Minutes in bed from hours ("7.5"), FEWEST_HOURS to MOST_HOURS, or None."""
+    try:
+        hours = float(text)
+    except ValueError:
+        return None
+    return round(hours * 60) if FEWEST_HOURS <= hours <= MOST_HOURS else None
 
 
 def from_this_site(request):
@@ -33,7 +46,10 @@ def from_this_site(request):
 
 
 class WalkPage(Role):
-    RULES = [Rule("/walk", endpoint="walk", methods=["GET", "POST"])]
+    RULES = [
+        Rule("/walk", endpoint="walk", methods=["GET", "POST"]),
+        Rule("/night", endpoint="night", methods=["POST"]),
+    ]
 
     def on_walk(self, request):
         if request.method == "POST":
@@ -55,20 +71,39 @@ class WalkPage(Role):
             subscribers=subscribers,
             walked=request.args.get("walked", "")[:200],
             most=MOST_STEPS,
+            hours=(FEWEST_HOURS, MOST_HOURS),
         )
 
     def walked(self, request):
-        if not from_this_site(request):
-            raise OAuthError(403, "invalid_request", "This form posts only from its own page.")
-        user_id = request.form.get("person", "")
-        people = self.stand_in.people()
+        user_id, people = self.person_of(request)
         steps = steps_walked(request.form.get("steps", ""))
-        if user_id not in people or steps is None:
+        if steps is None:
             raise OAuthError(400, "invalid_request", f"Pick a person, and 1 to {MOST_STEPS} steps.")
         sent = self.stand_in.walk(user_id, steps)
+        return self.back(request, f"{people[user_id]} walked {steps:,} steps.", sent)
+
+    def on_night(self, request):
+        user_id, people = self.person_of(request)
+        minutes = hours_in_bed(request.form.get("hours", ""))
+        if minutes is None:
+            problem = f"Pick a person, and {FEWEST_HOURS} to {MOST_HOURS} hours in bed."
+            raise OAuthError(400, "invalid_request", problem)
+        sent = self.stand_in.log_night(user_id, minutes)
+        said = f"{people[user_id]} logged a night of {minutes // 60} h {minutes % 60:02} min."
+        return self.back(request, said, sent)
+
+    def person_of(self, request):
+        """The person a form of this page names, and everyone's names."""
+        if not from_this_site(request):
+            raise OAuthError(403, "invalid_request", "This form posts only from its own page.")
+        user_id, people = request.form.get("person", ""), self.stand_in.people()
+        if user_id not in people:
+            raise OAuthError(400, "invalid_request", "Pick a person.")
+        return user_id, people
+
+    def back(self, request, said, sent):
+        """Back to the walk page, saying what happened and who was told."""
         told = sum(1 for _, status in sent if status is not None and 200 <= status < 300)
-        words = (
-            f"{people[user_id]} walked {steps:,} steps. Notifications sent: {len(sent)}, "
-            f"answered 2xx at once: {told}."
-        )
-        return redirect(f"{request.base_url}?{urlencode({'walked': words})}", code=303)
+        words = f"{said} Notifications sent: {len(sent)}, answered 2xx at once: {told}."
+        page = request.url_root.rstrip("/") + "/walk"
+        return redirect(f"{page}?{urlencode({'walked': words})}", code=303)

@@ -297,6 +297,40 @@ def test_revoke_ends_the_grant_then_says_invalid_token(google):
     assert again.status_code == 400 and again.json["error"] == "invalid_token"
 
 
+def test_include_granted_scopes_adds_the_new_scope_to_the_grant_the_user_gave(google):
+    """Incremental authorization: the second consent, for sleep alone, comes back with the
+    whole grant's scope, and the refresh token of the first reads sleep from then on. A
+    revoke of it ends the whole grant, the new access token too."""
+    sleep = AUTH + "googlehealth.sleep.readonly"
+    first = tokens(google)
+    back = callback_query(consent(google, scope=sleep, include_granted_scopes="true"))
+    assert set(back["scope"].split()) == {"openid", AUTH + "userinfo.profile", ACTIVITY, sleep}
+    second = exchange(google, back["code"]).json
+    assert "refresh_token" not in second  # no forced consent: the first one goes on
+    assert set(second["scope"].split()) == set(back["scope"].split())
+    refreshed = refresh(google, first["refresh_token"]).json
+    assert sleep in refreshed["scope"].split()
+    google.post(google_authorization.REVOKE_PATH, data={"token": first["refresh_token"]})
+    userinfo = google.get(google_resources.USERINFO_PATH, headers=bearer(second["access_token"]))
+    assert userinfo.status_code == 401
+
+
+def test_without_include_granted_scopes_the_second_consent_is_a_grant_of_its_own(google):
+    sleep = AUTH + "googlehealth.sleep.readonly"
+    tokens(google)
+    back = callback_query(consent(google, scope=sleep))
+    assert back["scope"].split() == [sleep]
+
+
+@pytest.mark.parametrize("value", ["yes", "TRUE", "1"])
+def test_a_bad_include_granted_scopes_is_a_page_never_a_redirect(google, value):
+    page = google.get(
+        google_authorization.AUTHORIZE_PATH,
+        query_string=authorize_query(include_granted_scopes=value),
+    )
+    assert page.status_code == 400 and "include_granted_scopes" in page.get_data(as_text=True)
+
+
 # --- userinfo and the Health API ----------------------------------------------------------
 
 

@@ -357,3 +357,55 @@ def test_python_m_sandbox_walk_adds_steps_and_says_who_was_told(tmp_path, monkey
         sandbox_main(["walk", "nobody", "10"])
     assert ended.value.code == 2
     assert "Name one of alex, sam" in capsys.readouterr().err
+
+
+# --- A night logged by hand, and the sleep notifications ------------------------------------
+
+
+def test_a_night_logged_on_the_walk_page_replaces_the_one_recorded_and_notifies_fitbit_apps(
+    fitbit,
+):
+    api = Client(fitbit)
+    token = token_for(fitbit, ALEX_FITBIT, "activity sleep")
+    for collection in ("activities", "sleep"):
+        path = f"/1/user/-/{collection}/apiSubscriptions/1-{collection}.json"
+        api.post(path, headers=bearer(token))
+    with freeze_time(NOW):  # 12:00: the night ended at 07:00 this morning
+        answer = api.post("/night", data={"person": ALEX_FITBIT, "hours": "7.5"})
+        assert answer.status_code == 303
+        words = parse_qs(urlsplit(answer.headers["Location"]).query)["walked"][0]
+        assert words.startswith("Alex Rivera logged a night of 7 h 30 min.")
+        log = api.get("/1.2/user/-/sleep/date/2026-11-23/2026-11-23.json", headers=bearer(token))
+    [night] = [record for record in log.json["sleep"] if record["isMainSleep"]]
+    assert (night["timeInBed"], night["logType"]) == (450, "manual")
+    assert night["endTime"] == "2026-11-23T07:00:00.000"
+    [(_, _, body, _, _)] = fitbit.notifier.send.deliveries()  # the sleep subscription's alone
+    assert [item["collectionType"] for item in json.loads(body)] == ["sleep"]
+
+
+def test_a_night_logged_at_google_is_a_sleep_notification_to_apps_that_read_sleep(google):
+    token_for(google, ALEX_GOOGLE, f"openid {HEALTH}sleep.readonly")
+    token_for(google, "hu-8d03b6e5c1", f"openid {HEALTH}activity_and_fitness.readonly")
+    with freeze_time(NOW):
+        assert google.log_night(ALEX_GOOGLE, 480) == [("http://app.test/webhooks/google", 204)]
+        assert google.log_night("hu-8d03b6e5c1", 480) == []  # Sam's app reads no sleep
+    [(_, _, body, _, _)] = google.notifier.send.deliveries()
+    data = json.loads(body)["data"]
+    assert (data["dataType"], data["healthUserId"]) == ("sleep", ALEX_GOOGLE)
+    assert data["civilTimeInterval"]["end"]["time"]["hours"] == 7
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"person": ALEX_FITBIT, "hours": "0.5"},
+        {"person": ALEX_FITBIT, "hours": "15"},
+        {"person": ALEX_FITBIT, "hours": "nan"},
+        {"person": "nobody", "hours": "7"},
+    ],
+    ids=["too-short", "too-long", "not-a-number", "nobody"],
+)
+def test_the_night_form_refuses_bad_input(fitbit, form):
+    answer = Client(fitbit).post("/night", data=form)
+    assert answer.status_code == 400
+    assert fitbit.store.nights.of(ALEX_FITBIT) == {}

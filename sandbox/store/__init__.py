@@ -10,7 +10,7 @@ database.
     consents.py   consent pages waiting for Allow or Deny, and each dialect's extras
     grants.py     what each Allow granted, and the codes and tokens issued from it
     calls.py      the API calls counted against each user's budget
-    webhooks.py   subscribers, subscriptions, steps walked, and signing keys
+    webhooks.py   subscribers, subscriptions, steps walked, nights logged, signing keys
 """
 
 from .calls import Calls
@@ -26,7 +26,7 @@ from .records import (
     Subscriber,
     Subscription,
 )
-from .webhooks import SigningKeys, Subscribers, Subscriptions, Walks
+from .webhooks import Nights, SigningKeys, Subscribers, Subscriptions, Walks
 
 __all__ = [
     "AuthorizationCode",
@@ -52,6 +52,7 @@ class Store:
         self.subscribers = Subscribers(self.db)
         self.subscriptions = Subscriptions(self.db)
         self.walks = Walks(self.db)
+        self.nights = Nights(self.db)
         self.signing_keys = SigningKeys(self.db)
 
     def count(self, table):

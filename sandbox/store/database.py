@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 CREATE TABLE IF NOT EXISTS walks (
     user_id TEXT NOT NULL, day TEXT NOT NULL, steps INTEGER NOT NULL,
     PRIMARY KEY (user_id, day));
+CREATE TABLE IF NOT EXISTS nights (
+    user_id TEXT NOT NULL, day TEXT NOT NULL, minutes INTEGER NOT NULL,
+    PRIMARY KEY (user_id, day));
 CREATE TABLE IF NOT EXISTS signing_keys (
     key_id INTEGER PRIMARY KEY, private_key TEXT NOT NULL, status TEXT NOT NULL,
     created_at REAL NOT NULL);

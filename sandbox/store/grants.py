@@ -12,8 +12,10 @@ class Grants:
     def add_code(self, code, issued):
         grant = issued.grant
         with self.db.transaction() as sql:
+            # A grant widened by a later consent (Google's include_granted_scopes) is there.
             sql.execute(
-                "INSERT INTO grants VALUES (?, ?, ?, ?)",
+                "INSERT INTO grants VALUES (?, ?, ?, ?) ON CONFLICT (grant_id) "
+                "DO UPDATE SET scope = excluded.scope",
                 (grant.grant_id, grant.client_id, grant.user_id, grant.scope),
             )
             sql.execute(
@@ -105,6 +107,23 @@ class Grants:
                     (client_id, user_id, epoch(issued_after)),
                 ).fetchone()
             )
+
+    def widened(self, client_id, user_id, scopes):
+        """Google's include_granted_scopes: the user's grant to this client that still has a
+        refresh token (the newest, if several), with `scopes` added to its scope; None
+        when there is none. Its tokens then read the new scopes too."""
+        with self.db.transaction() as sql:
+            row = sql.execute(
+                "SELECT grant_id, scope FROM grants WHERE client_id = ? AND user_id = ? AND "
+                "grant_id IN (SELECT grant_id FROM refresh_tokens) ORDER BY rowid DESC LIMIT 1",
+                (client_id, user_id),
+            ).fetchone()
+            if row is None:
+                return None
+            grant_id, scope = row
+            union = " ".join(dict.fromkeys([*scope.split(), *scopes]))
+            sql.execute("UPDATE grants SET scope = ? WHERE grant_id = ?", (union, grant_id))
+        return Grant(client_id, user_id, union, grant_id)
 
     def live(self, user_id):
         """[(client_id, scope)] of the user's grants that still have a token: the apps that

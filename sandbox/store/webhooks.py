@@ -1,6 +1,6 @@
 """What the stand-ins need to send notifications: each app's subscriber (its endpoint and
-secret), Fitbit's per-user subscriptions, the steps the demo people walked on top of what
-they "recorded", and Google's signing keys."""
+secret), Fitbit's per-user subscriptions, the steps the demo people walked and the nights
+they logged on top of what they "recorded", and Google's signing keys."""
 
 import secrets
 
@@ -119,6 +119,29 @@ class Walks:
         with self.db.transaction() as sql:
             rows = sql.execute(
                 "SELECT day, steps FROM walks WHERE user_id = ?", (user_id,)
+            ).fetchall()
+        return dict(rows)
+
+
+class Nights:
+    """Nights a demo person logged by hand: minutes in bed, by the morning they ended."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def log(self, user_id, day, minutes):
+        with self.db.transaction() as sql:
+            sql.execute(
+                "INSERT INTO nights VALUES (?, ?, ?) ON CONFLICT (user_id, day) "
+                "DO UPDATE SET minutes = excluded.minutes",
+                (user_id, day.isoformat(), minutes),
+            )
+
+    def of(self, user_id):
+        """{ISO day: minutes in bed} for one person."""
+        with self.db.transaction() as sql:
+            rows = sql.execute(
+                "SELECT day, minutes FROM nights WHERE user_id = ?", (user_id,)
             ).fetchall()
         return dict(rows)
 

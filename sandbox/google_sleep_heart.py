@@ -1,0 +1,168 @@
+"""The Google Health API's sleep and daily resting heart rate, as the Google stand-in serves
+them: dataPoints.list with its filter and pages (google_lists.py), newest first, each int64
+sent as a string, from what the demo people's Fitbits recorded (recordings.py).
+
+    GET  /v4/users/me/dataTypes/sleep/dataPoints
+    GET  /v4/users/me/dataTypes/daily-resting-heart-rate/dataPoints
+
+Only a Fitbit records nights and heart rates: Robin, who never had one, has none.
+"""
+
+from datetime import timedelta
+
+from werkzeug.routing import Rule
+
+from . import recordings
+from .common import as_json, now
+from .google_lists import bad_filter, clauses, page
+
+ME = "/v4/users/me"
+HEALTH = "https://www.googleapis.com/auth/googlehealth."
+SLEEP_SCOPES = {HEALTH + "sleep.readonly"}
+HEART_SCOPES = {HEALTH + "health_metrics_and_measurements.readonly"}
+SLEEP_FILTER = {"sleep.interval.start_time": "zoned", "sleep.interval.civil_end_time": "civil"}
+HEART_FILTER = {"daily_resting_heart_rate.date": "date"}
+LISTED_DAYS = 30  # without a lower bound, the last month
+MOST_DAYS = 90
+PAGE = 25  # points to a page, unless pageSize says otherwise
+# The stages as Google names them; a night that could not be staged is ASLEEP and AWAKE.
+STAGE_TYPES = {"deep": "DEEP", "light": "LIGHT", "rem": "REM", "wake": "AWAKE", "asleep": "ASLEEP"}
+
+
+def zulu(moment):
+    return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def civil(moment):
+    clock = {"hours": moment.hour, "minutes": moment.minute, "seconds": moment.second}
+    day = {"year": moment.year, "month": moment.month, "day": moment.day}
+    return {"date": day, "time": clock}
+
+
+class GoogleSleepAndHeart:
+    """The endpoints of GoogleResourceServer for sleep and resting heart rate (its
+    health_call checks the token, the scope, the quota and the Health profile)."""
+
+    RULES = [
+        Rule(f"{ME}/dataTypes/sleep/dataPoints", endpoint="list_sleep", methods=["GET"]),
+        Rule(
+            f"{ME}/dataTypes/daily-resting-heart-rate/dataPoints",
+            endpoint="list_resting_heart_rate",
+            methods=["GET"],
+        ),
+    ]
+
+    def on_list_sleep(self, request):
+        grant, person = self.health_call(request, SLEEP_SCOPES)
+        found = clauses(request.args.get("filter", ""), SLEEP_FILTER)
+        moment = now().replace(tzinfo=None)
+        first = min((value for _, op, value in found if op == ">="), default=None)
+        first = (first or moment - timedelta(days=LISTED_DAYS)).date() - timedelta(days=1)
+        if (moment.date() - first).days > MOST_DAYS:
+            raise bad_filter(f"The filter may span at most {MOST_DAYS} days.")
+        nights = []
+        if person["legacy"]:
+            logged = self.store.nights.of(person["legacy"])
+            nights = recordings.nights_of(person["legacy"], first, moment.date(), moment, logged)
+        kept = [night for night in nights if all(holds(night, *clause) for clause in found)]
+        points = [sleep_point(night) for night in reversed(kept)]  # newest first
+        return as_json(page(request, points, PAGE))
+
+    def on_list_resting_heart_rate(self, request):
+        grant, person = self.health_call(request, HEART_SCOPES)
+        found = clauses(request.args.get("filter", ""), HEART_FILTER)
+        today = now().date()
+        first = min((day for _, op, day in found if op == ">="), default=None)
+        first = first or today - timedelta(days=LISTED_DAYS)
+        if (today - first).days > MOST_DAYS:
+            raise bad_filter(f"The filter may span at most {MOST_DAYS} days.")
+        points, day = [], today
+        while person["legacy"] and day >= first:
+            rate = recordings.resting_rate(person["legacy"], day, today)
+            if rate is not None and all(compare(day, op, value) for _, op, value in found):
+                points.append(resting_point(day, rate))
+            day -= timedelta(days=1)
+        return as_json(page(request, points, PAGE))
+
+
+def compare(value, operator, bound):
+    return value >= bound if operator == ">=" else value < bound
+
+
+def holds(night, field, operator, value):
+    """Whether a night meets one clause: its start, or its end on the user's clock."""
+    edge = night.start if field.endswith("start_time") else night.end
+    return compare(edge, operator, value)
+
+
+def sleep_point(night):
+    """A sleep data point, as the v4 discovery document shapes it."""
+    levels = night.levels()
+    summary = {
+        "minutesInSleepPeriod": str(night.in_bed),
+        "minutesAsleep": str(night.asleep),
+        "minutesAwake": str(night.awake),
+        "minutesToFallAsleep": str(night.falling_asleep),
+        "minutesAfterWakeUp": "0",
+        "stagesSummary": [
+            {
+                "type": STAGE_TYPES[level],
+                "minutes": str(night.minutes_of(level)),
+                "count": str(night.count_of(level)),
+            }
+            for level in levels
+        ],
+    }
+    interval = {
+        "startTime": zulu(night.start),
+        "startUtcOffset": "0s",
+        "endTime": zulu(night.end),
+        "endUtcOffset": "0s",
+        "civilStartTime": civil(night.start),
+        "civilEndTime": civil(night.end),
+    }
+    stages = [
+        {
+            "startTime": zulu(stage.start),
+            "endTime": zulu(stage.end),
+            "startUtcOffset": "0s",
+            "endUtcOffset": "0s",
+            "type": STAGE_TYPES[stage.level],
+        }
+        for stage in night.stages
+    ]
+    number = recordings.seeded("sleep", night.start.isoformat()) % 10**12
+    return {
+        "name": f"users/me/dataTypes/sleep/dataPoints/{number}",
+        "dataSource": {
+            "platform": "FITBIT",
+            "recordingMethod": "MANUAL" if night.logged else "AUTOMATICALLY_RECORDED",
+        },
+        "sleep": {
+            "interval": interval,
+            "type": "STAGES" if night.staged else "CLASSIC",
+            "stages": stages,
+            "outOfBedSegments": [],
+            "metadata": {
+                "nap": not night.main,
+                "stagesStatus": "SUCCEEDED" if night.staged else "REJECTED_SERVER",
+                "processed": True,
+                "manuallyEdited": night.logged,
+            },
+            "summary": summary,
+            "createTime": zulu(night.end),
+            "updateTime": zulu(night.end),
+        },
+    }
+
+
+def resting_point(day, rate):
+    """A daily resting heart rate point: no `name` (as a client that checked reports)."""
+    return {
+        "dataSource": {"platform": "FITBIT", "recordingMethod": "DERIVED"},
+        "dailyRestingHeartRate": {
+            "date": {"year": day.year, "month": day.month, "day": day.day},
+            "beatsPerMinute": str(rate),
+            "dailyRestingHeartRateMetadata": {"calculationMethod": "WITH_SLEEP"},
+        },
+    }
