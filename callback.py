@@ -72,12 +72,30 @@ def check_issuer(params, client):
         )
 
 
-def refused(error, who):
-    """The words for a callback that brings an error. Only a fixed text is shown:
-    error_description is the other side's words."""
+def refused(error, who, words=None):
+    """The words for a callback that brings an error, after a sign-in or a consent round
+    for `words` (such as "your sleep"). Only a fixed text is shown: error_description is the
+    other side's words."""
+    if error == "access_denied" and words:
+        return f"You chose not to show {words}. Everything you allowed before works as it did."
     if error == "access_denied":
         return f"You chose not to connect your {who} account. Nothing was stored."
     return f"{who} did not complete the sign-in ({error})."
+
+
+def not_granted(words):
+    return (
+        f"You did not allow access to {words}, so it is not shown. Everything you allowed "
+        "before works as it did."
+    )
+
+
+def another_account(who):
+    return (
+        f"That consent was given as another {who} account than the one signed in here, so "
+        "it was not used, and nothing was stored. Ask again, and sign in at the consent page "
+        "as yourself."
+    )
 
 
 def already_signed_in(who):

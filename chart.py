@@ -1,10 +1,15 @@
-"""The chart of a month of steps: the geometry of its bars, its scale and its labels, worked
-out here so that the template only draws them (templates/chart.html).
+"""The charts of the signed-in page: the geometry of their bars, lines, scales and labels,
+worked out here so that the templates only draw them (templates/chart.html for the steps,
+templates/panels/ for the rest). Each is 600 units wide, scaled to the screen.
 """
+
+import math
+from datetime import timedelta
 
 CHART_WIDTH, CHART_HEIGHT = 600, 150
 # The tallest bar stops short of the top, and below the bars there is room for the dates.
 CHART_HEADROOM, CHART_LABELS = 1.15, 22
+STAGE_BAR_HEIGHT = 40
 
 
 def round_down(value):
@@ -49,4 +54,104 @@ def step_chart(series):
     }
 
 
-# --- The application -------------------------------------------------------------------
+def window(values, today, days):
+    """((day, value or None), ...) for the `days` days up to `today`, from {day: value}."""
+    first = today - timedelta(days=days - 1)
+    return tuple(
+        (first + timedelta(days=n), values.get(first + timedelta(days=n))) for n in range(days)
+    )
+
+
+def bar_chart(series, step=None):
+    """Geometry of bars for ((day, value or None), ...): a day without a value is a gap, not
+    a zero. The scale starts at zero, with gridlines every `step` (a round number, unless
+    given) up to the highest value."""
+    values = [value for _, value in series if value is not None]
+    top = max(values, default=0) or 1
+    scale = CHART_HEIGHT / (top * CHART_HEADROOM)
+    step = step or round_down(max(top / 2, 1))
+    slot = CHART_WIDTH / len(series)
+    bars = [
+        {
+            "x": round(index * slot + slot * 0.15, 2),
+            "y": round(CHART_HEIGHT - value * scale, 2),
+            "width": round(slot * 0.7, 2),
+            "height": round(value * scale, 2),
+            "day": day,
+            "value": value,
+        }
+        for index, (day, value) in enumerate(series)
+        if value is not None
+    ]
+    grid = [step * n for n in range(1, int(top // step) + 1)]
+    return {
+        "bars": bars,
+        "days": series,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "full_height": CHART_HEIGHT + CHART_LABELS,
+        "first_x": round(slot * 0.15, 2),
+        "last_x": round(CHART_WIDTH - slot * 0.15, 2),
+        "grid": [{"value": value, "y": round(CHART_HEIGHT - value * scale, 2)} for value in grid],
+    }
+
+
+def line_chart(series):
+    """Geometry of a line for ((day, value or None), ...): a point a day, joined to the next
+    day's, broken where a day has no value. The scale spans the values, from the gridline at
+    or below the lowest to the one at or above the highest: every 5, or every 10 when that
+    would make more than five lines (their labels must stay readable on a phone)."""
+    values = [value for _, value in series if value is not None] or [0]
+    for step in (5, 10, 20, 50):
+        low = math.floor(min(values) / step) * step
+        high = max(math.ceil(max(values) / step) * step, low + step)
+        if (high - low) // step < 5:
+            break
+    scale = (CHART_HEIGHT - 20) / (high - low)  # room above the top line for its label
+    slot = CHART_WIDTH / len(series)
+
+    def y(value):
+        return round(CHART_HEIGHT - (value - low) * scale, 2)
+
+    points = [
+        {"x": round(index * slot + slot / 2, 2), "y": y(value), "day": day, "value": value}
+        for index, (day, value) in enumerate(series)
+        if value is not None
+    ]
+    runs = []  # the days that follow one another, each run one line
+    for n, point in enumerate(points):
+        if n and points[n - 1]["day"] == point["day"] - timedelta(days=1):
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return {
+        "points": points,
+        "lines": [" ".join(f"{p['x']},{p['y']}" for p in run) for run in runs if len(run) > 1],
+        "days": series,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "full_height": CHART_HEIGHT + CHART_LABELS,
+        "first_x": round(slot / 2, 2),
+        "last_x": round(CHART_WIDTH - slot / 2, 2),
+        "grid": [{"value": value, "y": y(value)} for value in range(low, high + 1, step)],
+    }
+
+
+def stage_bar(night):
+    """Geometry of one night as a bar of its stages, each as wide as its share of the time
+    in bed, left to right in the order the night is told."""
+    total = sum(minutes for _, minutes in night.stages) or 1
+    segments, x = [], 0.0
+    for level, minutes in night.stages:
+        width = CHART_WIDTH * minutes / total
+        segments.append(
+            {
+                "level": level,
+                "minutes": minutes,
+                "x": round(x, 2),
+                "width": round(width, 2),
+                "share": round(100 * minutes / total),
+            }
+        )
+        x += width
+    return {"segments": segments, "width": CHART_WIDTH, "height": STAGE_BAR_HEIGHT}

@@ -1,6 +1,8 @@
-"""What the signed-in page shows: the user's profile and steps from the provider's API,
-through a cache of its answers and within the user's budget of calls, with a note for
-each scope the user did not grant; and the chart of the steps (drawn by pages.Pages.chart).
+"""What the signed-in page shows: the user's profile, and a panel for each kind of data the
+dialect reads (steps, sleep, heart rate: dialect.DATA), from the provider's API through a
+cache of its answers and within the user's budget of calls. A kind the user has not granted
+is asked for when they ask to see it (the panel's button, step 10 in fitbit_oauth_app.py);
+its markup is drawn by pages.Pages.panel.
 
 Each answer is kept in the ApiCache table for FITBIT_CACHE_SECONDS, so a reload does not
 spend the user's budget, and a spent budget (or a 429) shows the last answer with a note.
@@ -14,18 +16,16 @@ from functools import lru_cache
 import oauth
 from models import ApiCache
 from pages import in_words
+from panels import PANELS
 from providers import account, dialect_of
 
-# What each part of the page lets the app see, in words, for the line that says what the
-# user allowed on the consent page.
-GRANTED_WORDS = {"profile": "your name and picture", "activity": "your steps"}
-# What the page leaves out when the user did not grant a scope on the consent page.
-MISSING_SCOPE_NOTES = {
-    "profile": "You did not allow access to your profile, so your name and picture are not "
-    "shown. Connect again and allow profile to see them.",
-    "activity": "You did not allow access to your activity, so your steps are not shown. "
-    "Connect again and allow activity to see them.",
-}
+# What the name and picture let the app see, for the line that says what the user allowed.
+PROFILE_WORDS = "your name and picture"
+# What the page leaves out when the user did not grant the profile on the consent page.
+PROFILE_NOTE = (
+    "You did not allow access to your profile, so your name and picture are not shown. "
+    "Connect again and allow profile to see them."
+)
 
 log = logging.getLogger("fitbit_oauth_app")
 
@@ -34,17 +34,17 @@ class Dashboard:
     """The signed-in page's data, for the provider the app talks to. API calls go through
     oauth.ApiClient, which refreshes the tokens in `tokens` when they are due."""
 
-    def __init__(self, client, tokens, cache_seconds, draw_chart):
+    def __init__(self, client, tokens, cache_seconds, draw_panel):
         self.client = client
-        self.draw_chart = draw_chart  # ((day, steps), ...) to the chart's markup
+        self.draw_panel = draw_panel  # (panel, what was read, today) to the panel's markup
         self.dialect = client.dialect
         self.tokens = tokens
         self.cache_seconds = cache_seconds
 
     def show(self, user, notes):
-        """Step 7: what the signed-in page shows, beside `notes` for the user: the profile
-        and the steps, each if its scope was granted (users can untick scopes on the
-        consent page)."""
+        """Step 7: what the signed-in page shows, beside `notes` for the user: the profile,
+        if its scope was granted (users can untick scopes on the consent page), and a panel
+        for each kind of data."""
         if not user.connected:
             return {}
         if dialect_of(user) is not self.dialect:
@@ -55,41 +55,66 @@ class Dashboard:
                 f"{self.dialect.TITLE}. Connect again to see your data."
             )
             return {"ask_again": True}
-        shown = {
-            "granted": [
-                words
-                for need, words in GRANTED_WORDS.items()
-                if self.dialect.grants(user.scope, need)
-            ]
-        }
-        request = self.dialect.profile_request(self.client)
-        profile = self.granted_data(user, "profile", request, notes)
+        shown = {"granted": self.granted_words(user.scope)}
+        profile = self.profile(user, notes)
         if profile is not None:
             shown["display_name"], shown["avatar"], shown["member_since"] = read(
                 self.dialect.read_profile, profile
             )
             if shown["display_name"] != user.display_name:  # read after a sign-in without it
                 user.rename(shown["display_name"])
-        request = self.dialect.steps_request(self.client, datetime.now(UTC).date())
-        steps = self.granted_data(user, "activity", request, notes)
-        if steps is not None:
-            series = read(self.dialect.read_steps, steps)
-            shown["steps_today"] = series[-1][1] if series else None
-            shown["chart"] = self.draw_chart(tuple(series))
-        # A scope left unticked can be granted by signing in again: the page offers it.
-        shown["ask_again"] = any(note in MISSING_SCOPE_NOTES.values() for note in notes)
+        today = datetime.now(UTC).date()
+        shown["panels"] = [self.panel(user, kind, today, notes) for kind in self.dialect.DATA]
+        # A profile left unticked can be granted by signing in again: the page offers it.
+        shown["ask_again"] = PROFILE_NOTE in notes
         return shown
 
-    def granted_data(self, user, need, api_request, notes):
-        """api_data() for a request that needs a scope, or None and a note without it."""
+    def profile(self, user, notes):
+        """The profile's answer (api_data()), or None and a note without its scope."""
         # No need to ask the provider to know it would say no.
-        if self.dialect.grants(user.scope, need):
+        if self.dialect.grants(user.scope, "profile"):
             try:
-                return self.api_data(user, api_request, notes)
-            except oauth.ScopeMissing as error:
+                return self.api_data(user, self.dialect.profile_request(self.client), notes)
+            except oauth.ScopeMissing as error:  # taken back at the provider since
                 log.info("%s: %s", account(user), error)
-        notes.append(MISSING_SCOPE_NOTES[need])
+        notes.append(PROFILE_NOTE)
         return None
+
+    def granted_words(self, scope):
+        """What the user let the app see, in words: ["your name and picture", ...]."""
+        words = [PROFILE_WORDS] if self.dialect.grants(scope, "profile") else []
+        return words + [
+            PANELS[kind.panel].words for kind in self.dialect.DATA if kind.granted(scope)
+        ]
+
+    def panel(self, user, kind, today, notes):
+        """One kind of data's panel: its words, whether the user granted it, and, when they
+        did, its markup from the provider's answer (None while the budget is spent and there
+        is no answer yet: a note says when)."""
+        shown = {"name": kind.panel, **PANELS[kind.panel]._asdict(), "granted": False}
+        # No need to ask the provider to know it would say no.
+        if kind.granted(user.scope):
+            try:
+                text = self.api_data(user, kind.request(self.client, today), notes)
+            except oauth.ScopeMissing as error:  # taken back at the provider since
+                log.info("%s: %s", account(user), error)
+            else:
+                data = self.read_panel(user, kind, text, notes)
+                shown.update(granted=True, drawn=self.draw_panel(kind.panel, data, today))
+        return shown
+
+    def read_panel(self, user, kind, text, notes):
+        """What the dialect reads from a panel's answer; None, with a note, for one it cannot
+        read: the rest of the page is shown all the same."""
+        if text is None:
+            return None
+        try:
+            return read(kind.read, text)
+        except oauth.BadResponse as error:
+            log.warning("%s: %s", account(user), error)
+            words = PANELS[kind.panel].words
+            notes.append(f"{self.dialect.NAME} sent {words} in a shape this app cannot read.")
+            return None
 
     def api_data(self, user, api_request, notes):
         """One API answer for this user, as the JSON text it is kept as: the cached one while
@@ -141,5 +166,7 @@ class Dashboard:
 def read(reader, text):
     """What a dialect's `reader` makes of an answer's JSON text, worked out once per answer:
     the same text always reads the same, and an answer changes only when it is fetched
-    again. Keyed by the whole text, so it never mixes up two users' data."""
-    return reader(json.loads(text))
+    again. Keyed by the whole text, so it never mixes up two users' data. A list comes back
+    as a tuple, so that the panel drawn from it can be kept by it too."""
+    found = reader(json.loads(text))
+    return tuple(found) if isinstance(found, list) else found

@@ -6,12 +6,18 @@ dialect for the rest. A dialect is a module with the names below; providers.PROV
 them, and tests/test_dialects.py checks that each has every one.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import date, datetime
+from typing import NamedTuple, Protocol
 
 # A day's steps beyond this is a broken answer, kept capped.
 MAX_DAILY_STEPS = 1_000_000
+# A name longer than this is cut to it (the users table holds 255 characters).
+MAX_NAME = 100
+# A night is at most a day long; a resting heart rate outside these is a broken answer.
+DAY_MINUTES = 24 * 60
+HEART_RATES = range(20, 251)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,38 @@ class Person:
     name: str | None
     answers: dict = field(default_factory=dict)
     spent_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One kind of the user's data, as one dialect reaches it: where it is, which scope reads
+    it, how an answer is read, and how a webhook delivery names it. The signed-in page shows
+    each in a panel of its own, drawn by templates/panels/<panel>.html from what `read`
+    makes of an answer. A fourth kind (weight, say) is one more of these in each dialect,
+    one more template, and its words in dashboard.PANELS."""
+
+    panel: str  # "steps", "sleep", "heart_rate": the panel, and its template
+    scope: str  # what the app asks for, when the user asks to see it
+    request: Callable  # (client, today) -> the oauth.ApiRequest that reads it
+    read: Callable  # an answer's JSON -> what the panel shows, hashable
+    webhook_types: tuple = ()  # the names a delivery gives it; the first, Fitbit's collection
+    also_granted_by: frozenset = frozenset()  # other scopes that read it too
+
+    def granted(self, scope):
+        """Whether the granted `scope` string lets the app read this kind of data."""
+        granted = set(scope.split())
+        return self.scope in granted or bool(self.also_granted_by & granted)
+
+
+class Night(NamedTuple):
+    """One night's main sleep, as both dialects read it: the morning it ended, minutes
+    asleep and in bed, and its stages ((level, minutes), ...): deep, light, rem and awake,
+    or asleep and awake for a night the tracker could not stage."""
+
+    day: date
+    asleep: int
+    in_bed: int
+    stages: tuple
 
 
 @dataclass(frozen=True)
@@ -83,11 +121,19 @@ class Dialect(Protocol):
     RATE_LIMIT_HEADERS: dict  # each header that reports them, with what it says
     SITE_FOR_REVOKING: str  # where a user revokes the app themselves
 
-    def grants(self, scope: str, need: str) -> bool:
-        """Whether the granted `scope` covers `need` ("profile" or "activity")."""
+    # The kinds of data the signed-in page shows (DataKind), steps first: the first sign-in
+    # asks for SCOPES, and each other kind is asked for when the user asks to see it.
+    DATA: tuple
 
-    def authorize_parameters(self, holds_refresh_token: bool) -> dict:
-        """Step 2: what the authorization request adds to RFC 6749's and RFC 7636's."""
+    def grants(self, scope: str, need: str) -> bool:
+        """Whether the granted `scope` lets the app read the user's name ("profile")."""
+
+    def authorize_parameters(self, holds_refresh_token: bool, more: bool) -> dict:
+        """Step 2: what the authorization request adds to RFC 6749's and RFC 7636's; `more`
+        for a consent round that asks for one kind of data more (step 10)."""
+
+    def more_scope(self, granted: str, kind: DataKind) -> str:
+        """Step 10: the `scope` of a consent round for `kind`, the user holding `granted`."""
 
     def code_exchange_parameters(self, client) -> dict:
         """Step 4: what the code exchange's form adds to RFC 6749's."""
@@ -100,12 +146,6 @@ class Dialect(Protocol):
 
     def read_profile(self, body) -> tuple:
         """(name, picture URL or None, member-since date or None) from its answer."""
-
-    def steps_request(self, client, today):
-        """Step 7: the oauth.ApiRequest for a month of daily steps up to `today`."""
-
-    def read_steps(self, body) -> list:
-        """[(date, steps), ...], oldest first, each capped at MAX_DAILY_STEPS."""
 
     def rate_budget(self, headers) -> tuple:
         """Step 7: (calls left, when the budget refills) from an answer's headers, each or
@@ -121,14 +161,13 @@ class Dialect(Protocol):
         """Step 9: whether the provider's answer to a revoke means the grant is gone."""
 
     # Webhooks (webhooks.py): the settings, as settings.WebhookSettings fields; the
-    # endpoint's methods; which User column a delivery's user id is; what each data type
-    # named in a delivery shows on the page ("activity" or "profile"); whether a delivery
-    # sent again byte for byte is the same one; and the headers the trace shows.
+    # endpoint's methods; which User column a delivery's user id is; whether a delivery
+    # sent again byte for byte is the same one; and the headers the trace shows. (Which
+    # data a delivery names is each DataKind's webhook_types.)
     WEBHOOK_SETTINGS: dict
     WEBHOOK_DEFAULTS: dict
     WEBHOOK_METHODS: tuple
     WEBHOOK_USER_FIELD: str
-    WEBHOOK_DATA: dict
     DEDUPE_DELIVERIES: bool
     WEBHOOK_HEADERS: dict
 
@@ -139,6 +178,7 @@ class Dialect(Protocol):
         """A delivery's changes ([Change, ...]), or VERIFIED for Google's handshake; raises
         Refused, or webhook_keys.KeysUnavailable when Google's keys cannot be had."""
 
-    def subscription_requests(self, client, settings, user, method: str) -> list:
-        """The oauth.ApiRequests that subscribe a user after sign-in (POST) or unsubscribe
-        them (DELETE); none where a whole project is subscribed (Google)."""
+    def subscription_requests(self, client, settings, user, method: str, kinds: tuple) -> list:
+        """The oauth.ApiRequests that subscribe a user to the changes of `kinds` of data,
+        after sign-in (POST), or unsubscribe them (DELETE); none where a whole project is
+        subscribed (Google)."""

@@ -8,7 +8,8 @@ which has the same shape:
     authorize parameters       authorize_parameters(), code_exchange_parameters()
     who the user is            identify()
     error shapes               error_from_response(), revoked()
-    where the data lives       profile_request(), read_profile(), steps_request(), read_steps()
+    where the data lives       profile_request(), read_profile(); DATA: steps, sleep and
+                               heart rate, each a request and a reader
     webhooks                   verify_subscriber(), read_webhook(), subscription_requests()
 """
 
@@ -19,7 +20,17 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import oauth
-from dialects import MAX_DAILY_STEPS, Change, Person, Refused
+from dialects import (
+    DAY_MINUTES,
+    HEART_RATES,
+    MAX_DAILY_STEPS,
+    MAX_NAME,
+    Change,
+    DataKind,
+    Night,
+    Person,
+    Refused,
+)
 
 KEY = "fitbit"  # as kept in the users table
 NAME = "Fitbit"
@@ -33,6 +44,10 @@ ISSUER = ""  # Fitbit names no issuer (RFC 9207): a callback that carries one is
 SCOPES = "activity profile"
 PROFILE_PATH = "/1/user/-/profile.json"
 STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"
+HEART_RATE_PATH = "/1/user/-/activities/heart/date/today/30d.json"
+SLEEP_PATH = "/1.2/user/-/sleep/date"  # then /<start>/<end>.json
+SLEEP_NIGHTS = 14
+STAGES = ("deep", "light", "rem", "wake")  # a staged night's levels, as Fitbit names them
 # What every token answer has.
 TOKEN_FIELDS = ("access_token", "refresh_token", "user_id")
 REVOKE_WITH_AUTH = True  # the revoke endpoint wants the client's credentials
@@ -77,20 +92,28 @@ REGISTRATION_HINT = (
 
 # --- Scopes ----------------------------------------------------------------------------
 
-# What each part of the app's page needs, by meaning. Fitbit spells a scope one way only.
-NEEDS = {"profile": {"profile"}, "activity": {"activity"}}
+# What the user's name needs, by meaning. Fitbit spells a scope one way only. (Each kind
+# of data names its own scope: DATA, below.)
+NEEDS = {"profile": {"profile"}}
 
 
 def grants(scope, need):
-    """True if the granted `scope` string covers `need` ("profile" or "activity")."""
+    """True if the granted `scope` string covers `need` ("profile")."""
     return bool(NEEDS[need] & set(scope.split()))
+
+
+def more_scope(granted, kind):
+    """Step 10: Fitbit has no incremental authorization, so a consent round asks again for
+    every scope the user holds, and the one more."""
+    return " ".join(dict.fromkeys([*granted.split(), kind.scope]))
 
 
 # --- The authorization request and the code exchange -----------------------------------
 
 
-def authorize_parameters(holds_refresh_token):
-    """Nothing beyond RFC 6749 and 7636: Fitbit always hands out a refresh token."""
+def authorize_parameters(holds_refresh_token, more=False):
+    """Nothing beyond RFC 6749 and 7636: Fitbit always hands out a refresh token, and
+    every consent is a whole one."""
     return {}
 
 
@@ -207,7 +230,7 @@ def read_profile(body):
     name = "Fitbit user"
     for key in ("displayName", "fullName"):
         if isinstance(user.get(key), str) and user[key].strip():
-            name = user[key].strip()
+            name = user[key].strip()[:MAX_NAME]
             break
     avatar = user.get("avatar150") or user.get("avatar")
     if not isinstance(avatar, str) or not avatar.startswith(("https://", "http://")):
@@ -246,17 +269,98 @@ def read_steps(body):
     return sorted(days)
 
 
+def sleep_request(client, today):
+    """The sleep log of the last SLEEP_NIGHTS mornings, `today` (UTC here) the last."""
+    first = today - timedelta(days=SLEEP_NIGHTS - 1)
+    return oauth.ApiRequest("GET", f"{client.api_url}{SLEEP_PATH}/{first}/{today}.json")
+
+
+def read_sleep(body):
+    """(Night, ...), oldest first: each morning's main sleep (naps are left out; of two
+    main sleeps, the longer). A `classic` night, which Fitbit could not stage, has asleep
+    and awake only. Fitbit promises no order, and its minutes are numbers."""
+    records = body.get("sleep") if isinstance(body, dict) else None
+    if not isinstance(records, list):
+        raise oauth.BadResponse("no sleep log", who=NAME)
+    nights = {}
+    for record in records:
+        try:
+            if not record.get("isMainSleep", True):
+                continue
+            asleep, in_bed = (minutes(record[key]) for key in ("minutesAsleep", "timeInBed"))
+            summary = record.get("levels", {}).get("summary", {})
+            if record.get("type") == "stages":
+                stages = tuple((level, minutes(summary[level]["minutes"])) for level in STAGES)
+                stages = stages[:3] + (("awake", stages[3][1]),)  # Fitbit says "wake"
+            else:
+                stages = (("asleep", asleep), ("awake", in_bed - asleep))
+            night = Night(date.fromisoformat(record["dateOfSleep"]), asleep, in_bed, stages)
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise oauth.BadResponse("unreadable sleep log", who=NAME) from None
+        if night.asleep > night.in_bed:
+            raise oauth.BadResponse("more asleep than in bed", who=NAME)
+        if night.day not in nights or night.in_bed > nights[night.day].in_bed:
+            nights[night.day] = night
+    return tuple(sorted(nights.values()))
+
+
+def minutes(value):
+    """A count of minutes: a whole number from 0 to a day's worth."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DAY_MINUTES:
+        raise ValueError(value)
+    return value
+
+
+def heart_rate_request(client, today):
+    """The last 30 days of heart rate zones and resting rates, ending on the user's today."""
+    return oauth.ApiRequest("GET", client.api_url + HEART_RATE_PATH)
+
+
+def read_heart_rate(body):
+    """((date, beats per minute), ...), oldest first, for the days that have a resting rate:
+    a day of too little wear has none. Usually a number in `value.restingHeartRate`; an old
+    answer had the value itself as a string ("64.2"): both are taken."""
+    days = body.get("activities-heart") if isinstance(body, dict) else None
+    if not isinstance(days, list):
+        raise oauth.BadResponse("no activities-heart", who=NAME)
+    rates = []
+    for entry in days:
+        try:
+            value = entry["value"]
+            rate = value.get("restingHeartRate") if isinstance(value, dict) else value
+            if rate is None:
+                continue
+            if isinstance(rate, bool) or not isinstance(rate, int | float | str):
+                raise ValueError(rate)
+            beats = round(float(rate))
+            if beats not in HEART_RATES:
+                raise ValueError(rate)
+            rates.append((date.fromisoformat(entry["dateTime"]), beats))
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            raise oauth.BadResponse("unreadable heart rate", who=NAME) from None
+    return tuple(sorted(rates))
+
+
+# Each kind of data the signed-in page shows (dialects.DataKind): steps, asked for at sign-in,
+# and sleep and heart rate, each asked for when the user asks to see it. Steps and heart
+# rate change in the `activities` collection of Fitbit's webhooks.
+STEPS = DataKind("steps", "activity", steps_request, read_steps, ("activities",))
+SLEEP = DataKind("sleep", "sleep", sleep_request, read_sleep, ("sleep",))
+HEART_RATE = DataKind(
+    "heart_rate", "heartrate", heart_rate_request, read_heart_rate, ("activities",)
+)
+DATA = (STEPS, SLEEP, HEART_RATE)
+
+
 # --- Webhooks: Fitbit's subscriptions ---------------------------------------------------
 
 WEBHOOK_METHODS = ("GET", "POST")  # the verify handshake, and the deliveries
 WEBHOOK_USER_FIELD = "fitbit_id"  # a delivery's ownerId is the user's Fitbit id
-# Each collection a delivery can name, by what the page shows of it.
-WEBHOOK_DATA = {"activities": "activity"}
 # Each of the same day's syncs sends the same body again: each one is a change.
 DEDUPE_DELIVERIES = False
-# What this app subscribes each user to: the one it shows, and the revocation, which
-# Fitbit sends only to a subscription for it or for every collection.
-SUBSCRIBED = ("activities", "userRevokedAccess")
+# Beside the collections of the data it shows, this app subscribes each user to the
+# revocation, which Fitbit sends only to a subscription for it or for every collection.
+REVOCATION = "userRevokedAccess"
 WEBHOOK_HEADERS = {
     "X-Fitbit-Signature": "Base64 of HMAC-SHA1 over the raw body, keyed with the client "
     "secret and '&': checked before anything is read.",
@@ -300,15 +404,17 @@ def read_webhook(client, settings, keys, headers, body):
     return changes
 
 
-def subscription_requests(client, settings, user, method):
+def subscription_requests(client, settings, user, method, kinds):
     """The API requests that subscribe `user` (POST) or unsubscribe them (DELETE): one per
-    collection of SUBSCRIBED, each with an id of the app's choosing, unique per user."""
+    collection of `kinds`, and one to the revocation, each with an id of the app's choosing,
+    unique per user."""
     headers = {"X-Fitbit-Subscriber-Id": settings.subscriber_id} if settings.subscriber_id else None
+    collections = dict.fromkeys([*(kind.webhook_types[0] for kind in kinds), REVOCATION])
     return [
         oauth.ApiRequest(
             method,
             f"{client.api_url}/1/user/-/{collection}/apiSubscriptions/{user.id}-{collection}.json",
             headers=headers,
         )
-        for collection in SUBSCRIBED
+        for collection in collections
     ]

@@ -7,7 +7,8 @@ The same shape as fitbit_legacy.py, so the two can be read side by side:
     authorize parameters       authorize_parameters(), code_exchange_parameters()
     who the user is            identify()
     error shapes               error_from_response(), revoked()
-    where the data lives       profile_request(), read_profile(), steps_request(), read_steps()
+    where the data lives       profile_request(), read_profile(); DATA: steps, sleep and
+                               heart rate, each a request and a reader
     webhooks                   verify_subscriber(), read_webhook(), subscription_requests()
 
 Where Google's documentation leaves a detail open (how a granted scope is spelled, whether
@@ -19,10 +20,22 @@ import json
 import logging
 import re
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
 
 import oauth
 import webhook_keys
-from dialects import MAX_DAILY_STEPS, VERIFIED, Change, Person, Refused
+from dialects import (
+    DAY_MINUTES,
+    HEART_RATES,
+    MAX_DAILY_STEPS,
+    MAX_NAME,
+    VERIFIED,
+    Change,
+    DataKind,
+    Night,
+    Person,
+    Refused,
+)
 
 log = logging.getLogger("oauth")
 
@@ -42,7 +55,10 @@ ACTIVITY_SCOPE = HEALTH_SCOPES + "activity_and_fitness.readonly"
 # openid and profile: the user's name and picture come from OpenID Connect's userinfo.
 SCOPES = f"openid profile {ACTIVITY_SCOPE}"
 IDENTITY_PATH = "/v4/users/me/identity"
-STEPS_PATH = "/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp"
+DATA_TYPES = "/v4/users/me/dataTypes"
+STEPS_PATH = DATA_TYPES + "/steps/dataPoints:dailyRollUp"
+SLEEP_NIGHTS = 14
+HEART_RATE_DAYS = 30
 # What every token answer has: no user_id, and a refresh token only after a consent.
 TOKEN_FIELDS = ("access_token",)
 REVOKE_WITH_AUTH = False  # Google's revoke endpoint takes the token alone
@@ -81,20 +97,14 @@ REGISTRATION_HINT = 'Copy both from your "Web server" OAuth client in the Google
 
 # --- Scopes ----------------------------------------------------------------------------
 
-# What each part of the app's page needs, by meaning: Google may grant `profile` and spell
-# it .../auth/userinfo.profile, and steps can be read under any of four Health scopes.
-NEEDS = {
-    "profile": {"profile", GOOGLE_SCOPES + "userinfo.profile"},
-    "activity": {
-        HEALTH_SCOPES + name + ".readonly"
-        for name in ("activity_and_fitness", "health_metrics_and_measurements", "location", "sleep")
-    },
-}
+# What the user's name needs, by meaning: Google may grant `profile` and spell it
+# .../auth/userinfo.profile. (Each kind of data names its own scope: DATA, below.)
+NEEDS = {"profile": {"profile", GOOGLE_SCOPES + "userinfo.profile"}}
 
 
 def grants(scope, need):
-    """True if the granted `scope` string covers `need`: "profile", "activity", or
-    "identity" (the identity endpoint takes any Health read scope but location)."""
+    """True if the granted `scope` string covers `need`: "profile", or "identity" (the
+    identity endpoint takes any Health read scope but location)."""
     granted = set(scope.split())
     if need == "identity":
         return any(
@@ -109,14 +119,23 @@ def grants(scope, need):
 # --- The authorization request and the code exchange -----------------------------------
 
 
-def authorize_parameters(holds_refresh_token):
+def authorize_parameters(holds_refresh_token, more=False):
     """access_type=offline, or Google sends no refresh token at all. And it sends one only
     on a consent: the first one, or one forced with prompt=consent, asked for whenever the
-    app holds no refresh token for this user."""
+    app holds no refresh token for this user. A consent round for one scope more (step 10)
+    adds include_granted_scopes, so that the new grant joins the old one."""
     extra = {"access_type": "offline"}
     if not holds_refresh_token:
         extra["prompt"] = "consent"
+    if more:
+        extra["include_granted_scopes"] = "true"
     return extra
+
+
+def more_scope(granted, kind):
+    """Step 10: Google's incremental authorization asks for the one scope more alone;
+    include_granted_scopes keeps the rest."""
+    return kind.scope
 
 
 def code_exchange_parameters(client):
@@ -258,7 +277,7 @@ def read_profile(body):
     name = "Google Health user"
     for key in ("name", "given_name"):
         if isinstance(body.get(key), str) and body[key].strip():
-            name = body[key].strip()
+            name = body[key].strip()[:MAX_NAME]
             break
     picture = body.get("picture")
     if not isinstance(picture, str) or not picture.startswith(("https://", "http://")):
@@ -308,11 +327,129 @@ def read_steps(body):
     return sorted(days.items())
 
 
+def listed(client, data_type, text, size):
+    """dataPoints.list of one data type: the points whose filter `text` holds, newest
+    first, `size` to a page (one page is all the panels need)."""
+    query = urlencode({"filter": text, "pageSize": size})
+    return oauth.ApiRequest("GET", f"{client.api_url}{DATA_TYPES}/{data_type}/dataPoints?{query}")
+
+
+def sleep_request(client, today):
+    """The sleeps that ended from SLEEP_NIGHTS mornings ago on, by the user's own clock."""
+    first = today - timedelta(days=SLEEP_NIGHTS - 1)
+    return listed(client, "sleep", f'sleep.interval.civil_end_time >= "{first}T00:00:00"', 50)
+
+
+def read_sleep(body):
+    """(Night, ...), oldest first: each morning's main sleep (naps, `metadata.nap`, left
+    out; of two main sleeps, the longer), by the day its interval ends on the user's clock.
+    Minutes come as int64 strings. A night without stages (unverified how Google marks it:
+    `type` CLASSIC is seen, and ASLEEP stages) has asleep and awake only."""
+    points = points_of(body)
+    nights = {}
+    for point in points:
+        try:
+            sleep = point["sleep"]
+            if (sleep.get("metadata") or {}).get("nap"):
+                continue
+            summary = sleep["summary"]
+            asleep, in_bed = (
+                int64(summary[key]) for key in ("minutesAsleep", "minutesInSleepPeriod")
+            )
+            found = {
+                entry["type"]: int64(entry["minutes"]) for entry in summary.get("stagesSummary", [])
+            }
+            if {"DEEP", "LIGHT", "REM"} <= set(found):
+                stages = tuple((level.lower(), found[level]) for level in ("DEEP", "LIGHT", "REM"))
+                stages += (("awake", found.get("AWAKE", in_bed - asleep)),)
+            else:
+                stages = (("asleep", asleep), ("awake", in_bed - asleep))
+            end = sleep["interval"]["civilEndTime"]["date"]
+            day = date(end["year"], end["month"], end["day"])
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            raise oauth.BadResponse("unreadable sleep", who=NAME) from None
+        if asleep > in_bed:
+            raise oauth.BadResponse("more asleep than in bed", who=NAME)
+        if day not in nights or in_bed > nights[day].in_bed:
+            nights[day] = Night(day, asleep, in_bed, stages)
+    return tuple(sorted(nights.values()))
+
+
+def points_of(body):
+    """The dataPoints of a list's answer; proto3's JSON leaves out an empty list."""
+    points = body.get("dataPoints", []) if isinstance(body, dict) else None
+    if not isinstance(points, list):
+        raise oauth.BadResponse("dataPoints is not a list", who=NAME)
+    return points
+
+
+def int64(value):
+    """An int64 as Google's JSON sends it, a string (a number is taken too), 0 to a day's
+    minutes."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(value)
+    number = int(value)
+    if not 0 <= number <= DAY_MINUTES:
+        raise ValueError(value)
+    return number
+
+
+def heart_rate_request(client, today):
+    """The daily resting heart rates of the last HEART_RATE_DAYS days."""
+    first = today - timedelta(days=HEART_RATE_DAYS - 1)
+    text = f'daily_resting_heart_rate.date >= "{first}"'
+    return listed(client, "daily-resting-heart-rate", text, HEART_RATE_DAYS + 1)
+
+
+def read_heart_rate(body):
+    """((date, beats per minute), ...), oldest first: one point a day, only for days with
+    enough wear, each beatsPerMinute an int64 string."""
+    rates = {}
+    for point in points_of(body):
+        try:
+            rate = point["dailyRestingHeartRate"]
+            day = date(rate["date"]["year"], rate["date"]["month"], rate["date"]["day"])
+            value = rate["beatsPerMinute"]
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise ValueError(value)
+            beats = int(value)
+            if beats not in HEART_RATES:
+                raise ValueError(value)
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            raise oauth.BadResponse("unreadable heart rate", who=NAME) from None
+        rates[day] = beats
+    return tuple(sorted(rates.items()))
+
+
+# Each kind of data the signed-in page shows (dialects.DataKind): steps, asked for at sign-in
+# and readable under any of four Health scopes, and sleep and heart rate, each asked for
+# when the user asks to see it; each named by its data type in webhook deliveries.
+STEPS = DataKind(
+    "steps",
+    ACTIVITY_SCOPE,
+    steps_request,
+    read_steps,
+    ("steps",),
+    frozenset(
+        HEALTH_SCOPES + name + ".readonly"
+        for name in ("health_metrics_and_measurements", "location", "sleep")
+    ),
+)
+SLEEP = DataKind("sleep", HEALTH_SCOPES + "sleep.readonly", sleep_request, read_sleep, ("sleep",))
+HEART_RATE = DataKind(
+    "heart_rate",
+    HEALTH_SCOPES + "health_metrics_and_measurements.readonly",
+    heart_rate_request,
+    read_heart_rate,
+    ("daily-resting-heart-rate",),
+)
+DATA = (STEPS, SLEEP, HEART_RATE)
+
+
 # --- Webhooks: a subscriber per Cloud project -------------------------------------------
 
 WEBHOOK_METHODS = ("POST",)  # the handshake and the deliveries alike
 WEBHOOK_USER_FIELD = "health_user_id"
-WEBHOOK_DATA = {"steps": "activity"}
 # Google retries a delivery it thinks failed, and its body carries no delivery id: the
 # same bytes again are the same delivery.
 DEDUPE_DELIVERIES = True
@@ -421,5 +558,5 @@ def moment_in_words(value):
         return "?"
 
 
-def subscription_requests(client, settings, user, method):
+def subscription_requests(client, settings, user, method, kinds):
     return []  # Google subscribes users per Cloud project, with AUTOMATIC (see the README)

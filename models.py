@@ -86,7 +86,8 @@ class User(BaseModel):
     access_token = TextField(null=True)
     refresh_token = TextField(null=True)
     expires_at = MomentField(null=True)
-    scope = CharField(default="")
+    # Google's scopes are whole URLs: with sleep and heart rate granted, past 255 characters.
+    scope = TextField(default="")
     created_at = MomentField(default=now)
     updated_at = MomentField(default=now)
     last_sync_at = MomentField(null=True)  # the last answer from the provider's API
@@ -125,12 +126,19 @@ class User(BaseModel):
                     raise
 
     @classmethod
-    def _sign_in(cls, person, tokens):
+    def of(cls, person):
+        """The row of a dialects.Person: the one with their Health user id, else the one
+        with their Fitbit id; or None."""
         row = None
         if person.health_user_id is not None:
             row = cls.get_or_none(cls.health_user_id == person.health_user_id)
         if row is None and person.fitbit_id is not None:
             row = cls.get_or_none(cls.fitbit_id == person.fitbit_id)
+        return row
+
+    @classmethod
+    def _sign_in(cls, person, tokens):
+        row = cls.of(person)
         same_provider = row is not None and row.provider == person.provider
         refresh_token = tokens.refresh_token
         if refresh_token is None and same_provider:
@@ -377,6 +385,10 @@ class PendingSignIn(BaseModel):
     created_at = MomentField(default=now, index=True)
     # A keyed hash of the address it came from, to cap the sign-ins one client can start.
     client = CharField(null=True, index=True)
+    # A consent round for one kind of data more (step 10): whose, and which panel. It must
+    # come back as that same user.
+    user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    panel = CharField(null=True)
 
     @classmethod
     def lock_address(cls, client):
@@ -668,13 +680,27 @@ def _users_in_order(migrator):
     return [migrator.sql("CREATE INDEX user_created_at_id ON users (created_at, id)")]
 
 
+def _consent_rounds(migrator):
+    return [
+        migrator.add_column("pendingsignin", "user_id", PendingSignIn.user),
+        migrator.add_column("pendingsignin", "panel", PendingSignIn.panel),
+        migrator.alter_column_type("users", "scope", TextField(default="")),
+    ]
+
+
 # Any numbers, the same in every process: the keys of the advisory locks taken for upgrades,
 # and (with a client's hash) for counting the sign-ins it has in flight.
 SCHEMA_LOCK = 4000
 SIGN_IN_LOCKS = 4001
 # What each version adds to the one before. Version 1 is the schema of the first release,
 # which recorded no version: a database with a users table and no version row is at 1.
-MIGRATIONS = {2: _leases_and_pruning, 3: _two_providers, 4: _webhooks, 5: _users_in_order}
+MIGRATIONS = {
+    2: _leases_and_pruning,
+    3: _two_providers,
+    4: _webhooks,
+    5: _users_in_order,
+    6: _consent_rounds,
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -10,7 +10,8 @@ each step names the RFC section it follows.
 
 The steps are numbered as in the README's walkthrough, which tells the ones in between:
 
-    Step 2  authorize_url()   send the browser to the consent page (RFC 6749 4.1.1, RFC 7636)
+    Step 2  authorize_url()   send the browser to the consent page (RFC 6749 4.1.1, RFC 7636),
+                              and again, for one scope more, at step 10
     Step 4  exchange_code()   swap the code from the callback for tokens (RFC 6749 4.1.3)
     Step 7  api_call()        call the API with the access token (RFC 6750)
     Step 8  ApiClient.call()  the same, refreshing the tokens when due (RFC 6749 6)
@@ -110,20 +111,23 @@ def code_challenge(verifier):
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorize_url(client, state, verifier, holds_refresh_token=False):
+def authorize_url(client, state, verifier, holds_refresh_token=False, scope=None):
     """Where to send the browser. Both providers would assume `plain` PKCE without
     `code_challenge_method`, so S256 is always sent. The dialect adds its own parameters:
-    Google's need to know whether the app already holds a refresh token for this user."""
+    Google's need to know whether the app already holds a refresh token for this user.
+
+    With `scope`, this is a consent round for more than the sign-in asked for (step 10):
+    the same request, with the dialect's scope for it and its own parameters for it."""
     query = urlencode(
         {
             "response_type": "code",
             "client_id": client.client_id,
             "redirect_uri": client.redirect_uri,
-            "scope": client.scopes,
+            "scope": scope or client.scopes,
             "state": state,
             "code_challenge": code_challenge(verifier),
             "code_challenge_method": "S256",
-            **client.dialect.authorize_parameters(holds_refresh_token),
+            **client.dialect.authorize_parameters(holds_refresh_token, scope is not None),
         }
     )
     return f"{client.authorize_url}?{query}"

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 import oauth
-from chart import step_chart
+from panels import PANELS
 from providers import PROVIDERS, account
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,8 +36,9 @@ class Pages:
         self.jinja.filters["thousands"] = "{:,}".format
         self.jinja.filters["day"] = day_label
         self.jinja.filters["rows"] = trace_rows
-        # The chart depends on the data alone: drawn once per month of counts, not per view.
-        self.chart = functools.lru_cache(maxsize=256)(self.draw_chart)
+        self.jinja.filters["hours"] = hours
+        # A panel depends on its data and the day alone: drawn once for each, not per view.
+        self.panel = functools.lru_cache(maxsize=256)(self.draw_panel)
         # So does a row of the users page, once its times are in words: drawn once per wording.
         self.user_row = functools.lru_cache(maxsize=4096)(self.draw_user_row)
         # Links without values depend only on where the app is mounted: built once there.
@@ -80,12 +81,14 @@ class Pages:
             self.links[key] = request.urls.build(endpoint)
         return self.links[key]
 
-    def draw_chart(self, series):
-        """The chart's markup for ((day, steps), ...), or None for no days at all."""
-        geometry = step_chart(series)
-        if geometry is None:
+    def draw_panel(self, name, data, today):
+        """A panel's markup (templates/panels/<name>.html) for `data`, what a dialect's
+        DataKind.read made of an answer, on `today`; None without data."""
+        if data is None:
             return None
-        return Markup(self.jinja.get_template("chart.html").render(chart=geometry))
+        figures = PANELS[name].figures(data, today)
+        template = self.jinja.get_template(f"panels/{name}.html")
+        return Markup(template.render(data=data, today=today, provider=self.dialect, **figures))
 
     def users_rows(self, users):
         """The users page's rows, for models.Listed records: what each says is worked out on
@@ -206,6 +209,13 @@ def in_words(moment, now=None):
     count = amount // size
     phrase = f"{count} {unit}{'' if count == 1 else 's'}"
     return f"in {phrase}" if seconds >= 0 else f"{phrase} ago"
+
+
+def hours(minutes):
+    """'7 h 05 min', or '45 min' under an hour."""
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02} min"
 
 
 @functools.lru_cache(maxsize=1024)

@@ -24,6 +24,8 @@ AUTHORIZE_PARAMETERS = {
     "connected after the hour the access token lives.",
     "prompt": "Google's own: consent shows the consent page again, the only time Google "
     "hands out a refresh token. Sent when the app holds none for this user.",
+    "include_granted_scopes": "Google's own: true keeps every scope the user granted before, "
+    "so that this consent for one more adds to the grant instead of replacing it.",
 }
 # What each parameter of the callback means.
 CALLBACK_PARAMETERS = {
@@ -47,7 +49,9 @@ TOKEN_FIELDS = {
     "refresh_token": "Trades for a new access token when it runs out. Fitbit's work once, and "
     "each refresh brings the next; Google's are kept and used again, and come only after a "
     "consent.",
-    "scope": "What the user granted, which can be less than what was asked for.",
+    "scope": "What the user granted, which can be less than what was asked for. After a "
+    "consent round for one kind of data more, it is the whole grant: the old scopes and the "
+    "new one.",
     "token_type": "Bearer: whoever holds the token may use it.",
     "user_id": "Fitbit's own: who signed in. Google's answer has none; the app asks the "
     "Health API's identity endpoint instead.",
@@ -111,10 +115,12 @@ def masked_headers(headers):
     return shown
 
 
-def authorize_step(url, verifier):
-    """Step 2: the redirect to the consent page, each parameter with its reason."""
+def authorize_step(url, verifier, words=None):
+    """Step 2: the redirect to the consent page, each parameter with its reason; or step 10,
+    the same for a consent round that asks for `words` ("your sleep") more."""
     query = dict(parse_qsl(urlsplit(url).query))
-    return "The redirect to the consent page", {
+    title = f"A second consent round, for {words}" if words else "The redirect to the consent page"
+    return title, {
         "request": {"method": "GET", "url": url.split("?")[0]},
         "parameters": [
             (name, value, AUTHORIZE_PARAMETERS.get(name, "")) for name, value in query.items()
@@ -136,6 +142,22 @@ def callback_step(params):
         "notes": [
             "state matched the one stored for this browser's sign-in, which is now "
             "used up: the same URL will not work twice."
+        ],
+    }
+
+
+def scope_step(before, after):
+    """Step 10, the end of a consent round: the grant before it, and the grant now."""
+    added = [name for name in after.split() if name not in before.split()]
+    return "What the consent round changed", {
+        "parameters": [
+            ("scope before", before, "What the user had granted, since the sign-in."),
+            ("scope now", after, "The new token answer's scope, kept for this user."),
+            ("added", " ".join(added) or "nothing", "Read from now on; nothing else changed."),
+        ],
+        "notes": [
+            "Same user, same row: the consent round must come back as the account signed in "
+            "here, or nothing of it is kept."
         ],
     }
 

@@ -110,13 +110,14 @@ class Webhooks:
         self.trace(user, headers, body, what)
 
     def stale_paths(self, change):
-        """The cache keys of the answers that show the data named in `change`."""
-        need = self.dialect.WEBHOOK_DATA.get(change.data_type)
-        if need == "activity":
-            return [self.dialect.steps_request(self.client, datetime.now(UTC).date()).key]
-        if need == "profile":
-            return [self.dialect.profile_request(self.client).key]
-        return []
+        """The cache keys of the answers that show the data named in `change`: each kind of
+        data (dialect.DATA) that a delivery names so."""
+        today = datetime.now(UTC).date()
+        return [
+            kind.request(self.client, today).key
+            for kind in self.dialect.DATA
+            if change.data_type in kind.webhook_types
+        ]
 
     def trace(self, user, headers, body, what):
         """The delivery, on the trace of each browser signed in as `user`."""
@@ -131,26 +132,32 @@ class Webhooks:
 
     # Subscriptions, per user: Fitbit's ------------------------------------------------
 
-    def subscribe(self, user):
-        """After a sign-in: ask the provider to notify this user's changes. A failure costs
-        nothing but the notifications: the page goes on fetching when its cache runs out.
-        With the user's budget of calls spent, nothing is asked (the subscriptions of an
-        earlier sign-in stand, and the next one subscribes again)."""
+    def subscribe(self, user, kinds=None):
+        """After a sign-in: ask the provider to notify this user's changes to the data the
+        page shows them (or to `kinds` of it, after a consent round for them). A failure
+        costs nothing but the notifications: the page goes on fetching when its cache runs
+        out. With the user's budget of calls spent, nothing is asked (the subscriptions of
+        an earlier sign-in stand, and the next one subscribes again)."""
         if not self.on:
             return
         if user.budget_spent():
             log.info("%s: not subscribed again: the budget is spent", account(user))
             return
-        self.each_subscription(user, "POST", "subscribed to")
+        self.each_subscription(user, "POST", "subscribed to", kinds)
 
     def unsubscribe(self, user):
         """Before a disconnect, while the tokens still work."""
         if self.on and user.connected and dialect_of(user) is self.dialect:
             self.each_subscription(user, "DELETE", "unsubscribed from")
 
-    def each_subscription(self, user, method, done):
+    def each_subscription(self, user, method, done, kinds=None):
+        if kinds is None:
+            kinds = tuple(kind for kind in self.dialect.DATA if kind.granted(user.scope))
         api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
-        for request in self.dialect.subscription_requests(self.client, self.settings, user, method):
+        settings = self.settings
+        for request in self.dialect.subscription_requests(
+            self.client, settings, user, method, kinds
+        ):
             try:
                 api.call(request)
                 log.info("%s: %s %s", account(user), done, request.key)

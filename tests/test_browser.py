@@ -97,6 +97,35 @@ def test_sign_in_with_google_health_through_its_consent_page(page, tmp_path, scr
         page.wait_for_selector("text=Disconnected. Google Health has revoked")
 
 
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_show_my_sleep_is_a_consent_round_that_comes_back_to_the_panel(
+    page, tmp_path, screenshot, provider
+):
+    name = {"fitbit": "Fitbit", "google": "Google Health"}[provider]
+    with running_app(tmp_path, provider=provider) as (url, _):
+        page.goto(url + "/auth")
+        page.click("button:has-text('Allow')")
+        page.wait_for_selector("h1:has-text('Hello')")
+        assert page.locator("svg.chart").count() == 1  # the steps alone
+        page.click("button:has-text('Show my sleep')")
+        page.wait_for_selector("text=would like to access your data")
+        offered = page.locator("input[name=scope]")
+        if provider == "google":  # that one scope; the rest stays granted
+            assert offered.count() == 1
+        else:  # every scope held, and sleep
+            assert offered.count() == 3
+        page.click("button:has-text('Allow')")
+        page.wait_for_selector(f"text={name} now lets this app see your sleep.")
+        assert page.locator("svg.stages rect").count() >= 2
+        page.click("button:has-text('Show my heart rate')")
+        page.click("button:has-text('Allow')")
+        page.wait_for_selector("text=at rest today")
+        assert page.locator("svg.chart").count() == 4  # steps, a night, nights, heart
+        screenshot(page, "panels" if provider == "fitbit" else "panels-google")
+        page.click("text=See what just happened")
+        page.wait_for_selector("text=A second consent round, for your sleep")
+
+
 def test_deny_on_the_consent_page(page, live_app):
     page.goto(live_app + "/auth")
     page.click("button:has-text('Deny')")
@@ -121,6 +150,15 @@ def pages_of_a_sign_in(page, url, provider):
     page.click("button:has-text('Allow')")
     page.wait_for_selector("h1:has-text('Hello')")
     yield "home, signed in"
+    # Step 10: each panel's button, its consent round, and the page with every panel.
+    for button, done in [("Show my sleep", "asleep"), ("Show my heart rate", "a minute")]:
+        page.click(f"button:has-text('{button}')")
+        page.wait_for_selector("text=would like to access your data")
+        if button == "Show my sleep":
+            yield "the stand-in's consent page, for one scope more"
+        page.click("button:has-text('Allow')")
+        page.wait_for_selector(f"text={done}")
+    yield "home, with every panel"
     for path, name in [
         ("/trace", "the trace"),
         ("/users", "users"),

@@ -174,11 +174,18 @@ def test_empty_step_series_says_so(browser, fitbit):
     assert "Fitbit has no step data for the last month." in text and "<svg" not in text
 
 
-def test_without_the_activity_scope_steps_are_skipped_with_a_note(browser, fitbit):
+def asks_for(text, panel):
+    """Whether the page offers the button that asks for one kind of data, with its form."""
+    form = re.search(r'<form method="post" action="/auth/more">(.*?)</form>', text, re.S)
+    return form is not None and f'name="panel" value="{panel}"' in text
+
+
+def test_without_the_activity_scope_the_steps_panel_asks_for_it(browser, fitbit):
     sign_in(browser, fitbit, scope="profile")
     text = home(browser)
     assert "Hello, Alex" in text
-    assert "You did not allow access to your activity" in text
+    assert "Your steps of each day of the last month" in text and asks_for(text, "steps")
+    assert "Show my steps" in text and "<svg" not in text
     assert [c.request.url for c in api_calls(fitbit)] == [PROFILE_URL]  # no steps call
 
 
@@ -191,10 +198,10 @@ def test_without_the_profile_scope_the_user_is_known_by_their_fitbit_id(browser,
     assert [c.request.url for c in api_calls(fitbit)] == [STEPS_URL]  # no profile call
 
 
-def test_a_note_about_an_unticked_scope_comes_with_a_way_to_grant_it(browser, fitbit):
-    sign_in(browser, fitbit, scope="profile")
+def test_a_note_about_an_unticked_profile_comes_with_a_way_to_grant_it(browser, fitbit):
+    sign_in(browser, fitbit, scope="activity")
     text = home(browser)
-    assert "Connect again and allow activity" in text
+    assert "Connect again and allow profile" in text
     assert '<a class="button" href="/auth">Connect again</a>' in text
 
 
@@ -203,12 +210,13 @@ def test_no_connect_again_button_when_everything_was_granted(browser, fitbit):
     assert "Connect again" not in home(browser)
 
 
-def test_insufficient_scope_from_fitbit_shows_the_profile_and_a_note(browser, fitbit):
+def test_insufficient_scope_from_fitbit_shows_the_profile_and_asks_again(browser, fitbit):
+    """The scope taken back at Fitbit since: its panel asks for it again, nothing fails."""
     sign_in(browser, fitbit)
     fitbit.replace("GET", STEPS_URL, status=403, json=fitbit_error("insufficient_scope"))
     text = home(browser)
     assert "Hello, Alex" in text
-    assert "You did not allow access to your activity" in text and "<svg" not in text
+    assert asks_for(text, "steps") and "<svg" not in text
 
 
 # --- The cache --------------------------------------------------------------------------

@@ -194,10 +194,10 @@ def test_signed_in_page_shows_a_month_of_steps(live_app):
     assert "steps today" in page.text and "Fitbit member since 14 March 2016" in page.text
 
 
-def test_without_activity_the_page_has_the_profile_and_a_note(live_app):
+def test_without_activity_the_page_has_the_profile_and_asks_for_the_steps(live_app):
     page = Browser(live_app).sign_in(scopes=("profile",))
     assert "Hello, Alex R." in page.text
-    assert "You did not allow access to your activity" in page.text
+    assert "Show my steps" in page.text and 'name="panel" value="steps"' in page.text
     assert "<svg" not in page.text
 
 
@@ -443,3 +443,72 @@ def test_python_m_sandbox_walk_notifies_the_running_app(tmp_path, monkeypatch, c
         assert ended.value.code == 0
         assert f"{url}/webhooks/fitbit: 204" in capsys.readouterr().out
         assert steps_today(browser.get("/")) >= before + 1200
+
+
+# --- Step 10: one kind of data more, through the stand-ins' consent pages --------------------
+
+
+def ask_for_more(browser, panel, decision="allow", ticked=True):
+    """Press a panel's button, and answer the consent page that comes: Allow with everything
+    offered (or with the new scope unticked), or Deny."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.page.text).group(1)
+    consent = browser.http.post(
+        browser.base_url + "/auth/more", data={"csrf_token": token, "panel": panel}, timeout=10
+    )
+    assert "would like to access your data" in consent.text
+    request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+    offered = re.findall(r'name="scope" value="([^"]+)"', consent.text)
+    user = re.search(r'name="user_id" value="([^"]+)" checked', consent.text).group(1)
+    scopes = offered if ticked else offered[:-1]
+    form = {"request_id": request_id, "user_id": user, "decision": decision, "scope": scopes}
+    browser.page = browser.http.post(consent.url.split("?")[0], data=form, timeout=10)
+    return offered
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_sleep_and_heart_rate_each_asked_for_when_wanted_then_disconnect_gives_all_back(
+    tmp_path, provider
+):
+    with running_app(tmp_path, provider=provider) as (url, _):
+        browser = Browser(url)
+        first = browser.sign_in()
+        assert "Show my sleep" in first.text and "Show my heart rate" in first.text
+        offered = ask_for_more(browser, "sleep")
+        if provider == "fitbit":
+            assert offered == ["activity", "profile", "sleep"]  # every scope held, one more
+        else:
+            assert [name.rsplit(".", 2)[-2] for name in offered] == ["sleep"]  # that one alone
+        assert "now lets this app see your sleep" in browser.page.text
+        assert "asleep" in browser.page.text and "Show my sleep" not in browser.page.text
+        ask_for_more(browser, "heart_rate")
+        page = browser.page.text
+        assert "at rest today" in page or "No resting rate yet today" in page
+        user = User.get()
+        assert User.select().count() == 1 and len(user.scope.split()) >= 4
+        access = user.access_token
+        assert "revoked" in browser.submit("/auth/revoke").text
+        mount = "/sandbox/google" if provider == "google" else "/sandbox"
+        api = "/v1/userinfo" if provider == "google" else "/1/user/-/profile.json"
+        dead = requests.get(
+            url + mount + api, headers={"Authorization": f"Bearer {access}"}, timeout=10
+        )
+        assert dead.status_code == 401  # the round's access token is gone with the rest
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_the_new_scope_unticked_or_deny_leaves_the_page_as_it_was(tmp_path, provider):
+    with running_app(tmp_path, provider=provider) as (url, _):
+        browser = Browser(url)
+        browser.sign_in()
+        before = User.get()
+        ask_for_more(browser, "sleep", ticked=False)
+        # Fitbit sends the rest back; at Google, whose page asked for sleep alone, nothing
+        # ticked is a denial.
+        said = "You did not allow access to" if provider == "fitbit" else "You chose not to show"
+        assert f"{said} your sleep" in browser.page.text
+        browser.get("/")
+        ask_for_more(browser, "heart_rate", decision="deny")
+        assert "You chose not to show your heart rate" in browser.page.text
+        assert "steps today" in browser.page.text
+        after = User.get()
+        assert (after.scope, after.refresh_token) == (before.scope, before.refresh_token)

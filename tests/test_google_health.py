@@ -589,10 +589,10 @@ def test_a_scope_google_refuses_gives_a_note_not_an_error(browser, google):
         clock.tick(timedelta(minutes=6))
         response = browser.get("/")
     assert response.status_code == 200
-    assert "You did not allow access to your activity" in page(response)
-    # The scope was granted, as far as the app knew: the line says so, and the note what
-    # Google refused.
+    # The scope was granted, as far as the app knew: the line says so, and the steps panel
+    # asks for what Google refused.
     assert "You allowed this app to see your name and picture and your steps." in page(response)
+    assert "Show my steps" in page(response) and "<svg" not in page(response)
 
 
 def test_a_dead_grant_asks_to_connect_again(browser, google):

@@ -17,6 +17,8 @@ from playhouse.db_url import connect
 from werkzeug.test import Client
 
 import dialects
+import fitbit_legacy
+import google_health
 import models
 import oauth
 from fitbit_oauth_app import create_app
@@ -384,3 +386,17 @@ def test_moments_read_back_from_the_database_as_they_were_written(database):
         read = User.get_by_id(row.id).expires_at
         # PostgreSQL hands back every moment in UTC; SQLite as it was written.
         assert read == moment if moment.tzinfo else read.replace(tzinfo=None) == moment
+
+
+@pytest.mark.parametrize("dialect", ["fitbit", "google"])
+def test_a_name_of_any_length_from_the_provider_is_kept_cut_short(database, dialect):
+    """PostgreSQL refuses what does not fit its columns: a name is cut to MAX_NAME, and a
+    grant of every scope (Google's are URLs) fits its column whole."""
+    module = {"fitbit": fitbit_legacy, "google": google_health}[dialect]
+    body = {"user": {"displayName": "A" * 1000}} if dialect == "fitbit" else {"name": "A" * 1000}
+    name = module.read_profile(body)[0]
+    assert name == "A" * dialects.MAX_NAME
+    scope = " ".join(kind.scope for kind in module.DATA) + " " + module.SCOPES
+    tokens = oauth.Tokens("X1", "access", "refresh", EXPIRY, scope)
+    User.sign_in(dialects.Person(dialect, "X1", None, name), tokens)
+    assert (User.get().display_name, User.get().scope) == (name, scope)

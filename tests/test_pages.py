@@ -180,27 +180,29 @@ def test_times_in_words(offset, words):
         assert in_words(T0 + offset) == words
 
 
-def test_the_chart_is_drawn_once_for_the_same_counts_and_anew_for_others(app, browser, fitbit):
-    """The chart depends on the counts alone, so it is drawn once per month of them: the
+def test_a_panel_is_drawn_once_for_the_same_data_and_anew_for_others(app, browser, fitbit):
+    """A panel depends on its data and the day alone, so it is drawn once for each: the
     page carries exactly what drawing it afresh gives, and another user's counts get their
     own chart."""
-    sign_in(browser, fitbit)
-    first = page(browser.get("/"))
-    hits = app.pages.chart.cache_info().hits
-    again = page(browser.get("/"))
-    assert app.pages.chart.cache_info().hits == hits + 1
-    drawn = str(app.pages.draw_chart(tuple(fitbit_legacy.read_steps(steps_body()))))
-    assert drawn.startswith("<figure>") and drawn in first and drawn in again
+    with freeze_time("2026-11-23 12:00:00"):
+        sign_in(browser, fitbit)
+        first = page(browser.get("/"))
+        hits = app.pages.panel.cache_info().hits
+        again = page(browser.get("/"))
+        assert app.pages.panel.cache_info().hits == hits + 1
+        today = T0.date()
+        drawn = str(
+            app.pages.draw_panel("steps", tuple(fitbit_legacy.read_steps(steps_body())), today)
+        )
+        assert "<figure>" in drawn and drawn in first and drawn in again
 
-    other = Client(app)
-    sign_in(other, fitbit, name="Sam", user_id="XYZ789")
-    fitbit.replace("GET", STEPS_URL, json=steps_body((1200, 3400, 5600)))
-    theirs = page(other.get("/"))
+        other = Client(app)
+        sign_in(other, fitbit, name="Sam", user_id="XYZ789")
+        fitbit.replace("GET", STEPS_URL, json=steps_body((1200, 3400, 5600)))
+        theirs = page(other.get("/"))
     assert drawn not in theirs
-    assert (
-        str(app.pages.draw_chart(tuple(fitbit_legacy.read_steps(steps_body((1200, 3400, 5600))))))
-        in theirs
-    )
+    series = tuple(fitbit_legacy.read_steps(steps_body((1200, 3400, 5600))))
+    assert str(app.pages.draw_panel("steps", series, today)) in theirs
 
 
 def test_an_answer_is_read_once_and_a_page_from_the_caches_is_the_page_without_them(
@@ -214,7 +216,7 @@ def test_an_answer_is_read_once_and_a_page_from_the_caches_is_the_page_without_t
     sign_in(browser, fitbit)
     browser.get("/")
     dashboard.read.cache_clear()
-    app.pages.chart.cache_clear()
+    app.pages.panel.cache_clear()
     cold = page(browser.get("/"))
     misses = dashboard.read.cache_info().misses
     warm = page(browser.get("/"))

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -795,3 +796,78 @@ def test_an_item_named_many_times_in_one_delivery_is_applied_once(browser, fitbi
     notified = TraceEntry.select().where(TraceEntry.title == "A notification from Fitbit")
     assert notified.count() == 1
     assert Notification.get().items == 300
+
+
+# --- Sleep and heart rate ----------------------------------------------------------------------
+
+FITBIT_SLEEP_URL = re.compile(re.escape(fitbit_legacy.API_URL) + r"/1\.2/user/-/sleep/date/.*")
+FITBIT_HEART_URL = fitbit_legacy.API_URL + fitbit_legacy.HEART_RATE_PATH
+GOOGLE_LISTS = google_health.API_URL + google_health.DATA_TYPES
+
+
+def calls_to(mock, pattern):
+    return [call for call in mock.calls if re.fullmatch(pattern, call.request.url.split("?")[0])]
+
+
+def test_fitbit_users_are_subscribed_to_the_sleep_collection_once_they_grant_it(browser, fitbit):
+    fitbit.post(SUBSCRIPTIONS, status=201, json={"subscriptionId": "1"})
+    sign_in(browser, fitbit, scope="activity profile sleep")
+    paths = [urlsplit(call.request.url).path for call in calls_to(fitbit, SUBSCRIPTIONS.pattern)]
+    assert paths == [
+        "/1/user/-/activities/apiSubscriptions/1-activities.json",
+        "/1/user/-/sleep/apiSubscriptions/1-sleep.json",
+        "/1/user/-/userRevokedAccess/apiSubscriptions/1-userRevokedAccess.json",
+    ]
+
+
+def fitbit_fetches(fitbit):
+    """How many times the sleep, the steps and the heart rate were fetched."""
+    urls = (FITBIT_SLEEP_URL.pattern, re.escape(STEPS_URL), re.escape(FITBIT_HEART_URL))
+    return [len(calls_to(fitbit, url)) for url in urls]
+
+
+def test_a_fitbit_sleep_delivery_costs_one_sleep_fetch_and_no_steps_fetch(browser, fitbit):
+    with freeze_time(NOW) as clock:
+        fitbit.post(SUBSCRIPTIONS, status=201, json={"subscriptionId": "1"})
+        sign_in(browser, fitbit, scope="activity profile sleep heartrate")
+        fitbit.get(FITBIT_SLEEP_URL, json={"sleep": []})
+        fitbit.get(FITBIT_HEART_URL, json={"activities-heart": []})
+        browser.get("/")
+        assert fitbit_fetches(fitbit) == [1, 1, 1]
+        clock.tick(60)
+        sleep = fitbit_delivery(collection="sleep")
+        assert deliver_to_fitbit_endpoint(browser, sleep).status_code == 204
+        browser.get("/")
+        browser.get("/")
+        assert fitbit_fetches(fitbit) == [2, 1, 1]
+        # The activities collection is the steps and the heart rate.
+        assert deliver_to_fitbit_endpoint(browser, fitbit_delivery()).status_code == 204
+        browser.get("/")
+        assert fitbit_fetches(fitbit) == [2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "data_type, stale",
+    [("sleep", "sleep"), ("daily-resting-heart-rate", "daily-resting-heart-rate")],
+)
+def test_a_google_delivery_for_sleep_or_heart_rate_costs_one_fetch_of_it(
+    google_browser, google, keys, data_type, stale
+):
+    serve_keyset(google, keys)
+    lists = {
+        name: f"{GOOGLE_LISTS}/{name}/dataPoints" for name in ("sleep", "daily-resting-heart-rate")
+    }
+    with freeze_time(NOW) as clock:
+        granted = f"{GRANTED} {google_health.SLEEP.scope} {google_health.HEART_RATE.scope}"
+        google_sign_in(google_browser, google, scope=granted)
+        for url in lists.values():
+            google.get(url, json={})
+        google_browser.get("/")
+        clock.tick(60)
+        body = google_delivery(dataType=data_type)
+        assert deliver_to_google_endpoint(google_browser, body, keys=keys).status_code == 204
+        google_browser.get("/")
+        google_browser.get("/")
+    fetched = {name: len(calls_to(google, re.escape(url))) for name, url in lists.items()}
+    assert fetched == {name: 2 if name == stale else 1 for name in lists}
+    assert len(google_api_calls(google)) == 1  # the steps: not named, not fetched again
