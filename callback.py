@@ -112,6 +112,12 @@ def no_refresh_token(who):
     )
 
 
+def home_with(request, message):
+    """Step 6: home, with a note; the code leaves the address bar."""
+    request.browser.add_flash(message)
+    return clean_redirect(request.urls.build("index"))
+
+
 def clean_redirect(location):
     """Step 6: leave the callback URL, code and all, out of the address bar, history and any
     Referer header (docs/security.md item 11)."""

@@ -6,15 +6,15 @@ the default) and its successor, the Google Health API (PROVIDER=google).
 
 This file is the web app: the URL map, then one view per page in the order a sign-in runs
 through them (the steps are numbered as in the README's walkthrough), then dispatch and
-start-up. The OAuth steps are in oauth.py, what each provider does its own way in
-fitbit_legacy.py and google_health.py, and each other job in a module named for it.
+start-up. The OAuth steps are in oauth.py, the round trip to the consent page and back in
+sign_ins.py, what each provider does its own way in fitbit_legacy.py and google_health.py,
+and each other job in a module named for it.
 """
 
 import argparse
 import logging
 import os
 import re
-import secrets
 from functools import partial
 
 try:
@@ -31,7 +31,6 @@ from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
     NotFound,
-    ServiceUnavailable,
 )
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -49,7 +48,6 @@ import tracing
 from dashboard import Dashboard
 from middleware import CallbackLogHandler, security_headers, with_security_headers
 from models import (
-    PendingSignIn,
     TraceEntry,
     User,
     connection_when_needed,
@@ -62,6 +60,7 @@ from panels import PANELS
 from providers import account, dialect_of
 from sessions import Sessions, origin_for_cookie
 from settings import config_from_env, port_setting, start_up_lines
+from sign_ins import SignIns
 from token_store import UserTokenStore
 from webhooks import Webhooks
 
@@ -135,6 +134,7 @@ class FitbitOAuthApp:
         tokens = UserTokenStore()
         self.dashboard = Dashboard(self.client, tokens, config.cache_seconds, self.pages.panel)
         self.webhooks = Webhooks(self.client, config.webhooks, tokens)
+        self.sign_ins = SignIns(config, self.sessions, self.dashboard, self.webhooks)
 
     def on_index(self, request):
         """Step 1: the home page, with a link to /auth; once signed in, step 7."""
@@ -148,50 +148,13 @@ class FitbitOAuthApp:
         home = origin_for_cookie(request, self.client.redirect_uri)
         if home is not None:
             return redirect(home + request.full_path.rstrip("?"), code=302)
-        return self.begin(request)
-
-    def begin(self, request, kind=None):
-        """Steps 2 and 10: a sign-in, or a consent round for one `kind` of data more for the
-        user signed in here, off to the provider's consent page with its own state and PKCE
-        verifier."""
-        if not self.config.configured:
-            missing = self.dialect.SETTINGS["client_secret"]
-            raise ServiceUnavailable(f"{missing} is not set. See the README.")
-        state, verifier = oauth.new_state(), oauth.new_code_verifier()
-        user = request.browser.user if kind is not None else None
-        self.sessions.clear_some()
-        with db.atomic():
-            # Counted and added in one transaction, so the cap holds when many start at once.
-            address = self.sessions.admit_sign_in(request)
-            browser = self.sessions.ensure(request)
-            if kind is None:  # a new sign-in starts a new trace: what /trace shows from now on
-                browser.trace = secrets.token_hex(16)
-            # One sign-in in flight per browser: starting again replaces the last one.
-            PendingSignIn.delete().where(PendingSignIn.session == browser).execute()
-            PendingSignIn.create(
-                session=browser,
-                state=state,
-                code_verifier=verifier,
-                client=address,
-                user=user,
-                panel=kind.panel if kind else None,
-            )
-            browser.save()
-        # Google hands out a refresh token only on a consent: forced unless this browser's
-        # user is known to hold one already.
-        holder = browser.user
-        holds = holder is not None and holder.connected and dialect_of(holder) is self.dialect
-        scope = self.dialect.more_scope(user.scope, kind) if kind else None
-        url = oauth.authorize_url(self.client, state, verifier, holds, scope)
-        request.note(*tracing.authorize_step(url, verifier, kind and PANELS[kind.panel].words))
-        return redirect(url, code=302)
-
-    # Step 3, the consent page, is the provider's (here sandbox/): it sends the browser back.
+        return self.sign_ins.begin(request)
 
     def on_callback(self, request):
         """Steps 4 to 6: the provider sends the browser back here with a code (or an error);
         the code buys tokens, the tokens say who the user is, and the user is signed in.
-        The answer to a consent round for one kind of data more (step 10) ends in widen()."""
+        The answer to a consent round for one kind of data more (step 10) ends in
+        SignIns.widen() (sign_ins.py, where the round trips are)."""
         who = self.dialect.NAME
         params = callback.params(request)
         try:
@@ -200,69 +163,28 @@ class FitbitOAuthApp:
             if request.browser is None or request.browser.user is None:
                 raise
             # Back to the consent page and Allow again, or a reload: nothing is exchanged.
-            return self.home_with(request, callback.already_signed_in(who))
+            return callback.home_with(request, callback.already_signed_in(who))
         request.note(*tracing.callback_step(params))
         callback.check_issuer(params, self.client)
         kind = self.kinds.get(pending.panel)  # None for a sign-in
         if params.get("error") is not None:
             words = PANELS[kind.panel].words if kind else None
-            return self.home_with(request, callback.refused(params["error"], who, words))
+            return callback.home_with(request, callback.refused(params["error"], who, words))
         if not params.get("code"):
             raise BadRequest("The answer has no authorization code.")
 
         tokens = oauth.exchange_code(self.client, params["code"], pending.code_verifier)
-        person = self.identify(tokens)
+        person = self.sign_ins.identify(tokens)
         if kind is not None:
-            return self.widen(request, pending, kind, person, tokens)
+            return self.sign_ins.widen(request, pending, kind, person, tokens)
         user = User.sign_in(person, tokens)
         if user is None:
-            return self.no_refresh_token(request, tokens)
+            return self.sign_ins.no_refresh_token(request, tokens)
         log.info("%s: signed in, scope %r", account(user), tokens.scope)
-        self.settle(request, user, person)
+        self.sign_ins.settle(request, user, person)
         # The page itself greets the user by name, and links to the trace: the flash only
         # says what happened.
-        return self.home_with(request, f"You are signed in with {who}.")
-
-    def identify(self, tokens):
-        """Step 5: who the new tokens belong to (the dialect's identify)."""
-        try:
-            return self.dialect.identify(self.client, tokens)
-        except oauth.Unidentified:
-            # Nobody to file the tokens under: give them back rather than keep them.
-            disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
-            raise
-        except oauth.TokenRejected as error:
-            # Not the provider failing: the code was redeemed twice, and the tokens of both
-            # redemptions are dead already.
-            raise oauth.RevokedAtOnce(error.status, error.error_type, who=error.who) from None
-        # (A spent budget that leaves the user unknown, oauth.RateLimited, goes on to its
-        # page with the tokens unrevoked: the budget was spent by this app for this very
-        # user, whose grant is in use elsewhere, and a revoke could end it.)
-
-    def settle(self, request, user, person, kinds=None):
-        """Step 6: the user's new tokens are stored. Keep the answers read on the way, and
-        the budget if it ran out; subscribe to their changes (to `kinds` of data, after a
-        consent round); and give the browser a new session id, so that an id planted before
-        is worth nothing."""
-        for key, (data, headers) in person.answers.items():
-            self.dashboard.keep_answer(user, key, data, headers)
-        if person.spent_until is not None:  # the page then says when its data comes
-            user.record_budget(0, person.spent_until)
-        self.webhooks.subscribe(user, kinds)  # Fitbit's, per user: its data then comes itself
-        self.sessions.start(request, user=user, carry_flashes=True)
-
-    def no_refresh_token(self, request, tokens):
-        """Google sent no refresh token (the user had consented before) and none is kept
-        here. Revoking ends that old grant at Google, and signed out, this browser's next
-        sign-in asks for consent: either way the next answer brings a new one."""
-        disconnect.revoke_quietly(self.client, tokens.access_token)
-        self.sessions.start(request, carry_flashes=True)
-        return self.home_with(request, callback.no_refresh_token(self.dialect.NAME))
-
-    def home_with(self, request, message):
-        """Step 6: home, with a note; the code leaves the address bar."""
-        request.browser.add_flash(message)
-        return callback.clean_redirect(request.urls.build("index"))
+        return callback.home_with(request, f"You are signed in with {who}.")
 
     def signed_in_page(self, request, user):
         """Step 7: the user's name and steps, from the provider's API (see dashboard.py),
@@ -283,7 +205,7 @@ class FitbitOAuthApp:
         """Step 10, from the signed-in page, when the user asks to see one more kind of data:
         a consent round for its scope alone (least privilege: the first sign-in asked only
         for what the first page needs). The same round trip as a sign-in, state and PKCE
-        and all, that comes back to the callback and ends in widen()."""
+        and all, that comes back to the callback and ends in SignIns.widen()."""
         self.sessions.check_csrf(request)
         user = request.browser.user
         kind = self.kinds.get(request.form.get("panel", ""))
@@ -293,38 +215,7 @@ class FitbitOAuthApp:
             raise BadRequest("There is no such kind of data to show.")
         if kind.granted(user.scope):
             return redirect(request.urls.build("index"), code=302)  # nothing to ask for
-        return self.begin(request, kind)
-
-    def widen(self, request, pending, kind, person, tokens):
-        """Step 10, back at the callback: the consent round's answer. It must be the same
-        person, whose row it widens; with the new scope unticked, or another account, it
-        changes nothing."""
-        who, words = self.dialect.NAME, PANELS[kind.panel].words
-        user = User.get_or_none(User.id == pending.user_id)
-        if user is None or User.of(person) != user:
-            return self.another_account(request, person, tokens)
-        if not kind.granted(tokens.scope):
-            # The new pair is dropped, unrevoked: Fitbit's revoke would end the old one too.
-            log.info("%s: %s not granted in a consent round", account(user), kind.panel)
-            return self.home_with(request, callback.not_granted(words))
-        before = user.scope
-        user = User.sign_in(person, tokens)  # the same row, the wider grant
-        if user is None:  # no refresh token sent, and the row's is gone since
-            return self.no_refresh_token(request, tokens)
-        log.info("%s: granted %s, scope %r", account(user), kind.panel, tokens.scope)
-        request.note(*tracing.scope_step(before, user.scope))
-        self.settle(request, user, person, (kind,))
-        return self.home_with(request, f"{who} now lets this app see {words}.")
-
-    def another_account(self, request, person, tokens):
-        """A consent round that came back as somebody else: nothing is stored. Their tokens
-        are given back unless that account is connected here, where a revoke could end the
-        grant it uses."""
-        other = User.of(person)
-        if other is None or not other.connected:
-            disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
-        log.warning("A consent round came back as another account: refused")
-        return self.home_with(request, callback.another_account(self.dialect.NAME))
+        return self.sign_ins.begin(request, kind)
 
     def on_trace(self, request):
         """What just happened: this browser's last sign-in, exchange by exchange, masked."""
