@@ -97,8 +97,53 @@ def holds(night, field, operator, value):
 
 def sleep_point(night):
     """A sleep data point, as the v4 discovery document shapes it."""
-    levels = night.levels()
-    summary = {
+    number = recordings.seeded("sleep", night.start.isoformat()) % 10**12
+    return {
+        "name": f"users/me/dataTypes/sleep/dataPoints/{number}",
+        "dataSource": {
+            "platform": "FITBIT",
+            "recordingMethod": "MANUAL" if night.logged else "AUTOMATICALLY_RECORDED",
+        },
+        "sleep": {
+            "interval": interval(night.start, night.end),
+            "type": "STAGES" if night.staged else "CLASSIC",
+            "stages": [
+                {
+                    **interval(stage.start, stage.end, civil_too=False),
+                    "type": STAGE_TYPES[stage.level],
+                }
+                for stage in night.stages
+            ],
+            "outOfBedSegments": [],
+            "metadata": {
+                "nap": not night.main,
+                "stagesStatus": "SUCCEEDED" if night.staged else "REJECTED_SERVER",
+                "processed": True,
+                "manuallyEdited": night.logged,
+            },
+            "summary": summary(night),
+            "createTime": zulu(night.end),
+            "updateTime": zulu(night.end),
+        },
+    }
+
+
+def interval(start, end, civil_too=True):
+    """A session's interval: physical times with their offsets, and the user's clock."""
+    shown = {
+        "startTime": zulu(start),
+        "startUtcOffset": "0s",
+        "endTime": zulu(end),
+        "endUtcOffset": "0s",
+    }
+    if civil_too:
+        shown.update(civilStartTime=civil(start), civilEndTime=civil(end))
+    return shown
+
+
+def summary(night):
+    """A night's minutes, each an int64 as a string, and its stages' totals."""
+    return {
         "minutesInSleepPeriod": str(night.in_bed),
         "minutesAsleep": str(night.asleep),
         "minutesAwake": str(night.awake),
@@ -110,49 +155,8 @@ def sleep_point(night):
                 "minutes": str(night.minutes_of(level)),
                 "count": str(night.count_of(level)),
             }
-            for level in levels
+            for level in night.levels()
         ],
-    }
-    interval = {
-        "startTime": zulu(night.start),
-        "startUtcOffset": "0s",
-        "endTime": zulu(night.end),
-        "endUtcOffset": "0s",
-        "civilStartTime": civil(night.start),
-        "civilEndTime": civil(night.end),
-    }
-    stages = [
-        {
-            "startTime": zulu(stage.start),
-            "endTime": zulu(stage.end),
-            "startUtcOffset": "0s",
-            "endUtcOffset": "0s",
-            "type": STAGE_TYPES[stage.level],
-        }
-        for stage in night.stages
-    ]
-    number = recordings.seeded("sleep", night.start.isoformat()) % 10**12
-    return {
-        "name": f"users/me/dataTypes/sleep/dataPoints/{number}",
-        "dataSource": {
-            "platform": "FITBIT",
-            "recordingMethod": "MANUAL" if night.logged else "AUTOMATICALLY_RECORDED",
-        },
-        "sleep": {
-            "interval": interval,
-            "type": "STAGES" if night.staged else "CLASSIC",
-            "stages": stages,
-            "outOfBedSegments": [],
-            "metadata": {
-                "nap": not night.main,
-                "stagesStatus": "SUCCEEDED" if night.staged else "REJECTED_SERVER",
-                "processed": True,
-                "manuallyEdited": night.logged,
-            },
-            "summary": summary,
-            "createTime": zulu(night.end),
-            "updateTime": zulu(night.end),
-        },
     }
 
 
