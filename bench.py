@@ -41,10 +41,12 @@ SEEDED_USERS = 1000
 HELLO = "bare Werkzeug hello"
 
 
-def pages_to_measure(cookie):
-    """(name, path, session cookie) of each page that is measured."""
+def pages_to_measure(cookies):
+    """(name, path, session cookie) of each page that is measured: the signed-in page of a
+    user who asked for every panel, and of one who has the steps alone."""
     return [
-        ("/ signed in, cached data", "/", cookie),
+        ("/ signed in, three panels, cached", "/", cookies[0]),
+        ("/ signed in, steps alone, cached", "/", cookies[1]),
         ("/ signed out", "/", None),
         (f"/users ({SEEDED_USERS} users, first page)", "/users", None),
     ]
@@ -90,16 +92,28 @@ def gunicorn(app, env, workers, log_path, options=SYNC, port=None):
             server.wait(20)
 
 
-def sign_in(url):
-    """Sign in as the stand-in's Alex, as a browser would; returns the session cookie."""
+def sign_in(url, panels=("sleep", "heart_rate"), person="7QW2XR"):
+    """Sign in as one of the stand-in's people (Alex), as a browser would, then ask for each
+    of `panels` as the signed-in page's buttons do; returns the session cookie."""
     browser = requests.Session()
-    consent = browser.get(url + "/auth", timeout=10)
-    request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
-    form = {"request_id": request_id, "user_id": "7QW2XR", "decision": "allow"}
-    page = browser.post(consent.url.split("?")[0], data={**form, "scope": ["activity", "profile"]})
+    page = allow(browser, browser.get(url + "/auth", timeout=10), person)
     if "steps today" not in page.text:
         raise SystemExit("The sign-in through the stand-in failed.")
+    for panel in panels:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        asked = browser.post(url + "/auth/more", data={"csrf_token": token, "panel": panel})
+        page = allow(browser, asked, person)
+        if "now lets this app see" not in page.text:
+            raise SystemExit(f"The consent round for {panel} failed.")
     return browser.cookies["session"]
+
+
+def allow(browser, consent, person):
+    """Allow everything the stand-in's consent page offers, as `person`."""
+    request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
+    offered = re.findall(r'name="scope" value="([^"]+)"', consent.text)
+    form = {"request_id": request_id, "user_id": person, "decision": "allow", "scope": offered}
+    return browser.post(consent.url.split("?")[0], data=form, timeout=10)
 
 
 def seed_users(database_url, count):
@@ -212,7 +226,7 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
     try:
         wait_for(f"{fitbit}/oauth2/authorize")
         with gunicorn(app, env, workers, log_path, port=app_port) as (url, _):
-            cookie = sign_in(url)
+            cookie = sign_in(url, panels=())
             expire_the_token(env["DATABASE_URL"])
             before = open(log_path).read().count("tokens refreshed")
             statuses = views_at_once(url, cookie, requests_at_once)
@@ -349,16 +363,17 @@ def main(argv=None):
         gunicorn("bench:hello", env, args.workers, f"{work}/hello.log") as (hello, hello_start),
         gunicorn(app, env, args.workers, f"{work}/app.log") as (url, app_start),
     ):
-        cookie = sign_in(url)
-        seed_users(env["DATABASE_URL"], SEEDED_USERS - 1)
-        pages = [(name, url + path, who) for name, path, who in pages_to_measure(cookie)]
+        cookies = sign_in(url), sign_in(url, panels=(), person="9KD3MS")
+        cookie = cookies[0]
+        seed_users(env["DATABASE_URL"], SEEDED_USERS - 2)
+        pages = [(name, url + path, who) for name, path, who in pages_to_measure(cookies)]
         pages.insert(0, (HELLO, hello + "/", None))
         rounds = [
             {name: measure(page, who) for name, page, who in pages} for _ in range(args.rounds)
         ]
         calls_per_100 = calls_per_views(url, cookie, env["SANDBOX_DATABASE"], 100)
         walk_ms, calls_per_change = walk_to_webhook(url, cookie, env["SANDBOX_DATABASE"])
-    cpu = cpu_per_request(env, url, pages_to_measure(cookie))
+    cpu = cpu_per_request(env, url, pages_to_measure(cookies))
     refreshes, answered = token_posts_per_expiry(env, work)
 
     report(args, generator, rounds, cpu)
