@@ -176,7 +176,7 @@ class Dialect(Protocol):
 
     def read_webhook(self, client, settings, keys, headers, body: bytes) -> list | str:
         """A delivery's changes ([Change, ...]), or VERIFIED for Google's handshake; raises
-        Refused, or webhook_keys.KeysUnavailable when Google's keys cannot be had."""
+        Refused, or published_keys.KeysUnavailable when Google's keys cannot be had."""
 
     def subscription_requests(self, client, settings, user, method: str, kinds: tuple) -> list:
         """The oauth.ApiRequests that subscribe a user to the changes of `kinds` of data,

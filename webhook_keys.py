@@ -14,10 +14,7 @@ then the ECDSA P-256 signature over the raw body with SHA-256, DER-encoded.
 import base64
 import binascii
 import logging
-import threading
-from datetime import UTC, datetime, timedelta
 
-import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -26,24 +23,16 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 log = logging.getLogger("webhooks")
 
 KEYSET_URL = "https://www.gstatic.com/googlehealthapi/webhooks/webhooks_public_keyset.json"
+KEYSET = "Google's webhook keyset"  # for the log
 PUBLIC_KEY_TYPE = "type.googleapis.com/google.crypto.tink.EcdsaPublicKey"
 TINK_PREFIX = 0x01
 # Tink's names for the parameters of an EcdsaPublicKey: the only ones that verify here.
 SHA256, NIST_P256 = 3, 2
 DER, IEEE_P1363 = 2, 1
-TIMEOUT = (3, 5)
-# An unknown key id fetches the keyset again, but not more often than this; and a keyset
-# is fetched again when it is this old, so that a key Google disables stops counting.
-REFETCH_AFTER = timedelta(minutes=1)
-KEYSET_MAX_AGE = timedelta(hours=1)
 
 
 class SignatureRefused(Exception):
     """The signature does not hold: missing, malformed, by an unknown key, or wrong."""
-
-
-class KeysUnavailable(Exception):
-    """No keyset at all: none kept, and fetching one failed. Nothing can be verified."""
 
 
 # --- Reading the keyset ----------------------------------------------------------------
@@ -112,48 +101,10 @@ def enabled_keys(keyset):
     return keys
 
 
-# --- The keys, fetched and kept ----------------------------------------------------------
-
-
-class PublishedKeys:
-    """Google's webhook keys as published at `url`, fetched with a timeout and kept in this
-    process. Every process keeps its own copy, which needs nothing shared: the keys are
-    public."""
-
-    def __init__(self, url=KEYSET_URL):
-        self.url = url
-        self.keys, self.fetched_at, self.tried_at = None, None, None
-        self.lock = threading.Lock()
-
-    def key(self, key_id):
-        """The key with this id, or None. An unknown id fetches the keyset again, at most
-        once a minute; a keyset an hour old is fetched again too."""
-        with self.lock:
-            moment = datetime.now(UTC)
-            stale = self.keys is None or moment - self.fetched_at >= KEYSET_MAX_AGE
-            if stale or key_id not in self.keys:
-                if self.tried_at is None or moment - self.tried_at >= REFETCH_AFTER:
-                    self.fetch(moment)
-            if self.keys is None:
-                raise KeysUnavailable(self.url)
-            return self.keys.get(key_id)
-
-    def fetch(self, moment):
-        self.tried_at = moment
-        try:
-            response = requests.get(self.url, timeout=TIMEOUT, allow_redirects=False)
-            response.raise_for_status()
-            keys = enabled_keys(response.json())
-        except (requests.RequestException, ValueError) as error:
-            # The keys kept stay in use: a failed fetch never forgets them.
-            log.warning("Google's webhook keyset could not be fetched: %s", error)
-            return
-        self.keys, self.fetched_at = keys, moment
-
-
 def verify(keys, signature, body):
     """Check a Tink signature (base64, standard or URL-safe) over `body` with `keys`; the
-    key id it was made with. Raises SignatureRefused, or KeysUnavailable."""
+    key id it was made with (`keys`, the keyset's published_keys.PublishedKeys). Raises
+    SignatureRefused, or published_keys.KeysUnavailable."""
     if not signature or not body:
         raise SignatureRefused("no signature" if not signature else "a signature with no body")
     try:

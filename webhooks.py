@@ -24,6 +24,7 @@ import webhook_keys
 from dialects import VERIFIED, Refused
 from models import ApiCache, BrowserSession, Notification, TraceEntry, User, db
 from providers import account, dialect_of
+from published_keys import KeysUnavailable, PublishedKeys
 
 # Bodies up to this size are read; the app's other routes keep their 16 KiB.
 MAX_BODY_BYTES = 64 * 1024
@@ -44,7 +45,9 @@ class Webhooks:
     def __init__(self, client, settings, tokens):
         self.client, self.settings, self.tokens = client, settings, tokens
         self.dialect = client.dialect
-        self.keys = webhook_keys.PublishedKeys(settings.keyset_url) if settings.keyset_url else None
+        keyset = settings.keyset_url
+        read, what = webhook_keys.enabled_keys, webhook_keys.KEYSET
+        self.keys = PublishedKeys(keyset, read, what) if keyset else None
 
     @property
     def on(self):
@@ -68,7 +71,7 @@ class Webhooks:
         except Refused as refused:
             log.warning("A webhook delivery was refused (%s): %s", refused.status, refused.reason)
             return answer(refused.status, refused.reason + "\n")
-        except webhook_keys.KeysUnavailable:
+        except KeysUnavailable:
             log.warning("A webhook delivery waits: Google's keyset could not be fetched")
             return answer(503, "No keyset to verify with.\n", {"Retry-After": RETRY_AFTER_SECONDS})
         if delivery == VERIFIED:
