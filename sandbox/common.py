@@ -132,7 +132,7 @@ class AuthorizationServer(Role):
     """What both authorization servers' token endpoints do alike (RFC 6749 3.2): a form,
     an authenticated client, and one grant type of two. Each provider's subclass says how
     its client authenticates, how it redeems a code or a refresh token, and what it issues;
-    `redeem_*` return the arguments of `issue_tokens`."""
+    `redeem_*` return the arguments of `issue_tokens`, after the request."""
 
     TOKEN_HEADERS = {}  # on every token answer
     UNSUPPORTED_GRANT = "Unsupported grant_type."
@@ -150,7 +150,7 @@ class AuthorizationServer(Role):
         }.get(single(request.form, "grant_type"))
         if redeem is None:
             raise OAuthError(400, "unsupported_grant_type", self.UNSUPPORTED_GRANT)
-        issued = self.issue_tokens(*redeem(request.form, client))
+        issued = self.issue_tokens(request, *redeem(request.form, client))
         return as_json(issued, headers=self.TOKEN_HEADERS)
 
     def registered_client(self, form, client_id, secret):

@@ -181,7 +181,7 @@ class FitbitAuthorizationServer(AuthorizationServer):
             raise OAuthError(400, "invalid_grant", "Refresh token invalid.")
         return (grant,)
 
-    def issue_tokens(self, grant):
+    def issue_tokens(self, request, grant):
         expires_in = self.stand_in.expires_in
         access, refresh = secrets.token_urlsafe(32), secrets.token_hex(32)
         self.store.grants.add_tokens(grant, access, refresh, now() + timedelta(seconds=expires_in))

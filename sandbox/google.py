@@ -12,7 +12,7 @@ import os
 import secrets
 from datetime import timedelta
 
-from . import google_webhooks
+from . import google_oidc, google_webhooks
 from .common import StandIn, as_json, now
 from .google_authorization import (
     AUTHORIZE_PATH,
@@ -159,6 +159,11 @@ class GoogleStandIn(StandIn):
                 "X-HEALTHAPI-SIGNATURE": google_webhooks.sign(key_id, pem, body),
             }
             yield subscriber, body, headers
+
+    def rotate_id_token_key(self):
+        """A new key signs ID tokens from now on; the oldest of the two published goes.
+        Its key id."""
+        return self.store.id_token_keys.rotate(google_oidc.new_rsa_key)
 
     def rotate_key(self, disable_old=False):
         """A new signing key, primary from now on; the old ones stay enabled unless

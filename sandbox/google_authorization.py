@@ -34,6 +34,7 @@ from .common import (
     same,
     single,
 )
+from .google_oidc import GoogleOpenIdConnect
 from .google_resources import AUTH, HEALTH, PEOPLE
 from .store import AuthorizationCode, ConsentRequest, Grant
 
@@ -61,12 +62,13 @@ REFRESH_TOKEN_LIFETIME = timedelta(days=7)
 DEFAULT_EXPIRES_IN = 3599  # an hour, less the second Google takes off
 
 
-class GoogleAuthorizationServer(AuthorizationServer):
+class GoogleAuthorizationServer(GoogleOpenIdConnect, AuthorizationServer):
     TOKEN_HEADERS = {"Pragma": "no-cache"}
     UNSUPPORTED_GRANT = "Invalid grant_type."
     BAD_CREDENTIALS = "Unauthorized"
     OTHER_CLIENT_ID = "client_id does not match."
     RULES = [
+        *GoogleOpenIdConnect.RULES,
         Rule(AUTHORIZE_PATH, endpoint="authorize", methods=["GET"]),
         Rule(AUTHORIZE_PATH, endpoint="decide", methods=["POST"]),
         Rule(TOKEN_PATH, endpoint="token", methods=["POST"]),
@@ -95,6 +97,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
                 raise AuthorizePageError("Error 400: invalid_request. Malformed code_challenge.")
             access_type, prompt, include = self.googles_own(args)
             state = single(args, "state")
+            nonce = single(args, "nonce")
         except OAuthError as error:
             raise AuthorizePageError(f"Error 400: {error.description}") from None
 
@@ -109,6 +112,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
             "offline": access_type == "offline",
             "forced": "consent" in prompt,
             "include": include,
+            "nonce": nonce,  # echoed in the ID token
         }
         self.store.extras.keep(request_id, json.dumps(extras), now())
         return self.stand_in.render(
@@ -185,9 +189,8 @@ class GoogleAuthorizationServer(AuthorizationServer):
             code,
             AuthorizationCode(grant, consent.client.redirect_uri, consent.code_challenge, now()),
         )
-        self.store.extras.keep(
-            code, json.dumps({"method": extras.get("method"), "refresh": refresh}), now()
-        )
+        kept = {"method": extras.get("method"), "refresh": refresh, "nonce": extras.get("nonce")}
+        self.store.extras.keep(code, json.dumps(kept), now())
         # Google's callback carries more than RFC 6749 asks for, and clients must take it.
         extra = {"authuser": "0", "prompt": "consent", "iss": request.url_root.rstrip("/")}
         return back_to_app(consent, code=code, scope=grant.scope, **extra)
@@ -227,7 +230,7 @@ class GoogleAuthorizationServer(AuthorizationServer):
             derived = s256(verifier) if extras.get("method") == "S256" else verifier
             if not same(derived, issued.code_challenge):
                 raise OAuthError(400, "invalid_grant", "Invalid code verifier.")
-        return issued.grant, extras.get("refresh", False)
+        return issued.grant, extras.get("refresh", False), extras.get("nonce")
 
     def redeem_refresh_token(self, form, client):
         token = single(form, "refresh_token")
@@ -238,9 +241,9 @@ class GoogleAuthorizationServer(AuthorizationServer):
         )
         if grant is None:
             raise OAuthError(400, "invalid_grant", "Token has been expired or revoked.")
-        return grant, False  # the same refresh token goes on working
+        return grant, False, None  # the same refresh token goes on working; no nonce
 
-    def issue_tokens(self, grant, with_refresh):
+    def issue_tokens(self, request, grant, with_refresh, nonce):
         access = "ya29." + secrets.token_urlsafe(48)
         refresh = "1//" + secrets.token_urlsafe(48) if with_refresh else None
         expires_at = now() + timedelta(seconds=self.stand_in.expires_in)
@@ -253,6 +256,8 @@ class GoogleAuthorizationServer(AuthorizationServer):
         }
         if refresh:
             body["refresh_token"] = refresh
+        if "openid" in grant.scope.split():
+            body["id_token"] = self.id_token(request, grant, PEOPLE[grant.user_id], access, nonce)
         return body
 
     def on_revoke(self, request):

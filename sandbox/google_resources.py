@@ -1,7 +1,7 @@
 """Google's resource servers: OpenID Connect's userinfo and the Google Health API
 endpoints the app reads, with Bearer tokens, scopes and the per-minute budget.
 
-    GET  /v1/userinfo                     name and picture (OpenID Connect)
+    GET  /v1/userinfo, /oauth2/v3/userinfo    name and picture (OpenID Connect)
     GET  /v4/users/me/identity            the Health user id and the legacy Fitbit id
     GET  /v4/users/me/profile, /settings
     POST /v4/users/me/dataTypes/steps/dataPoints:dailyRollUp
@@ -51,15 +51,35 @@ STEPS_SCOPES = {
 # with their legacy ids, so a move from Fitbit to Google can be tried; Robin joined after
 # the move and has no Fitbit id; Casey's Google account has no Health profile at all.
 PEOPLE = {
-    "hu-4f1e9c2a7b": {"fullName": "Alex Rivera", "given": "Alex", "legacy": "7QW2XR"},
-    "hu-8d03b6e5c1": {"fullName": "Sam Kowalski", "given": "Sam", "legacy": "9KD3MS"},
-    "hu-2a7c5e9f04": {"fullName": "Robin Osei", "given": "Robin", "legacy": None},
+    "hu-4f1e9c2a7b": {
+        "fullName": "Alex Rivera",
+        "given": "Alex",
+        "legacy": "7QW2XR",
+        "sub": "104892750612347789016",
+        "email": "alex.rivera@example.com",
+    },
+    "hu-8d03b6e5c1": {
+        "fullName": "Sam Kowalski",
+        "given": "Sam",
+        "legacy": "9KD3MS",
+        "sub": "117230598814663021457",
+        "email": "sam.kowalski@example.com",
+    },
+    "hu-2a7c5e9f04": {
+        "fullName": "Robin Osei",
+        "given": "Robin",
+        "legacy": None,
+        "sub": "109935507226178853042",
+        "email": "robin.osei@example.com",
+    },
     "hu-c6b81d3e72": {
         "fullName": "Casey Ng",
         "given": "Casey",
         "legacy": None,
         "linked": False,
         "note": "no Google Health profile",
+        "sub": "112047839210554698703",
+        "email": "casey.ng@example.com",
     },
 }
 
@@ -140,6 +160,7 @@ class GoogleResourceServer(GoogleSleepAndHeart, Role):
     RULES = [
         *GoogleSleepAndHeart.RULES,
         Rule(USERINFO_PATH, endpoint="userinfo", methods=["GET"]),
+        Rule("/oauth2/v3/userinfo", endpoint="userinfo", methods=["GET"]),  # its other address
         Rule(f"{ME}/identity", endpoint="identity", methods=["GET"]),
         Rule(f"{ME}/profile", endpoint="profile", methods=["GET"]),
         Rule(f"{ME}/settings", endpoint="settings", methods=["GET"]),
@@ -170,16 +191,21 @@ class GoogleResourceServer(GoogleSleepAndHeart, Role):
         return access.grant
 
     def on_userinfo(self, request):
+        """OpenID Connect's userinfo: `sub` is the Google account's id (the ID token's),
+        not the Health user id; the name and picture with `profile`, the email with `email`."""
         grant = self.bearer_grant(request)
         person = PEOPLE[grant.user_id]
-        info = {"sub": grant.user_id}
-        if AUTH + "userinfo.profile" in grant.scope.split():
+        info = {"sub": person["sub"]}
+        granted = grant.scope.split()
+        if AUTH + "userinfo.profile" in granted:
             info.update(
                 name=person["fullName"],
                 given_name=person["given"],
                 family_name=person["fullName"].split()[-1],
                 picture=f"{request.url_root}avatars/{grant.user_id}.svg",
             )
+        if AUTH + "userinfo.email" in granted:
+            info.update(email=person["email"], email_verified=True)
         return as_json(info)
 
     def health_call(self, request, scopes):

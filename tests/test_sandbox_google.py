@@ -334,15 +334,22 @@ def test_a_bad_include_granted_scopes_is_a_page_never_a_redirect(google, value):
 # --- userinfo and the Health API ----------------------------------------------------------
 
 
-def test_userinfo_names_the_user_only_with_profile(google):
-    with_profile = google.get(
-        google_resources.USERINFO_PATH, headers=bearer(tokens(google)["access_token"])
-    )
-    assert with_profile.json["sub"] == ALEX and with_profile.json["name"] == "Alex Rivera"
-    assert with_profile.json["picture"].startswith("http")
+def test_userinfo_names_the_user_only_with_profile_and_the_email_only_with_email(google):
+    """`sub` is the Google account's id, the same at both of userinfo's addresses, and not
+    the Health user id."""
+    sub = google_resources.PEOPLE[ALEX]["sub"]
+    access = tokens(google)["access_token"]
+    for path in (google_resources.USERINFO_PATH, "/oauth2/v3/userinfo"):
+        with_profile = google.get(path, headers=bearer(access)).json
+        assert with_profile["sub"] == sub and with_profile["name"] == "Alex Rivera"
+        assert with_profile["picture"].startswith("http") and "email" not in with_profile
     without = tokens(google, scopes=[ACTIVITY], prompt="consent")
     info = google.get(google_resources.USERINFO_PATH, headers=bearer(without["access_token"])).json
-    assert info == {"sub": ALEX}
+    assert info == {"sub": sub}
+    asked = f"openid email {ACTIVITY}"
+    with_email = tokens(google, scope=asked, prompt="consent")["access_token"]
+    info = google.get(google_resources.USERINFO_PATH, headers=bearer(with_email)).json
+    assert info == {"sub": sub, "email": "alex.rivera@example.com", "email_verified": True}
 
 
 def test_identity_gives_both_ids_and_only_a_fitbit_user_has_a_legacy_one(google):

@@ -11,6 +11,7 @@ database.
     grants.py     what each Allow granted, and the codes and tokens issued from it
     calls.py      the API calls counted against each user's budget
     webhooks.py   subscribers, subscriptions, steps walked, nights logged, signing keys
+    id_token_keys.py   Google's OpenID Connect signing keys
 """
 
 from .calls import Calls
@@ -18,6 +19,7 @@ from .clients import Clients
 from .consents import Consents, Extras
 from .database import Database, epoch
 from .grants import Grants
+from .id_token_keys import IdTokenKeys
 from .records import (
     AuthorizationCode,
     ConsentRequest,
@@ -54,6 +56,7 @@ class Store:
         self.walks = Walks(self.db)
         self.nights = Nights(self.db)
         self.signing_keys = SigningKeys(self.db)
+        self.id_token_keys = IdTokenKeys(self.db)
 
     def count(self, table):
         """How many rows a table holds (for tests and curious readers)."""

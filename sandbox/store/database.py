@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS nights (
 CREATE TABLE IF NOT EXISTS signing_keys (
     key_id INTEGER PRIMARY KEY, private_key TEXT NOT NULL, status TEXT NOT NULL,
     created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS id_token_keys (
+    kid TEXT PRIMARY KEY, private_key TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
     client_id TEXT NOT NULL, user_id TEXT NOT NULL, hour TEXT NOT NULL,
     count INTEGER NOT NULL, PRIMARY KEY (client_id, user_id, hour));
