@@ -112,6 +112,7 @@ class Dialect(Protocol):
     API_URL: str
     USERINFO_URL: str
     ISSUER: str  # what its callback's `iss` must be (RFC 9207); "" if it names none
+    JWKS_URL: str  # where its ID tokens' keys are, if not found by discovery
     SCOPES: str
     # Which fields every token answer has, and whether revoking wants client credentials.
     TOKEN_FIELDS: tuple
@@ -128,9 +129,10 @@ class Dialect(Protocol):
     def grants(self, scope: str, need: str) -> bool:
         """Whether the granted `scope` lets the app read the user's name ("profile")."""
 
-    def authorize_parameters(self, holds_refresh_token: bool, more: bool) -> dict:
+    def authorize_parameters(self, holds_refresh_token: bool, more: bool, nonce: str) -> dict:
         """Step 2: what the authorization request adds to RFC 6749's and RFC 7636's; `more`
-        for a consent round that asks for one kind of data more (step 10)."""
+        for a consent round that asks for one kind of data more (step 10). OpenID Connect's
+        `nonce`, for a dialect that speaks it."""
 
     def more_scope(self, granted: str, kind: DataKind) -> str:
         """Step 10: the `scope` of a consent round for `kind`, the user holding `granted`."""
@@ -138,8 +140,16 @@ class Dialect(Protocol):
     def code_exchange_parameters(self, client) -> dict:
         """Step 4: what the code exchange's form adds to RFC 6749's."""
 
-    def identify(self, client, tokens) -> Person:
-        """Step 5: who the new tokens belong to."""
+    def checked_id_token(self, client, keys, tokens, nonce: str) -> dict | None:
+        """Step 5, first: the ID token of the token answer, checked with the provider's
+        `keys` (id_tokens.ProviderKeys) against the `nonce` this sign-in sent
+        (id_tokens.check); None for a dialect without OpenID Connect."""
+
+    def identify(self, client, tokens, id_token: dict | None) -> Person:
+        """Step 5: who the new tokens belong to, with what their ID token said."""
+
+    def issuers(self, issuer: str) -> frozenset:
+        """The `iss` an ID token may carry, the client's issuer being `issuer`."""
 
     def profile_request(self, client):
         """Step 7: the oauth.ApiRequest for the user's name and picture."""

@@ -41,6 +41,7 @@ REVOKE_URL = "https://api.fitbit.com/oauth2/revoke"
 API_URL = "https://api.fitbit.com"
 USERINFO_URL = ""  # the profile lives in the Web API itself
 ISSUER = ""  # Fitbit names no issuer (RFC 9207): a callback that carries one is refused
+JWKS_URL = ""  # nor speaks OpenID Connect: its answers carry no ID token
 SCOPES = "activity profile"
 PROFILE_PATH = "/1/user/-/profile.json"
 STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"
@@ -111,9 +112,9 @@ def more_scope(granted, kind):
 # --- The authorization request and the code exchange -----------------------------------
 
 
-def authorize_parameters(holds_refresh_token, more=False):
-    """Nothing beyond RFC 6749 and 7636: Fitbit always hands out a refresh token, and
-    every consent is a whole one."""
+def authorize_parameters(holds_refresh_token, more=False, nonce=None):
+    """Nothing beyond RFC 6749 and 7636: Fitbit always hands out a refresh token, every
+    consent is a whole one, and without OpenID Connect there is no nonce to send."""
     return {}
 
 
@@ -125,9 +126,14 @@ def code_exchange_parameters(client):
 # --- Who the user is -------------------------------------------------------------------
 
 
-def identify(client, tokens):
+def checked_id_token(client, keys, tokens, nonce):
+    return None  # no OpenID Connect, so no ID token
+
+
+def identify(client, tokens, id_token=None):
     """Step 5: Fitbit's token answer names the user (`user_id`); the profile gives their
-    name, if the user let the app read it."""
+    name, if the user let the app read it. (No ID token: Fitbit's word is the token
+    answer itself, over TLS.)"""
     if not tokens.user_id:
         raise oauth.BadResponse("user_id missing", who=NAME)
     if not grants(tokens.scope, "profile"):
@@ -141,6 +147,10 @@ def identify(client, tokens):
         return Person(KEY, tokens.user_id, None, None, spent_until=error.reset_at)
     name = read_profile(body)[0]
     return Person(KEY, tokens.user_id, None, name, {request.key: (body, headers)})
+
+
+def issuers(issuer):
+    return frozenset()  # no ID tokens, so no issuer of them
 
 
 # --- Errors ----------------------------------------------------------------------------

@@ -174,7 +174,7 @@ class FitbitOAuthApp:
             raise BadRequest("The answer has no authorization code.")
 
         tokens = oauth.exchange_code(self.client, params["code"], pending.code_verifier)
-        person = self.sign_ins.identify(tokens)
+        person = self.sign_ins.identify(request, tokens, pending.nonce)
         if kind is not None:
             return self.sign_ins.widen(request, pending, kind, person, tokens)
         user = User.sign_in(person, tokens)

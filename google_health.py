@@ -5,7 +5,8 @@ The same shape as fitbit_legacy.py, so the two can be read side by side:
 
     endpoints and scopes       the URLs below, SCOPES
     authorize parameters       authorize_parameters(), code_exchange_parameters()
-    who the user is            identify()
+    who the user is            identify(), issuers(): the ID token, checked, and the
+                               Health API's identity endpoint
     error shapes               error_from_response(), revoked()
     where the data lives       profile_request(), read_profile(); DATA: steps, sleep and
                                heart rate, each a request and a reader
@@ -19,9 +20,11 @@ import hmac
 import json
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
+import id_tokens
 import oauth
 import webhook_keys
 from dialects import (
@@ -47,12 +50,15 @@ TOKEN_URL = "https://oauth2.googleapis.com/token"
 REVOKE_URL = "https://oauth2.googleapis.com/revoke"
 API_URL = "https://health.googleapis.com"  # the root: the paths below start with /v4/
 USERINFO_URL = "https://openidconnect.googleapis.com/v1/userinfo"
-# What Google's callback carries as `iss` (RFC 9207), its OpenID Connect issuer.
+# What Google's callback carries as `iss` (RFC 9207), its OpenID Connect issuer; its ID
+# tokens spell it either way, and Google asks clients to take both.
 ISSUER = "https://accounts.google.com"
+GOOGLE_ISSUERS = frozenset({ISSUER, "accounts.google.com"})
+JWKS_URL = ""  # found through the discovery document under the issuer (id_tokens.py)
 GOOGLE_SCOPES = "https://www.googleapis.com/auth/"
 HEALTH_SCOPES = GOOGLE_SCOPES + "googlehealth."
 ACTIVITY_SCOPE = HEALTH_SCOPES + "activity_and_fitness.readonly"
-# openid and profile: the user's name and picture come from OpenID Connect's userinfo.
+# openid and profile: an ID token, which says who signed in and gives their name and picture.
 SCOPES = f"openid profile {ACTIVITY_SCOPE}"
 IDENTITY_PATH = "/v4/users/me/identity"
 DATA_TYPES = "/v4/users/me/dataTypes"
@@ -86,6 +92,7 @@ SETTINGS = {
     "api_url": "GOOGLE_HEALTH_API_URL",
     "userinfo_url": "GOOGLE_USERINFO_URL",
     "issuer": "GOOGLE_ISSUER",
+    "jwks_url": "GOOGLE_JWKS_URL",
 }
 # The webhook's settings (settings.WebhookSettings): the whole Authorization value given to
 # Google when the endpoint was registered, and where Google publishes its signing keys.
@@ -119,12 +126,13 @@ def grants(scope, need):
 # --- The authorization request and the code exchange -----------------------------------
 
 
-def authorize_parameters(holds_refresh_token, more=False):
+def authorize_parameters(holds_refresh_token, more=False, nonce=None):
     """access_type=offline, or Google sends no refresh token at all. And it sends one only
     on a consent: the first one, or one forced with prompt=consent, asked for whenever the
     app holds no refresh token for this user. A consent round for one scope more (step 10)
-    adds include_granted_scopes, so that the new grant joins the old one."""
-    extra = {"access_type": "offline"}
+    adds include_granted_scopes, so that the new grant joins the old one. The `nonce` comes
+    back inside the ID token (OpenID Connect Core 3.1.2.1)."""
+    extra = {"access_type": "offline", "nonce": nonce} if nonce else {"access_type": "offline"}
     if not holds_refresh_token:
         extra["prompt"] = "consent"
     if more:
@@ -133,9 +141,10 @@ def authorize_parameters(holds_refresh_token, more=False):
 
 
 def more_scope(granted, kind):
-    """Step 10: Google's incremental authorization asks for the one scope more alone;
-    include_granted_scopes keeps the rest."""
-    return kind.scope
+    """Step 10: Google's incremental authorization asks for the one scope more, and
+    include_granted_scopes keeps the rest. `openid` is asked for again (granted already, so
+    the page asks nothing of it) so that the answer surely carries an ID token to check."""
+    return f"openid {kind.scope}"
 
 
 def code_exchange_parameters(client):
@@ -145,10 +154,20 @@ def code_exchange_parameters(client):
 # --- Who the user is -------------------------------------------------------------------
 
 
-def identify(client, tokens):
-    """Step 5: Google's token answer does not say who the user is: the Health API's identity
-    endpoint does, with the Health user id and, for a Fitbit account, its legacy Fitbit id.
-    The name and picture come from OpenID Connect's userinfo, if `profile` was granted."""
+def checked_id_token(client, keys, tokens, nonce):
+    """Step 5, first: Google's signed word on who signed in, checked before anything else
+    is believed (id_tokens.py). `openid` is always asked for, so an answer without an ID
+    token is refused too."""
+    if tokens.id_token is None:
+        raise oauth.UntrustedAnswer("id_token", who=NAME)
+    return id_tokens.check(client, keys, tokens, nonce)
+
+
+def identify(client, tokens, id_token):
+    """Step 5: who signed in. The ID token, checked, gives the name and picture when
+    `profile` was granted, so userinfo need not be asked. Only the Health API's identity
+    endpoint gives the Health user id, and for a Fitbit account its legacy Fitbit id,
+    which is what the users table keys on."""
     if not grants(tokens.scope, "identity"):
         # No Health scope that the identity endpoint accepts was granted.
         raise oauth.Unidentified(403, "no_health_scope", who=NAME)
@@ -161,18 +180,24 @@ def identify(client, tokens):
         raise oauth.BadResponse("healthUserId missing", who=NAME)
     if legacy_id is not None and not (isinstance(legacy_id, str) and USER_ID.fullmatch(legacy_id)):
         raise oauth.BadResponse("legacyUserId malformed", who=NAME)
+    person = Person(KEY, legacy_id, health_user_id, legacy_id or health_user_id)
     if not grants(tokens.scope, "profile"):
-        return Person(KEY, legacy_id, health_user_id, legacy_id or health_user_id)
-    request = profile_request(client)
-    try:
-        body, headers = oauth.api_call(client, request, tokens.access_token)
-    except oauth.ProviderError as error:
-        # The identity is what a sign-in needs; the name kept from before stands, and the
-        # first page asks again.
-        log.warning("userinfo failed during sign-in: %s", error)
-        return Person(KEY, legacy_id, health_user_id, None)
-    name = read_profile(body)[0]
-    return Person(KEY, legacy_id, health_user_id, name, {request.key: (body, headers)})
+        return person
+    # The claims userinfo would answer with, kept as its answer: the first page reads them.
+    claims = id_token["claims"]
+    profile = {name: claims[name] for name in PROFILE_CLAIMS if name in claims}
+    if "name" not in profile and "given_name" not in profile:
+        # Granted, yet not in the token (unverified whether Google ever leaves them out): the
+        # name kept from before stands, and the first page asks userinfo.
+        return replace(person, name=None)
+    answer = {profile_request(client).key: (profile, {})}
+    return replace(person, name=read_profile(profile)[0], answers=answer)
+
+
+def issuers(issuer):
+    """The `iss` an ID token may carry: Google's own in either spelling, or another issuer
+    (the stand-in) exactly as set."""
+    return GOOGLE_ISSUERS if issuer == ISSUER else frozenset({issuer})
 
 
 # --- Errors ----------------------------------------------------------------------------
@@ -265,6 +290,10 @@ def rate_budget(headers):
 
 
 # --- Where the data lives --------------------------------------------------------------
+
+
+# What the ID token says of the user that userinfo would say too.
+PROFILE_CLAIMS = ("sub", "name", "given_name", "family_name", "picture")
 
 
 def profile_request(client):

@@ -382,6 +382,8 @@ class PendingSignIn(BaseModel):
     session = ForeignKeyField(BrowserSession, unique=True, on_delete="CASCADE")
     state = CharField()
     code_verifier = CharField()
+    # OpenID Connect's nonce, sent with the authorization request: the ID token must carry it.
+    nonce = CharField(null=True)
     created_at = MomentField(default=now, index=True)
     # A keyed hash of the address it came from, to cap the sign-ins one client can start.
     client = CharField(null=True, index=True)
@@ -688,6 +690,10 @@ def _consent_rounds(migrator):
     ]
 
 
+def _nonces(migrator):
+    return [migrator.add_column("pendingsignin", "nonce", PendingSignIn.nonce)]
+
+
 # Any numbers, the same in every process: the keys of the advisory locks taken for upgrades,
 # and (with a client's hash) for counting the sign-ins it has in flight.
 SCHEMA_LOCK = 4000
@@ -700,6 +706,7 @@ MIGRATIONS = {
     4: _webhooks,
     5: _users_in_order,
     6: _consent_rounds,
+    7: _nonces,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -54,7 +54,7 @@ MAX_EXPIRES_IN = 366 * 86400
 # --- The app's registration ------------------------------------------------------------
 
 
-ENDPOINTS = ("authorize_url", "token_url", "revoke_url", "api_url", "userinfo_url")
+ENDPOINTS = ("authorize_url", "token_url", "revoke_url", "api_url", "userinfo_url", "jwks_url")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class Client:
     revoke_url: str = ""
     api_url: str = ""
     userinfo_url: str = ""
+    jwks_url: str = ""  # OpenID Connect's keys; "" to find them by discovery (id_tokens.py)
     issuer: str = ""  # not a URL to call: the name the callback's `iss` must carry
 
     def __post_init__(self):
@@ -111,13 +112,20 @@ def code_challenge(verifier):
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorize_url(client, state, verifier, holds_refresh_token=False, scope=None):
+def new_nonce():
+    """OpenID Connect's nonce (Core 3.1.2.1): sent with the authorization request, echoed in
+    the ID token, so that a token minted for another sign-in is refused."""
+    return secrets.token_urlsafe(32)
+
+
+def authorize_url(client, state, verifier, holds_refresh_token=False, scope=None, nonce=None):
     """Where to send the browser. Both providers would assume `plain` PKCE without
     `code_challenge_method`, so S256 is always sent. The dialect adds its own parameters:
     Google's need to know whether the app already holds a refresh token for this user.
 
     With `scope`, this is a consent round for more than the sign-in asked for (step 10):
-    the same request, with the dialect's scope for it and its own parameters for it."""
+    the same request, with the dialect's scope for it and its own parameters for it. A
+    dialect that speaks OpenID Connect sends the `nonce`."""
     query = urlencode(
         {
             "response_type": "code",
@@ -127,7 +135,7 @@ def authorize_url(client, state, verifier, holds_refresh_token=False, scope=None
             "state": state,
             "code_challenge": code_challenge(verifier),
             "code_challenge_method": "S256",
-            **client.dialect.authorize_parameters(holds_refresh_token, scope is not None),
+            **client.dialect.authorize_parameters(holds_refresh_token, scope is not None, nonce),
         }
     )
     return f"{client.authorize_url}?{query}"
@@ -149,6 +157,9 @@ class Tokens:
     refresh_token: str | None = field(repr=False)
     expires_at: datetime
     scope: str
+    # OpenID Connect's signed word on who signed in (Google's, with `openid`), unchecked
+    # here: id_tokens.py checks it before it is believed.
+    id_token: str | None = field(default=None, repr=False)
 
     def expires_soon(self):
         return datetime.now(UTC) >= self.expires_at - REFRESH_LEEWAY
@@ -221,6 +232,9 @@ def parse_token_response(client, response, requested_scope, previous_refresh_tok
     scope = body.get("scope", requested_scope)  # RFC 6749 5.1: absent means as requested
     if not isinstance(scope, str):
         raise bad("scope is not a string")
+    id_token = body.get("id_token")
+    if id_token is not None and (not isinstance(id_token, str) or not id_token.isascii()):
+        raise bad("id_token is not a JWT")
 
     return Tokens(
         user_id=body.get("user_id"),
@@ -228,6 +242,7 @@ def parse_token_response(client, response, requested_scope, previous_refresh_tok
         refresh_token=body["refresh_token"],
         expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
         scope=scope,
+        id_token=id_token,
     )
 
 
@@ -491,6 +506,15 @@ class ApiRetired(ProviderError):
 
 class TokenRejected(ProviderError):
     """401 for the access token (expired early, or revoked): refresh once, retry once."""
+
+
+class UntrustedAnswer(ProviderError):
+    """An answer that failed a check of its authenticity: an ID token (id_tokens.py) whose
+    signature or claims do not hold. `error_type` names the check, for the log."""
+
+    def __init__(self, check, who="the provider"):
+        super().__init__(200, "untrusted_id_token", f": the {check} check failed", who=who)
+        self.check = check
 
 
 class RevokedAtOnce(ProviderError):

@@ -172,6 +172,13 @@ def explain(error, dialect):
     if isinstance(error, oauth.BadResponse):
         message = f"{who} sent an answer this app cannot use, so nothing was stored. Try again."
         return 502, f"Unexpected answer from {who}", message
+    if isinstance(error, oauth.UntrustedAnswer):
+        message = (
+            f"{who}'s answer could not be trusted: its ID token, which says who signed in, "
+            "failed a check. Nothing was stored, and the tokens it came with were given back. "
+            "Please sign in again."
+        )
+        return 502, f"{who}'s answer could not be trusted", message
     if isinstance(error, oauth.RevokedAtOnce):
         message = (
             f"{who} revoked the tokens of this sign-in as soon as it issued them, as it does "

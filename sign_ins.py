@@ -13,6 +13,7 @@ from werkzeug.utils import redirect
 
 import callback
 import disconnect
+import id_tokens
 import oauth
 import tracing
 from models import PendingSignIn, User, db
@@ -31,6 +32,7 @@ class SignIns:
         self.config, self.client = config, config.client
         self.dialect = config.client.dialect
         self.sessions, self.dashboard, self.webhooks = sessions, dashboard, webhooks
+        self.id_token_keys = id_tokens.ProviderKeys(self.client)  # fetched when first needed
 
     def begin(self, request, kind=None):
         """Steps 2 and 10: a sign-in, or a consent round for one `kind` of data more for the
@@ -39,7 +41,7 @@ class SignIns:
         if not self.config.configured:
             missing = self.dialect.SETTINGS["client_secret"]
             raise ServiceUnavailable(f"{missing} is not set. See the README.")
-        state, verifier = oauth.new_state(), oauth.new_code_verifier()
+        state, verifier, nonce = oauth.new_state(), oauth.new_code_verifier(), oauth.new_nonce()
         user = request.browser.user if kind is not None else None
         self.sessions.clear_some()
         with db.atomic():
@@ -54,6 +56,7 @@ class SignIns:
                 session=browser,
                 state=state,
                 code_verifier=verifier,
+                nonce=nonce,
                 client=address,
                 user=user,
                 panel=kind.panel if kind else None,
@@ -64,18 +67,26 @@ class SignIns:
         holder = browser.user
         holds = holder is not None and holder.connected and dialect_of(holder) is self.dialect
         scope = self.dialect.more_scope(user.scope, kind) if kind else None
-        url = oauth.authorize_url(self.client, state, verifier, holds, scope)
+        url = oauth.authorize_url(self.client, state, verifier, holds, scope, nonce)
         request.note(*tracing.authorize_step(url, verifier, kind and PANELS[kind.panel].words))
         return redirect(url, code=302)
 
     # Step 3, the consent page, is the provider's (here sandbox/): it sends the browser back.
 
-    def identify(self, tokens):
-        """Step 5: who the new tokens belong to (the dialect's identify)."""
+    def identify(self, request, tokens, nonce):
+        """Step 5: who the new tokens belong to (the dialect's identify), their ID token
+        checked against the `nonce` this sign-in sent."""
         try:
-            return self.dialect.identify(self.client, tokens)
-        except oauth.Unidentified:
-            # Nobody to file the tokens under: give them back rather than keep them.
+            keys = self.id_token_keys
+            checked = self.dialect.checked_id_token(self.client, keys, tokens, nonce)
+            if checked is not None:
+                request.note(*tracing.id_token_step(checked))
+            return self.dialect.identify(self.client, tokens, checked)
+        except (oauth.UntrustedAnswer, oauth.Unidentified) as error:
+            # An answer not to be believed, or nobody to file the tokens under: give them
+            # back rather than keep them. The log says which check failed, never the token.
+            if isinstance(error, oauth.UntrustedAnswer):
+                log.warning("%s's ID token was refused: %s check failed", error.who, error.check)
             disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
             raise
         except oauth.TokenRejected as error:

@@ -7,6 +7,7 @@ masked *before* anything is stored: a trace never holds a whole token, code or s
 """
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 # Why each parameter of the authorization request is there.
@@ -24,6 +25,8 @@ AUTHORIZE_PARAMETERS = {
     "connected after the hour the access token lives.",
     "prompt": "Google's own: consent shows the consent page again, the only time Google "
     "hands out a refresh token. Sent when the app holds none for this user.",
+    "nonce": "OpenID Connect's: a random value kept with this sign-in, which the ID token must "
+    "carry back, so that a token minted for another sign-in, or replayed, is refused.",
     "include_granted_scopes": "Google's own: true keeps every scope the user granted before, "
     "so that this consent for one more adds to the grant instead of replacing it.",
 }
@@ -55,8 +58,8 @@ TOKEN_FIELDS = {
     "token_type": "Bearer: whoever holds the token may use it.",
     "user_id": "Fitbit's own: who signed in. Google's answer has none; the app asks the "
     "Health API's identity endpoint instead.",
-    "id_token": "Google's OpenID Connect token about the user; this app does not need it, since "
-    "the identity endpoint says who the user is.",
+    "id_token": "OpenID Connect's signed statement of who signed in (a JWT): checked before "
+    "anything is stored, and shown decoded in the next step.",
 }
 # What each field of a request to the token or revoke endpoint is for.
 FORM_FIELDS = {
@@ -158,6 +161,65 @@ def scope_step(before, after):
         "notes": [
             "Same user, same row: the consent round must come back as the account signed in "
             "here, or nothing of it is kept."
+        ],
+    }
+
+
+# What each part of an ID token says, and how it was checked (id_tokens.py).
+ID_TOKEN_HEADER = {
+    "alg": "The signing algorithm. Only RS256 is taken: a token saying none, or HS256 (an "
+    "HMAC keyed with the public key), is refused before any key is used.",
+    "kid": "Which of the provider's published keys signed it.",
+    "typ": "JWT: what the token is.",
+}
+ID_TOKEN_CLAIMS = {
+    "iss": "Who issued it: the provider this sign-in went to, or the token is refused.",
+    "azp": "Whom it was issued to: this app's client id, or it is refused.",
+    "aud": "Whom it is for: it must hold this app's client id, so that a token another app "
+    "was given cannot sign anyone in here.",
+    "sub": "The Google account's id, never reused. Not the Health user id: the identity "
+    "endpoint gives that.",
+    "iat": "When it was issued: not ahead of this server's clock (2 minutes' leeway), and "
+    "within the hour.",
+    "exp": "When it runs out, an hour after it was issued: not passed (2 minutes' leeway).",
+    "at_hash": "The left half of the SHA-256 of the access token it came with: they must "
+    "match, so an ID token cannot be paired with another answer's access token.",
+    "nonce": "The value this sign-in sent with the authorization request: it must come back. "
+    "It was kept with this sign-in alone, which is now used up.",
+    "name": "With profile: the name on the page, read here instead of from userinfo.",
+    "given_name": "With profile: the first name.",
+    "family_name": "With profile: the last name.",
+    "picture": "With profile: the picture on the page.",
+    "email": "Only with the email scope, which this app does not ask for.",
+    "email_verified": "Whether the provider has checked the email address.",
+    "hd": "The Google Workspace domain of the account.",
+}
+TIME_CLAIMS = ("iat", "exp", "auth_time")
+SIGNATURE_SHOWN = 8  # characters of the signature shown
+
+
+def id_token_step(checked):
+    """Step 5, as id_tokens.check() found it: the ID token's header and claims, each
+    explained, and the key and algorithm that checked its signature, shown only in part."""
+    header = [
+        (name, value, ID_TOKEN_HEADER.get(name, "")) for name, value in checked["header"].items()
+    ]
+    claims = []
+    for name, value in checked["claims"].items():
+        if name in TIME_CLAIMS and isinstance(value, int):
+            value = f"{value} ({datetime.fromtimestamp(value, UTC):%Y-%m-%d %H:%M:%S} UTC)"
+        claims.append((name, value, ID_TOKEN_CLAIMS.get(name, "")))
+    signature = checked["signature"]
+    return "The ID token, checked", {
+        "header": header,
+        "claims": claims,
+        "notes": [
+            f"Signature {signature[:SIGNATURE_SHOWN]}… ({len(signature)} characters): RS256 "
+            f"(RSA PKCS#1 v1.5 with SHA-256) held, by the key {checked['key']} of those "
+            f"published at {checked['keys']}.",
+            "Checked in the order OpenID Connect Core 3.1.3.7 gives: the algorithm, the "
+            "signature, iss, aud, azp, exp and iat, the nonce, then at_hash. Any that failed "
+            "would have refused the sign-in, and the tokens would have been revoked.",
         ],
     }
 

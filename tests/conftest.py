@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import oidc
 import pytest
 import responses
 from playhouse.db_url import connect
@@ -137,9 +138,12 @@ def fitbit():
 
 
 @pytest.fixture
-def google():
-    """Google, faked the same way."""
+def google(monkeypatch):
+    """Google, faked the same way, with its OpenID Connect keys (tests/oidc.py); the nonce
+    of every sign-in is oidc.NONCE, so that an ID token can be made before it starts."""
+    monkeypatch.setattr(oauth, "new_nonce", lambda: oidc.NONCE)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        oidc.serve_keys(mock)
         yield mock
 
 

@@ -502,10 +502,8 @@ def test_the_new_scope_unticked_or_deny_leaves_the_page_as_it_was(tmp_path, prov
         browser.sign_in()
         before = User.get()
         ask_for_more(browser, "sleep", ticked=False)
-        # Fitbit sends the rest back; at Google, whose page asked for sleep alone, nothing
-        # ticked is a denial.
-        said = "You did not allow access to" if provider == "fitbit" else "You chose not to show"
-        assert f"{said} your sleep" in browser.page.text
+        # Both send back what is held (Google, the `openid` the round asks for again).
+        assert "You did not allow access to your sleep" in browser.page.text
         browser.get("/")
         ask_for_more(browser, "heart_rate", decision="deny")
         assert "You chose not to show your heart rate" in browser.page.text

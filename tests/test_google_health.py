@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import oidc
 import pytest
 import requests
 from conftest import ACCESS_TOKEN, AUTH_CODE, CLIENT_SECRET, REFRESH_TOKEN, SECRETS, running_app
@@ -36,16 +37,21 @@ GRANTED = f"openid https://www.googleapis.com/auth/userinfo.profile {ACTIVITY}"
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 
 
-def token_answer(**overrides):
+def token_answer(claims=None, client_id=CLIENT_ID, **overrides):
+    """Google's answer to a code exchange: with an ID token signed by the tests' key
+    (tests/oidc.py) for its access token and scope, `claims` changed in it."""
     body = {
         "access_token": ACCESS_TOKEN,
         "expires_in": 3599,
         "refresh_token": REFRESH_TOKEN,
         "scope": GRANTED,
         "token_type": "Bearer",
-        "id_token": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
     }
     body.update(overrides)
+    if "id_token" not in overrides:
+        scope = body["scope"] if isinstance(body.get("scope"), str) else GRANTED
+        made = oidc.claims(client_id, body["access_token"], scope, **(claims or {}))
+        body["id_token"] = oidc.signed(made)
     return {k: v for k, v in body.items() if v is not None}
 
 
@@ -195,22 +201,49 @@ def test_a_refresh_keeps_the_refresh_token_google_did_not_resend(google, client_
 # --- Who the user is -------------------------------------------------------------------
 
 
-def test_identify_asks_the_identity_endpoint_and_userinfo(google, client_config):
+def checked(scope=GRANTED, **changed):
+    """What id_tokens.check() gives for a token of `scope`: its claims, as the tests' key
+    signs them."""
+    return {"claims": oidc.claims(CLIENT_ID, ACCESS_TOKEN, scope, **changed)}
+
+
+def test_identify_asks_the_identity_endpoint_and_reads_the_name_from_the_id_token(
+    google, client_config
+):
     google.get(
         IDENTITY_URL,
         json=identity_answer(),
         match=[matchers.header_matcher({"Authorization": f"Bearer {ACCESS_TOKEN}"})],
     )
-    google.get(google_health.USERINFO_URL, json=userinfo_answer())
     tokens = oauth.Tokens(None, ACCESS_TOKEN, REFRESH_TOKEN, NOW, GRANTED)
-    person = google_health.identify(client_config, tokens)
+    person = google_health.identify(client_config, tokens, checked())
     assert (person.provider, person.fitbit_id, person.health_user_id, person.name) == (
         "google",
         "7QW2XR",
         HEALTH_ID,
         "Alex Rivera",
     )
-    assert list(person.answers) == ["/v1/userinfo"]
+    # Kept as userinfo's answer would be, so that the first page need not ask it.
+    body, _ = person.answers["/v1/userinfo"]
+    assert body == {
+        "sub": oidc.SUB,
+        "name": "Alex Rivera",
+        "given_name": "Alex",
+        "family_name": "Rivera",
+        "picture": "https://lh3.example/a",
+    }
+    assert len(calls_to(google, google_health.USERINFO_URL)) == 0
+
+
+def test_a_profile_granted_but_not_in_the_id_token_leaves_the_name_to_userinfo(
+    google, client_config
+):
+    google.get(IDENTITY_URL, json=identity_answer())
+    tokens = oauth.Tokens(None, ACCESS_TOKEN, REFRESH_TOKEN, NOW, GRANTED)
+    person = google_health.identify(
+        client_config, tokens, checked(name=None, given_name=None, picture=None)
+    )
+    assert person.name is None and person.answers == {}  # the first page asks userinfo
 
 
 @pytest.mark.parametrize("profile", ["profile", "https://www.googleapis.com/auth/userinfo.profile"])
@@ -222,7 +255,7 @@ def test_profile_is_recognised_however_google_spells_it(profile):
 def test_without_profile_the_user_is_known_by_their_fitbit_id(google, client_config):
     google.get(IDENTITY_URL, json=identity_answer())
     tokens = oauth.Tokens(None, ACCESS_TOKEN, REFRESH_TOKEN, NOW, f"openid {ACTIVITY}")
-    person = google_health.identify(client_config, tokens)
+    person = google_health.identify(client_config, tokens, checked(f"openid {ACTIVITY}"))
     assert person.name == "7QW2XR" and person.answers == {}
     assert len(calls_to(google, google_health.USERINFO_URL)) == 0
 
@@ -234,7 +267,7 @@ def test_without_profile_the_user_is_known_by_their_fitbit_id(google, client_con
 def test_without_a_health_scope_the_user_cannot_be_identified(google, client_config, scope):
     tokens = oauth.Tokens(None, ACCESS_TOKEN, REFRESH_TOKEN, NOW, scope)
     with pytest.raises(oauth.Unidentified):
-        google_health.identify(client_config, tokens)
+        google_health.identify(client_config, tokens, checked(scope))
     assert len(google.calls) == 0
 
 
@@ -253,7 +286,7 @@ def test_a_malformed_identity_is_refused(google, client_config, identity):
     google.get(IDENTITY_URL, json=identity)
     tokens = oauth.Tokens(None, ACCESS_TOKEN, REFRESH_TOKEN, NOW, GRANTED)
     with pytest.raises(oauth.BadResponse):
-        google_health.identify(client_config, tokens)
+        google_health.identify(client_config, tokens, checked())
 
 
 # --- Errors ----------------------------------------------------------------------------
@@ -456,8 +489,10 @@ def test_sign_in_stores_a_google_user_and_shows_the_greeting_and_chart(browser, 
     user = User.get()
     assert (user.provider, user.fitbit_id, user.health_user_id) == ("google", "7QW2XR", HEALTH_ID)
     assert user.refresh_token == REFRESH_TOKEN
-    # The profile read during sign-in was kept: the first page asked only for the steps.
-    assert len(calls_to(google, google_health.USERINFO_URL)) == 1
+    # The name and picture came in the ID token: userinfo was never asked, and the first
+    # page asked only for the steps.
+    assert len(calls_to(google, google_health.USERINFO_URL)) == 0
+    assert len(calls_to(google, STEPS_URL)) == 1
     for secret in SECRETS:
         assert secret not in home
 
@@ -659,8 +694,10 @@ def test_the_log_of_a_google_sign_in_names_the_user_and_no_secret(browser, googl
 
 
 def test_a_failing_userinfo_does_not_stop_the_sign_in(browser, google):
+    # An ID token without the name, though profile was granted: the page asks userinfo.
     query = start(browser)
-    google.post(google_health.TOKEN_URL, json=token_answer())
+    nameless = {"name": None, "given_name": None, "family_name": None, "picture": None}
+    google.post(google_health.TOKEN_URL, json=token_answer(claims=nameless))
     google.get(IDENTITY_URL, json=identity_answer())
     google.get(google_health.USERINFO_URL, status=503, json=rpc_status(503, "UNAVAILABLE"))
     google.post(STEPS_URL, json=rollup_answer())

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import oidc
 import pytest
 from conftest import (
     PROFILE_URL,
@@ -181,14 +182,12 @@ class Fitbit:
 
 class Google:
     key, sleep_url, heart_url = "google", GOOGLE_SLEEP, GOOGLE_HEART
+    CLIENT_ID = "1-a.apps.googleusercontent.com"
     night, no_sleep = staticmethod(google_night), {}
 
     def __init__(self, tmp_path, mock):
         client = oauth.Client(
-            google_health,
-            "1-a.apps.googleusercontent.com",
-            "secret-SENTINEL",
-            "http://localhost:4000/auth/callback",
+            google_health, self.CLIENT_ID, "secret-SENTINEL", "http://localhost:4000/auth/callback"
         )
         self.app = create_app(Config(client, f"sqlite:///{tmp_path / 'p.db'}", secret_key=b"k"))
         self.browser, self.mock = Client(self.app), mock
@@ -200,9 +199,8 @@ class Google:
     def sign_in(self, *panels):
         granted = [token_answer()["scope"], *(GOOGLE_SCOPE[p] for p in panels)]
         query = start_sign_in(self.browser)
-        self.mock.upsert(
-            "POST", google_health.TOKEN_URL, json=token_answer(scope=" ".join(granted))
-        )
+        answer = token_answer(scope=" ".join(granted), client_id=self.CLIENT_ID)
+        self.mock.upsert("POST", google_health.TOKEN_URL, json=answer)
         self.mock.upsert("GET", IDENTITY_URL, json=identity_answer())
         self.mock.upsert("GET", google_health.USERINFO_URL, json=userinfo_answer())
         self.mock.upsert("POST", GOOGLE_STEPS_URL, json=rollup_answer())
@@ -222,7 +220,10 @@ class Google:
 
 
 @pytest.fixture(params=[Fitbit, Google], ids=["fitbit", "google"])
-def provider(request, tmp_path, fitbit):
+def provider(request, tmp_path, fitbit, monkeypatch):
+    # Google's ID tokens: its keys on the same mock, and the nonce they carry (tests/oidc.py).
+    oidc.serve_keys(fitbit)
+    monkeypatch.setattr(oauth, "new_nonce", lambda: oidc.NONCE)
     with freeze_time(NOW):
         yield request.param(tmp_path, fitbit)
 
@@ -440,7 +441,12 @@ def come_back(provider, query, scope, who=None, refresh_token=None, **params):
         body["user_id"] = who or body["user_id"]
         provider.mock.upsert("POST", fitbit_legacy.TOKEN_URL, json=body)
     else:
-        body = token_answer(scope=scope, access_token="round-access", refresh_token=refresh_token)
+        body = token_answer(
+            scope=scope,
+            access_token="round-access",
+            refresh_token=refresh_token,
+            client_id=provider.CLIENT_ID,
+        )
         provider.mock.upsert("POST", google_health.TOKEN_URL, json=body)
         identity = identity_answer() if who is None else {"healthUserId": who}
         provider.mock.upsert("GET", IDENTITY_URL, json=identity)
@@ -462,14 +468,16 @@ def test_show_my_sleep_asks_for_that_scope_alone_with_state_and_pkce(provider):
     provider.sign_in()
     first = User.get().scope
     query = ask_for(provider, "sleep")
+    pending = PendingSignIn.get()
     assert len(query["state"]) >= 43 and query["code_challenge_method"] == "S256"
     if provider.key == "fitbit":  # no incremental authorization: every scope held, and one more
         assert query["scope"] == f"{first} sleep" and "include_granted_scopes" not in query
     else:
-        assert query["scope"] == google_health.SLEEP.scope
+        # Sleep alone, and openid again (held already), so that an ID token comes back.
+        assert query["scope"] == f"openid {google_health.SLEEP.scope}"
+        assert query["nonce"] == oidc.NONCE and pending.nonce == oidc.NONCE
         assert query["include_granted_scopes"] == "true" and query["access_type"] == "offline"
         assert "prompt" not in query  # the app holds a refresh token: no forced consent
-    pending = PendingSignIn.get()
     assert (pending.user_id, pending.panel) == (User.get().id, "sleep")
 
 

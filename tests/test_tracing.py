@@ -148,8 +148,8 @@ def test_a_google_sign_in_and_refresh_are_traced_with_every_secret_masked(tmp_pa
         "The redirect to the consent page",
         "The callback",
         "The token request: the code for tokens",
+        "The ID token, checked",
         f"An API call: {root}/v4/users/me/identity",
-        f"An API call: {root}/v1/userinfo",
         f"An API call: {root}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
         "A refresh: the refresh token for a new pair",
         f"An API call: {root}/v1/userinfo",
@@ -160,6 +160,16 @@ def test_a_google_sign_in_and_refresh_are_traced_with_every_secret_masked(tmp_pa
     assert '<p class="caption">JSON body</p><pre>{' in trace
     assert "&#34;windowSizeDays&#34;: 1" in trace and "{&#39;start&#39;" not in trace
     assert "RFC 9207" in trace  # Google's callback carries iss, and the trace says why
+    # The ID token decoded: its header and every claim explained, the key that checked it,
+    # and its signature in part only.
+    assert "The ID token&#39;s header" in trace and "Only RS256 is taken" in trace
+    for claim in ("iss", "azp", "aud", "sub", "iat", "exp", "at_hash", "nonce", "name"):
+        assert f'<th scope="row">{claim}</th>' in trace
+    assert "2026-11-23 12:00:00 UTC" in trace  # iat, in words beside the number
+    assert "Whom it is for: it must hold this app&#39;s client id" in trace
+    signature = re.search(r"Signature (\S+)… \((\d+) characters\): RS256", trace)
+    assert len(signature.group(1)) == 8 and int(signature.group(2)) == 342  # RSA 2048
+    assert f"published at {url}{root}/oauth2/v3/certs" in trace
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("urllib3"))
     assert len(set(seen)) == 6
     for where in (trace, home.text, cookies, logged):
