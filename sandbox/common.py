@@ -135,6 +135,7 @@ class AuthorizationServer(Role):
     `redeem_*` return the arguments of `issue_tokens`, after the request."""
 
     TOKEN_HEADERS = {}  # on every token answer
+    OTHER_GRANTS = {}  # a provider's grant types beyond those two: {grant_type: method name}
     UNSUPPORTED_GRANT = "Unsupported grant_type."
     # The provider's words when the credentials are wrong, and when the form's client_id
     # is another than the one authenticated.
@@ -144,13 +145,17 @@ class AuthorizationServer(Role):
         if request.mimetype != "application/x-www-form-urlencoded":
             raise OAuthError(400, "invalid_request", "Send the parameters as a form.")
         client = self.authenticate_client(request)
+        grant_type = single(request.form, "grant_type")
         redeem = {
             "authorization_code": self.redeem_code,
             "refresh_token": self.redeem_refresh_token,
-        }.get(single(request.form, "grant_type"))
-        if redeem is None:
+        }.get(grant_type)
+        if redeem is not None:
+            issued = self.issue_tokens(request, *redeem(request.form, client))
+        elif grant_type in self.OTHER_GRANTS:
+            issued = getattr(self, self.OTHER_GRANTS[grant_type])(request.form, client)
+        else:
             raise OAuthError(400, "unsupported_grant_type", self.UNSUPPORTED_GRANT)
-        issued = self.issue_tokens(request, *redeem(request.form, client))
         return as_json(issued, headers=self.TOKEN_HEADERS)
 
     def registered_client(self, form, client_id, secret):
@@ -177,6 +182,7 @@ class StandIn:
     DEFAULT_EXPIRES_IN = RATE_LIMIT = None  # each provider's own
     AuthorizationServer = ResourceServer = INTERNAL_ERROR = None
     WalkPage = None  # the demo people's own page (walk_page.py)
+    OTHER_ROLES = ()  # a provider's own, beyond those (Google's subscribers API)
 
     def __init__(self, clients=(), expires_in=None, rate_limit=None, database=":memory:"):
         self.store = Store(database)
@@ -190,7 +196,8 @@ class StandIn:
         self.authorization = self.AuthorizationServer(self)
         self.resources = self.ResourceServer(self)
         self.roles = {}
-        for role in (self.authorization, self.resources, self.WalkPage(self)):
+        self.other_roles = [role(self) for role in self.OTHER_ROLES]
+        for role in (self.authorization, self.resources, self.WalkPage(self), *self.other_roles):
             self.roles.update({rule.endpoint: role for rule in role.RULES})
         self.url_map = Map([rule.empty() for role in self.roles.values() for rule in role.RULES])
         self.notifier = Notifier()
@@ -232,6 +239,12 @@ class StandIn:
             status = self.notifier.deliver(subscriber.endpoint, body, headers, retry_in_background)
             sent.append((subscriber.endpoint, status))
         return sent
+
+    def subscribers_of(self, client_id):
+        """The app's subscribers, for the walk page: Fitbit's one, as added at
+        dev.fitbit.com."""
+        subscriber = self.store.subscribers.get(client_id)
+        return [subscriber] if subscriber is not None else []
 
     def data_key(self, user_id):
         """Whose made-up data a user's is (steps, nights, heart rate): their own, by

@@ -5,7 +5,8 @@ It follows ../shared/google-health-api.md in the project notes and refuses what 
 refuse: the authorization server is in google_authorization.py, the resource servers in
 google_resources.py. OAuth errors have RFC 6749 5.2's shape; the Health API's, and those of
 unknown paths, are google.rpc.Status objects. Webhooks, signed as Google signs them, are in
-google_webhooks.py.
+google_webhooks.py, and the subscribers API that registers them in google_subscribers.py;
+OpenID Connect's discovery, keys and ID tokens in google_oidc.py.
 """
 
 import os
@@ -31,10 +32,19 @@ from .google_resources import (
 )
 from .google_sleep_heart import SLEEP_SCOPES
 from .google_status import ApiError
+from .google_subscribers import GoogleSubscribersApi, project_of
 from .walk_page import WalkPage
 
 # Each request drops at most this many stale entries of each kind.
 PRUNE_BATCH = 50
+# The app's own subscriber in sandbox mode, for every data type the app reads.
+APP_SUBSCRIBER = "app"
+APP_CONFIGS = [
+    {
+        "dataTypes": ["steps", "sleep", "daily-resting-heart-rate"],
+        "subscriptionCreatePolicy": "AUTOMATIC",
+    }
+]
 # The scopes that read each kind of data a change can be notified of.
 READ_SCOPES = {"steps": STEPS_SCOPES, "sleep": SLEEP_SCOPES}
 
@@ -49,6 +59,7 @@ class GoogleStandIn(StandIn):
     AuthorizationServer = GoogleAuthorizationServer
     ResourceServer = GoogleResourceServer
     WalkPage = WalkPage
+    OTHER_ROLES = (GoogleSubscribersApi,)
     # The app's setting for the subscriber's secret, for `python -m sandbox` to print.
     WEBHOOK_SECRET_SETTING = "GOOGLE_WEBHOOK_SECRET"
     INTERNAL_ERROR = ApiError(500, "INTERNAL", "Internal error encountered.")
@@ -118,10 +129,20 @@ class GoogleStandIn(StandIn):
         # The same made-up data as at Fitbit, for the people who had a Fitbit account.
         return PEOPLE[user_id]["legacy"] or user_id
 
+    @property
+    def subscribers_api(self):
+        return self.other_roles[0]
+
     def generated_subscriber(self, client_id, endpoint):
-        """The app's subscriber, as registered for its Cloud project: its endpoint, and the
+        """The app's subscriber, registered for its Cloud project through the subscribers
+        API's own code, for every data type the stand-in notifies of: its endpoint, and the
         Authorization value its deliveries carry."""
-        return self.store.subscribers.generated(client_id, endpoint, google_webhooks.new_secret)
+        return self.subscribers_api.register(
+            project_of(client_id), APP_SUBSCRIBER, endpoint, google_webhooks.new_secret, APP_CONFIGS
+        )
+
+    def subscribers_of(self, client_id):
+        return self.subscribers_api.subscribers_of(project_of(client_id))
 
     def handshake(self, subscriber):
         """As at registration: {"type": "verification"} with the secret must get 201, and
@@ -150,15 +171,13 @@ class GoogleStandIn(StandIn):
             if scopes & set(scope.split())
         }
         for client_id in sorted(clients):
-            subscriber = self.store.subscribers.get(client_id)
-            if subscriber is None:
-                continue
-            headers = {
-                "Content-Type": "application/json",
-                "Authorization": subscriber.secret,
-                "X-HEALTHAPI-SIGNATURE": google_webhooks.sign(key_id, pem, body),
-            }
-            yield subscriber, body, headers
+            for subscriber in self.subscribers_api.ready(project_of(client_id), data_type):
+                headers = {
+                    "Content-Type": "application/json",
+                    "Authorization": subscriber.secret,
+                    "X-HEALTHAPI-SIGNATURE": google_webhooks.sign(key_id, pem, body),
+                }
+                yield subscriber, body, headers
 
     def rotate_id_token_key(self):
         """A new key signs ID tokens from now on; the oldest of the two published goes.

@@ -36,6 +36,7 @@ from .common import (
 )
 from .google_oidc import GoogleOpenIdConnect
 from .google_resources import AUTH, HEALTH, PEOPLE
+from .google_subscribers import GoogleServiceTokens
 from .store import AuthorizationCode, ConsentRequest, Grant
 
 AUTHORIZE_PATH = "/o/oauth2/v2/auth"
@@ -62,7 +63,7 @@ REFRESH_TOKEN_LIFETIME = timedelta(days=7)
 DEFAULT_EXPIRES_IN = 3599  # an hour, less the second Google takes off
 
 
-class GoogleAuthorizationServer(GoogleOpenIdConnect, AuthorizationServer):
+class GoogleAuthorizationServer(GoogleOpenIdConnect, GoogleServiceTokens, AuthorizationServer):
     TOKEN_HEADERS = {"Pragma": "no-cache"}
     UNSUPPORTED_GRANT = "Invalid grant_type."
     BAD_CREDENTIALS = "Unauthorized"

@@ -63,7 +63,7 @@ class WalkPage(Role):
         subscribers = [
             subscriber
             for client in self.store.clients.all()
-            if (subscriber := self.store.subscribers.get(client.client_id)) is not None
+            for subscriber in self.stand_in.subscribers_of(client.client_id)
         ]
         return self.stand_in.render(
             "walk.html",

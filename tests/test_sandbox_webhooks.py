@@ -50,11 +50,11 @@ class Recorder:
         ]
 
 
-def token_for(stand_in, user_id, scope):
-    """Tokens for `user_id`, issued the way a sign-in would, through the store."""
+def token_for(stand_in, user_id, scope, client=APP):
+    """Tokens for `user_id`, issued to `client` the way a sign-in would, through the store."""
     from sandbox.store import Grant
 
-    grant = Grant(APP.client_id, user_id, scope)
+    grant = Grant(client.client_id, user_id, scope)
     stand_in.store.grants.add_code("code-" + user_id, _issued(grant))
     access = "access-" + user_id
     stand_in.store.grants.add_tokens(
@@ -203,7 +203,8 @@ def test_a_google_walk_does_the_handshake_then_sends_a_signed_notification(googl
         sent = google.walk(ALEX_GOOGLE, 2500)
     assert sent == [("http://app.test/webhooks/google", 204)]
     recorder = google.notifier.send
-    subscriber = google.store.subscribers.get(APP.client_id)
+    [subscriber] = google.subscribers_of(APP.client_id)
+    assert subscriber.verified  # the registration's operation is done, after the handshake
     handshake = [entry for entry in recorder.sent if entry[2] == b'{"type": "verification"}']
     assert [entry[3].get("Authorization") for entry in handshake] == [subscriber.secret, None]
     [(_, _, body, headers, _)] = recorder.deliveries()
@@ -227,9 +228,12 @@ def test_a_google_subscriber_that_fails_the_handshake_is_sent_nothing(google):
     """An endpoint that takes the verification without the secret fails Google's check."""
     google.notifier.send.secret = None  # it answers 201 to a verification without one
     token_for(google, ALEX_GOOGLE, f"{HEALTH}activity_and_fitness.readonly")
-    assert google.walk(ALEX_GOOGLE, 10) == [("http://app.test/webhooks/google", None)]
+    assert google.walk(ALEX_GOOGLE, 10) == []  # no subscriber: its registration failed
     assert google.notifier.send.deliveries() == []
-    assert not google.store.subscribers.get(APP.client_id).verified
+    assert google.subscribers_of(APP.client_id) == []
+    with google.store.db.transaction() as sql:
+        [(result,)] = sql.execute("SELECT result FROM operations").fetchall()
+    assert json.loads(result)["error"]["code"] == 9  # FAILED_PRECONDITION
 
 
 def test_two_google_walks_a_moment_apart_never_send_the_same_body(google):

@@ -12,6 +12,7 @@ database.
     calls.py      the API calls counted against each user's budget
     webhooks.py   subscribers, subscriptions, steps walked, nights logged, signing keys
     id_token_keys.py   Google's OpenID Connect signing keys
+    project_subscribers.py   Google's subscribers API: subscribers, operations, service tokens
 """
 
 from .calls import Calls
@@ -20,6 +21,7 @@ from .consents import Consents, Extras
 from .database import Database, epoch
 from .grants import Grants
 from .id_token_keys import IdTokenKeys
+from .project_subscribers import Operations, ProjectSubscribers, ServiceTokens
 from .records import (
     AuthorizationCode,
     ConsentRequest,
@@ -57,6 +59,9 @@ class Store:
         self.nights = Nights(self.db)
         self.signing_keys = SigningKeys(self.db)
         self.id_token_keys = IdTokenKeys(self.db)
+        self.project_subscribers = ProjectSubscribers(self.db)
+        self.operations = Operations(self.db)
+        self.service_tokens = ServiceTokens(self.db)
 
     def count(self, table):
         """How many rows a table holds (for tests and curious readers)."""
@@ -77,6 +82,7 @@ class Store:
                 (),
             ),
             ("access_tokens", "token", "expires_at < ?", (epoch(token_cutoff),)),
+            ("service_tokens", "token", "expires_at < ?", (epoch(token_cutoff),)),
             ("calls", "rowid", "hour != ?", (hour,)),
             (
                 "grants",

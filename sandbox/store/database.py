@@ -56,6 +56,15 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS id_token_keys (
     kid TEXT PRIMARY KEY, private_key TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS project_subscribers (
+    name TEXT PRIMARY KEY, project TEXT NOT NULL, resource TEXT NOT NULL, secret TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS operations (
+    name TEXT PRIMARY KEY, project TEXT NOT NULL, subscriber TEXT NOT NULL,
+    action TEXT NOT NULL, change TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, result TEXT,
+    created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS service_tokens (
+    token TEXT PRIMARY KEY, client_id TEXT NOT NULL, scope TEXT NOT NULL,
+    expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
     client_id TEXT NOT NULL, user_id TEXT NOT NULL, hour TEXT NOT NULL,
     count INTEGER NOT NULL, PRIMARY KEY (client_id, user_id, hour));

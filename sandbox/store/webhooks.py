@@ -9,7 +9,8 @@ from .records import Subscriber, Subscription
 
 
 class Subscribers:
-    """One subscriber per app, as registered at dev.fitbit.com or in a Cloud project."""
+    """Fitbit's: one subscriber per app, as added at dev.fitbit.com. (Google's are a Cloud
+    project's, kept by project_subscribers.py.)"""
 
     def __init__(self, db):
         self.db = db
