@@ -118,9 +118,10 @@ def allow(browser, consent, person):
 
 def seed_users(database_url, count):
     """`count` more users, connected, as if they had signed in over the past months."""
+    import database
     import models
 
-    models.open_database(database_url)
+    database.open_database(database_url)
     later = datetime.now(UTC) + timedelta(hours=8)
     rows = [
         {
@@ -252,9 +253,10 @@ def wait_for(url, seconds=20):
 
 def expire_the_token(database_url):
     """Alex's access token, made a minute past its expiry."""
+    import database
     import models
 
-    models.open_database(database_url)
+    database.open_database(database_url)
     with models.db.connection_context():
         past = datetime.now(UTC) - timedelta(minutes=1)
         alex = models.User.fitbit_id == "7QW2XR"

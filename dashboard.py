@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import oauth
-from models import ApiCache
+import token_store
 from pages import in_words
 from panels import PANELS
 from providers import account, dialect_of
@@ -124,10 +124,10 @@ class Dashboard:
         of calls is spent, the last answer (if any) stands in, with a note."""
         cached = user.cached_answer(api_request.key)
         if cached is not None and cached.fresh(timedelta(seconds=self.cache_seconds)):
-            return cached.body
+            return token_store.answer_text(cached)
         asked_at = datetime.now(UTC)
         if cached is not None and cached.changed and not cached.claim_refetch(asked_at):
-            return cached.body  # another view is fetching this change right now
+            return token_store.answer_text(cached)  # another view is fetching this change
         if not user.budget_spent():
             try:
                 api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
@@ -147,7 +147,7 @@ class Dashboard:
         )
         if note not in notes:
             notes.append(note)
-        return cached.body if cached is not None else None
+        return token_store.answer_text(cached) if cached is not None else None
 
     @staticmethod
     def give_back(cached):
@@ -159,7 +159,7 @@ class Dashboard:
         """Every API answer: note the budget it reports, and cache what it says, as of
         `asked_at`, when it was asked for. Returns its JSON text, as kept."""
         user.record_budget(*self.dialect.rate_budget(headers))
-        return ApiCache.store(user, key, data, asked_at)
+        return token_store.keep_answer(user, key, data, asked_at)
 
 
 @lru_cache(maxsize=1024)

@@ -6,6 +6,7 @@ the user, and the log, whether the provider forgot them too.
 import logging
 
 import oauth
+import token_store
 from providers import account, dialect_of
 
 log = logging.getLogger("fitbit_oauth_app")
@@ -20,7 +21,7 @@ def revoke_for(client, user):
         log.info("%s: disconnected; tokens of %s not sent", account(user), provider.TITLE)
         return f"Disconnected here. You can revoke access at {provider.NAME} at {site}."
     try:
-        oauth.revoke(client, user.refresh_token)
+        oauth.revoke(client, token_store.tokens_of(user).refresh_token)
     except oauth.ProviderError as error:
         log.warning("%s: disconnected, but revoking failed: %s", account(user), error)
         return (

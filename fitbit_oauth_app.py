@@ -44,17 +44,12 @@ import callback
 import disconnect
 import oauth
 import sandbox_mode
+import token_store
 import tracing
 from dashboard import Dashboard
+from database import connection_when_needed, open_database
 from middleware import CallbackLogHandler, security_headers, with_security_headers
-from models import (
-    TraceEntry,
-    User,
-    connection_when_needed,
-    db,
-    open_database,
-    shared_secret,
-)
+from models import TraceEntry, User, db, shared_secret
 from pages import Pages
 from panels import PANELS
 from providers import account, dialect_of
@@ -177,7 +172,7 @@ class FitbitOAuthApp:
         person = self.sign_ins.identify(request, tokens, pending.nonce)
         if kind is not None:
             return self.sign_ins.widen(request, pending, kind, person, tokens)
-        user = User.sign_in(person, tokens)
+        user = token_store.sign_in(person, tokens)
         if user is None:
             return self.sign_ins.no_refresh_token(request, tokens)
         log.info("%s: signed in, scope %r", account(user), tokens.scope)
@@ -244,7 +239,7 @@ class FitbitOAuthApp:
                 self.webhooks.unsubscribe(user)
                 message = disconnect.revoke_for(self.client, user)
             finally:
-                User.clear_tokens(user.id)
+                token_store.clear_tokens(user.id)
             request.browser.add_flash(message)
         return redirect(request.urls.build("index"), code=302)
 

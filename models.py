@@ -6,14 +6,10 @@ Nothing here knows about HTTP. The database is chosen at start-up from DATABASE_
 import json
 import logging
 import math
-import os
 import secrets
-import time
 import weakref
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
-from urllib.parse import urlparse
 
 from peewee import (
     SQL,
@@ -22,16 +18,11 @@ from peewee import (
     DateTimeField,
     ForeignKeyField,
     IntegerField,
-    IntegrityError,
     Model,
-    OperationalError,
     PostgresqlDatabase,
-    SqliteDatabase,
     TextField,
     fn,
 )
-from playhouse.db_url import connect
-from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, migrate
 
 db = DatabaseProxy()
 
@@ -47,6 +38,9 @@ ANONYMOUS_SESSION_LIFETIME = timedelta(hours=1)
 # How long a webhook delivery is remembered, to know it if it comes again: Google retries
 # for up to 7 days (unverified), and a day more is cheap.
 NOTIFICATION_MEMORY = timedelta(days=8)
+# Any number, the same in every process: with a client's hash, the key of the advisory lock
+# taken for counting the sign-ins it has in flight (schema.SCHEMA_LOCK is another).
+SIGN_IN_LOCKS = 4001
 
 
 def now():
@@ -109,23 +103,6 @@ class User(BaseModel):
         return cls.get_or_none(cls.fitbit_id == fitbit_id)
 
     @classmethod
-    def sign_in(cls, person, tokens):
-        """Step 5: file a sign-in under its person (a dialects.Person): the row with their Health
-        user id, else the one with their Fitbit id (someone moving from Fitbit to Google Health),
-        else a new one. Tokens of the other dialect are dropped, with the answers cached for
-        them. Without a refresh token (Google sends one only on a consent), the one kept for the
-        same provider stays; with none at all, nothing is stored and None is returned."""
-        for attempt in range(2):
-            try:
-                with db.atomic():
-                    return cls._sign_in(person, tokens)
-            except IntegrityError:
-                # The same new person signed in twice at once, and the other insert won:
-                # the second try finds that row.
-                if attempt:
-                    raise
-
-    @classmethod
     def of(cls, person):
         """The row of a dialects.Person: the one with their Health user id, else the one
         with their Fitbit id; or None."""
@@ -135,33 +112,6 @@ class User(BaseModel):
         if row is None and person.fitbit_id is not None:
             row = cls.get_or_none(cls.fitbit_id == person.fitbit_id)
         return row
-
-    @classmethod
-    def _sign_in(cls, person, tokens):
-        row = cls.of(person)
-        same_provider = row is not None and row.provider == person.provider
-        refresh_token = tokens.refresh_token
-        if refresh_token is None and same_provider:
-            refresh_token = row.refresh_token
-        if refresh_token is None:
-            return None
-        fields = cls._token_fields(tokens)
-        # A name that could not be read now (person.name None) is the one kept from before.
-        kept = row.display_name if row is not None else None
-        fields.update(
-            refresh_token=refresh_token,
-            provider=person.provider,
-            display_name=person.name or kept or person.fitbit_id or person.health_user_id,
-            fitbit_id=person.fitbit_id or (row.fitbit_id if row else None),
-            health_user_id=person.health_user_id or (row.health_user_id if row else None),
-        )
-        if row is None:
-            return cls.create(**fields)
-        if not same_provider:
-            ApiCache.delete().where(ApiCache.user == row).execute()  # the other dialect's
-            fields.update(rate_remaining=None, rate_reset_at=None, last_sync_at=None)
-        cls.update(**fields).where(cls.id == row.id).execute()
-        return cls.get_by_id(row.id)
 
     @classmethod
     def take_lease(cls, user_id, access_token, until):
@@ -184,29 +134,16 @@ class User(BaseModel):
         ).execute()
 
     @classmethod
-    def replace_tokens(cls, user_id, old_access_token, tokens):
-        """Compare and swap: write the new tokens only if the row still holds the access
-        token that was refreshed. False when another worker changed the row first. The
-        access token, because Google's refresh token stays the same through refreshes."""
+    def replace_tokens(cls, user_id, old_access_token, fields):
+        """Compare and swap: write the new tokens' `fields` only if the row still holds the
+        access token that was refreshed. False when another worker changed the row first.
+        The access token, because Google's refresh token stays the same through refreshes."""
         changed = (
-            cls.update(**cls._token_fields(tokens))
+            cls.update(**fields)
             .where((cls.id == user_id) & (cls.access_token == old_access_token))
             .execute()
         )
         return changed == 1
-
-    @staticmethod
-    def _token_fields(tokens):
-        # New tokens end any refresh lease: there is nothing left to spend under it.
-        return dict(
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            expires_at=tokens.expires_at,
-            scope=tokens.scope,
-            updated_at=now(),
-            refresh_lease=None,
-            refresh_lease_until=None,
-        )
 
     @classmethod
     def clear_tokens(cls, user_id, dead_refresh_token=None):
@@ -282,7 +219,7 @@ class ApiCache(BaseModel):
 
     user = ForeignKeyField(User, on_delete="CASCADE")
     path = CharField()
-    body = TextField()  # the JSON as the provider sent it
+    body = TextField()  # the JSON as the provider sent it (token_store.py reads and writes it)
     fetched_at = MomentField(default=now)  # when the request for this answer was sent
     # When the provider last said (by webhook) that this data changed: from then on, until
     # it is fetched again, the answer is stale however young it is.
@@ -292,15 +229,13 @@ class ApiCache(BaseModel):
         indexes = ((("user", "path"), True),)
 
     @classmethod
-    def store(cls, user, path, data, asked_at=None):
-        """Keep an answer, as fetched at `asked_at`: the moment its request was sent, so that
-        a change notified while it was on its way leaves it stale. Returns its JSON text."""
-        fields = {"body": json.dumps(data), "fetched_at": asked_at or now()}
+    def store(cls, user, path, body, fetched_at):
+        """Keep an answer's `body` (see token_store.keep_answer), as fetched at `fetched_at`."""
+        fields = {"body": body, "fetched_at": fetched_at}
         cls.insert(user=user, path=path, **fields).on_conflict(
             conflict_target=[cls.user, cls.path], update=fields
         ).execute()
         User.update(last_sync_at=now()).where(User.id == user.id).execute()
-        return fields["body"]
 
     @classmethod
     def mark_changed(cls, user_id, paths, moment):
@@ -611,207 +546,3 @@ def shared_secret(name):
     """The secret called `name`, made by whichever process asks first."""
     SharedSecret.insert(name=name, value=secrets.token_hex(32)).on_conflict_ignore().execute()
     return SharedSecret.get_by_id(name).value.encode()
-
-
-class SchemaVersion(BaseModel):
-    """How far this database has been upgraded: one row, its version a key of MIGRATIONS."""
-
-    id = IntegerField(primary_key=True)  # always 1
-    version = IntegerField()
-
-    class Meta:
-        table_name = "schema_version"
-
-
-MODELS = [
-    User,
-    BrowserSession,
-    PendingSignIn,
-    ApiCache,
-    TraceEntry,
-    Notification,
-    SharedSecret,
-    SchemaVersion,
-]
-
-
-def _leases_and_pruning(migrator):
-    added = [
-        migrator.add_column("users", "refresh_lease", User.refresh_lease),
-        migrator.add_column("users", "refresh_lease_until", User.refresh_lease_until),
-        migrator.add_column("pendingsignin", "client", PendingSignIn.client),
-        migrator.add_column("browsersession", "trace", BrowserSession.trace),
-        migrator.add_index("pendingsignin", ("created_at",)),
-        migrator.add_index("browsersession", ("created_at",)),
-    ]
-    # The first release made PostgreSQL's datetime columns TIMESTAMP, without a time zone.
-    zoned = []
-    if isinstance(migrator, PostgresqlMigrator):
-        for model in (User, ApiCache, BrowserSession, PendingSignIn):  # TraceEntry is new
-            for field in model._meta.sorted_fields:
-                table, column = model._meta.table_name, field.column_name
-                # Columns of later versions are added with the zone already.
-                if isinstance(field, DateTimeField) and (table, column) not in LATER_COLUMNS:
-                    zoned.append(migrator.alter_column_type(table, column, field))
-    return added + zoned
-
-
-def _two_providers(migrator):
-    # A Google Health user has a Health user id, and a Fitbit id only if they had a Fitbit
-    # account; every row of the first releases was a Fitbit user.
-    return [
-        migrator.drop_not_null("users", "fitbit_id"),
-        # Unique, with the index named as a new database names it.
-        migrator.add_column("users", "health_user_id", CharField(null=True)),
-        migrator.sql("CREATE UNIQUE INDEX user_health_user_id ON users (health_user_id)"),
-        migrator.add_column("users", "provider", User.provider, allow_not_null=True),
-    ]
-
-
-# Columns that versions after 2 add, which the upgrade to version 2 must leave alone.
-LATER_COLUMNS = {("apicache", "changed_at")}
-
-
-def _webhooks(migrator):
-    # The Notification table is new, so it is created with the others that are missing.
-    return [migrator.add_column("apicache", "changed_at", ApiCache.changed_at)]
-
-
-def _users_in_order(migrator):
-    # Named as a new database names it.
-    return [migrator.sql("CREATE INDEX user_created_at_id ON users (created_at, id)")]
-
-
-def _consent_rounds(migrator):
-    return [
-        migrator.add_column("pendingsignin", "user_id", PendingSignIn.user),
-        migrator.add_column("pendingsignin", "panel", PendingSignIn.panel),
-        migrator.alter_column_type("users", "scope", TextField(default="")),
-    ]
-
-
-def _nonces(migrator):
-    return [migrator.add_column("pendingsignin", "nonce", PendingSignIn.nonce)]
-
-
-# Any numbers, the same in every process: the keys of the advisory locks taken for upgrades,
-# and (with a client's hash) for counting the sign-ins it has in flight.
-SCHEMA_LOCK = 4000
-SIGN_IN_LOCKS = 4001
-# What each version adds to the one before. Version 1 is the schema of the first release,
-# which recorded no version: a database with a users table and no version row is at 1.
-MIGRATIONS = {
-    2: _leases_and_pruning,
-    3: _two_providers,
-    4: _webhooks,
-    5: _users_in_order,
-    6: _consent_rounds,
-    7: _nonces,
-}
-SCHEMA_VERSION = max(MIGRATIONS)
-
-
-def upgrade_schema(database):
-    """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION in
-    place, keeping every row: all in one transaction, one process at a time."""
-    if not isinstance(database, SqliteDatabase):
-        _upgrade(database)
-        return
-    # SQLite changes a column by copying its table and dropping the old one; with foreign
-    # keys on, that drop would delete every session and cached answer of every user. The
-    # switch only works outside a transaction, and the check after it proves nothing broke.
-    database.pragma("foreign_keys", 0)
-    try:
-        _upgrade(database)
-        if database.execute_sql("PRAGMA foreign_key_check").fetchall():
-            raise OperationalError("the schema upgrade broke a foreign key")
-    finally:
-        database.pragma("foreign_keys", 1)
-
-
-def _upgrade(database):
-    with db.atomic():
-        if isinstance(database, PostgresqlDatabase):
-            # Two processes running CREATE TABLE IF NOT EXISTS at the same moment can both
-            # try to create the table, so they take turns. SQLite's BEGIN IMMEDIATE already
-            # makes them.
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        existing = db.table_exists(User._meta.table_name)
-        # Only tables that are missing: the columns and indexes of existing ones are the
-        # migrations' work (SQLite would even index a missing column as a string constant).
-        db.create_tables([m for m in MODELS if not m.table_exists()])
-        SchemaVersion.insert(
-            id=1, version=1 if existing else SCHEMA_VERSION
-        ).on_conflict_ignore().execute()
-        version = SchemaVersion.get().version
-        migrator = SchemaMigrator.from_database(database)
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            migrate(*MIGRATIONS[step](migrator))
-        SchemaVersion.update(version=SCHEMA_VERSION).execute()
-
-
-@contextmanager
-def connection_when_needed():
-    """For one request: peewee takes a connection from the pool at the first query, and it
-    goes back at the end. A page that asks the database nothing costs it nothing."""
-    try:
-        yield
-    finally:
-        db.close()
-
-
-def use_wal(database):
-    """Write-ahead logging: readers go on while one process writes. The file keeps the mode,
-    but switching to it needs the file to itself for a moment and does not wait for it, so a
-    process starting beside another one tries again."""
-    for _ in range(100):
-        try:
-            database.execute_sql("PRAGMA journal_mode = wal")
-            return
-        except OperationalError:
-            time.sleep(0.05)
-    raise OperationalError("could not switch the database to write-ahead logging")
-
-
-def open_database(database_url):
-    """Connect the models to DATABASE_URL, and create or upgrade the tables."""
-    # A pool keeps each thread's connection open between requests: opening one, with its
-    # pragmas, costs more than all the queries of a page.
-    scheme, rest = database_url.split(":", 1)
-    pooled = f"{scheme}+pool:{rest}"
-    pool = {"max_connections": 64, "stale_timeout": 300, "timeout": 10}
-    if database_url.startswith("sqlite:"):
-        path = urlparse(database_url).path[1:]
-        if path and path != ":memory:" and not os.path.exists(path):
-            # Tokens live in this file: only its owner may read it.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        # BEGIN IMMEDIATE: a transaction takes the write lock first, waiting for it if need
-        # be. Deferred, one that read before writing would fail at once ("database is
-        # locked") whenever another process had written in between.
-        database = connect(
-            pooled,
-            pragmas={"foreign_keys": 1},
-            lock_type="IMMEDIATE",
-            check_same_thread=False,  # a pooled connection serves one thread at a time
-            **pool,
-        )
-    elif database_url.startswith(("postgres:", "postgresql:")):
-        database = connect(
-            pooled,
-            **pool,
-            # Every moment here is a UTC datetime with its zone. PostgreSQL's plain TIMESTAMP
-            # would hand them back without one, and comparing those with aware ones fails.
-            field_types={"DATETIME": "TIMESTAMPTZ"},
-            # UTC, so times come back as they went in; and a lock wait ends as SQLite's
-            # does, after 5 s with an OperationalError, not never.
-            options="-c timezone=UTC -c lock_timeout=5s",
-        )
-    else:
-        database = connect(database_url)
-    db.initialize(database)
-    with db.connection_context():
-        if isinstance(database, SqliteDatabase):
-            use_wal(database)
-        upgrade_schema(database)
-        prune()
-    return database

@@ -15,6 +15,7 @@ import callback
 import disconnect
 import id_tokens
 import oauth
+import token_store
 import tracing
 from models import PendingSignIn, User, db
 from panels import PANELS
@@ -130,7 +131,7 @@ class SignIns:
             log.info("%s: %s not granted in a consent round", account(user), kind.panel)
             return callback.home_with(request, callback.not_granted(words))
         before = user.scope
-        user = User.sign_in(person, tokens)  # the same row, the wider grant
+        user = token_store.sign_in(person, tokens)  # the same row, the wider grant
         if user is None:  # no refresh token sent, and the row's is gone since
             return self.no_refresh_token(request, tokens)
         log.info("%s: granted %s, scope %r", account(user), kind.panel, tokens.scope)

@@ -19,6 +19,7 @@ from peewee import IntegrityError
 from werkzeug.wrappers import Response
 
 import oauth
+import token_store
 import tracing
 import webhook_keys
 from dialects import VERIFIED, Refused
@@ -97,7 +98,7 @@ class Webhooks:
             log.info("A webhook named a user this app does not know")
             return
         if change.revoked:
-            User.clear_tokens(user.id)
+            token_store.clear_tokens(user.id)
             log.info("%s: access revoked at %s, tokens forgotten", account(user), self.dialect.NAME)
             what = "The user revoked this app's access: their tokens are forgotten here."
         else:

@@ -38,6 +38,7 @@ from werkzeug.test import Client
 import fitbit_legacy
 import fitbit_oauth_app
 import oauth
+import token_store
 from fitbit_oauth_app import create_app
 from middleware import CallbackLogHandler
 from models import BrowserSession, PendingSignIn, User
@@ -219,7 +220,7 @@ def test_users_page_lists_users_without_their_tokens(app, browser, fitbit):
     with freeze_time("2026-11-23 08:00:00"):
         sign_in(browser, fitbit, name="Alex")
         sign_in(Client(app), fitbit, name="Sam", user_id="SAM1")
-        User.clear_tokens(User.by_fitbit_id("SAM1").id)
+        token_store.clear_tokens(User.by_fitbit_id("SAM1").id)
         response = browser.get("/users")
     text = page(response)
     assert "Alex" in text and "ABC123" in text and "expires in 8 hours" in text

@@ -24,6 +24,7 @@ from werkzeug.test import Client
 import dialects
 import fitbit_legacy
 import oauth
+import token_store
 from chart import round_down, step_chart
 from fitbit_oauth_app import create_app
 from models import ApiCache, User
@@ -416,7 +417,9 @@ def make_users(count):
     for n in range(count):
         tokens = oauth.Tokens(f"U{n:04}", "a", "r", T0 + timedelta(hours=8), "profile")
         with freeze_time(T0 + timedelta(seconds=n)):
-            User.sign_in(dialects.Person("fitbit", tokens.user_id, None, f"Person {n}"), tokens)
+            token_store.sign_in(
+                dialects.Person("fitbit", tokens.user_id, None, f"Person {n}"), tokens
+            )
 
 
 @pytest.mark.parametrize(

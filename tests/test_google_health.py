@@ -23,8 +23,10 @@ from werkzeug.test import Client
 import dialects
 import google_health
 import oauth
+import token_store
+from database import open_database
 from fitbit_oauth_app import create_app
-from models import ApiCache, PendingSignIn, User, open_database
+from models import ApiCache, PendingSignIn, User
 from settings import Config
 
 CLIENT_ID = "123-abc.apps.googleusercontent.com"
@@ -853,8 +855,8 @@ def test_a_second_unauthenticated_answer_is_an_error(google, client_config):
 def test_health_user_ids_are_compared_exactly(tmp_path):
     open_database(f"sqlite:///{tmp_path / 'ids.db'}")
     tokens = oauth.Tokens(None, "a", "r", NOW, GRANTED)
-    upper = User.sign_in(dialects.Person("google", None, "hu-ABC", "Upper"), tokens)
-    lower = User.sign_in(dialects.Person("google", None, "hu-abc", "Lower"), tokens)
+    upper = token_store.sign_in(dialects.Person("google", None, "hu-ABC", "Upper"), tokens)
+    lower = token_store.sign_in(dialects.Person("google", None, "hu-abc", "Lower"), tokens)
     assert upper.id != lower.id and User.select().count() == 2
 
 

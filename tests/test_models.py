@@ -21,17 +21,11 @@ import fitbit_legacy
 import google_health
 import models
 import oauth
+import token_store
+from database import open_database
 from fitbit_oauth_app import create_app
-from models import (
-    SCHEMA_VERSION,
-    ApiCache,
-    BrowserSession,
-    PendingSignIn,
-    SchemaVersion,
-    User,
-    db,
-    open_database,
-)
+from models import ApiCache, BrowserSession, PendingSignIn, User, db
+from schema import SCHEMA_VERSION, SchemaVersion
 from settings import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,11 +45,11 @@ def tokens(user_id="ABC123", access="a1", refresh="r1"):
 
 
 def fitbit_sign_in(tokens, name):
-    return User.sign_in(dialects.Person("fitbit", tokens.user_id, None, name), tokens)
+    return token_store.sign_in(dialects.Person("fitbit", tokens.user_id, None, name), tokens)
 
 
 def google_sign_in(tokens, name, health_id="hu-1", legacy_id=None):
-    return User.sign_in(dialects.Person("google", legacy_id, health_id, name), tokens)
+    return token_store.sign_in(dialects.Person("google", legacy_id, health_id, name), tokens)
 
 
 def test_a_sign_in_inserts_then_updates_the_same_row(database):
@@ -82,7 +76,7 @@ def test_lookup_by_fitbit_id_is_case_sensitive(database):
 
 def test_moving_from_fitbit_to_google_keeps_one_row_and_drops_the_fitbit_tokens(database):
     alex = fitbit_sign_in(tokens("7QW2XR", access="fitbit-a", refresh="fitbit-r"), "Alex R.")
-    ApiCache.store(alex, "/1/user/-/profile.json", {"user": {}})
+    token_store.keep_answer(alex, "/1/user/-/profile.json", {"user": {}})
     moved = google_sign_in(
         tokens(None, access="ya29.a", refresh="1//r"), "Alex Rivera", "hu-alex", "7QW2XR"
     )
@@ -150,16 +144,22 @@ def test_two_sign_ins_of_a_new_person_at_once_make_one_row(database):
 
 def test_replace_tokens_is_a_compare_and_swap_on_the_access_token(database):
     alex = fitbit_sign_in(tokens(access="a1", refresh="r1"), "Alex")
-    assert User.replace_tokens(alex.id, "a1", tokens(access="a2", refresh="r2"))
+    assert User.replace_tokens(
+        alex.id, "a1", token_store.token_fields(tokens(access="a2", refresh="r2"))
+    )
     # A second worker that also refreshed a1 must not overwrite the pair just stored.
-    assert not User.replace_tokens(alex.id, "a1", tokens(access="a3", refresh="r3"))
+    assert not User.replace_tokens(
+        alex.id, "a1", token_store.token_fields(tokens(access="a3", refresh="r3"))
+    )
     assert User.get().refresh_token == "r2"
 
 
 def test_replace_tokens_does_not_revive_a_disconnected_user(database):
     alex = fitbit_sign_in(tokens(access="a1"), "Alex")
-    User.clear_tokens(alex.id)
-    assert not User.replace_tokens(alex.id, "a1", tokens(access="a2", refresh="r2"))
+    token_store.clear_tokens(alex.id)
+    assert not User.replace_tokens(
+        alex.id, "a1", token_store.token_fields(tokens(access="a2", refresh="r2"))
+    )
     assert not User.get().connected
 
 
@@ -194,16 +194,18 @@ def test_storing_the_new_pair_ends_the_lease(database):
     alex = fitbit_sign_in(tokens(access="a1", refresh="r1"), "Alex")
     assert User.take_lease(alex.id, "a1", datetime.now(UTC) + oauth.REFRESH_LEASE)
     # Google's way: a new access token, the same refresh token.
-    assert User.replace_tokens(alex.id, "a1", tokens(access="a2", refresh="r1"))
+    assert User.replace_tokens(
+        alex.id, "a1", token_store.token_fields(tokens(access="a2", refresh="r1"))
+    )
     assert User.get().refresh_lease is None
     assert User.take_lease(alex.id, "a2", datetime.now(UTC) + oauth.REFRESH_LEASE)
 
 
 def test_clearing_a_dead_refresh_token_never_wipes_a_newer_pair(database):
     alex = fitbit_sign_in(tokens(refresh="r2"), "Alex")  # another worker stored r2 just now
-    assert not User.clear_tokens(alex.id, dead_refresh_token="r1")
+    assert not token_store.clear_tokens(alex.id, dead_refresh_token="r1")
     assert User.get().refresh_token == "r2"
-    assert User.clear_tokens(alex.id, dead_refresh_token="r2")
+    assert token_store.clear_tokens(alex.id, dead_refresh_token="r2")
     assert not User.get().connected
 
 
@@ -246,7 +248,7 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
         assert BrowserSession.get().user_id == alex.id and ApiCache.get().user_id == alex.id
         # The new columns work: the upgraded row takes a refresh lease, and moves to Google.
         assert User.take_lease(alex.id, "v1-access", datetime.now(UTC) + oauth.REFRESH_LEASE)
-        moved = User.sign_in(
+        moved = token_store.sign_in(
             dialects.Person("google", "7QW2XR", "hu-alex", "Alex Rivera"),
             oauth.Tokens(None, "ya29.a", "1//r", EXPIRY, "openid"),
         )
@@ -294,7 +296,7 @@ def test_processes_starting_together_set_up_the_database_once(tmp_path, first_re
     path = tmp_path / "shared.db"
     if first_release:
         make_first_release_database(f"sqlite:///{path}")
-    start = f"import models; models.open_database('sqlite:///{path}')"
+    start = f"import database; database.open_database('sqlite:///{path}')"
     root = os.path.dirname(HERE)
     starts = [subprocess.Popen([sys.executable, "-c", start], cwd=root) for _ in range(4)]
     assert [process.wait(30) for process in starts] == [0, 0, 0, 0]
@@ -398,5 +400,5 @@ def test_a_name_of_any_length_from_the_provider_is_kept_cut_short(database, dial
     assert name == "A" * dialects.MAX_NAME
     scope = " ".join(kind.scope for kind in module.DATA) + " " + module.SCOPES
     tokens = oauth.Tokens("X1", "access", "refresh", EXPIRY, scope)
-    User.sign_in(dialects.Person(dialect, "X1", None, name), tokens)
+    token_store.sign_in(dialects.Person(dialect, "X1", None, name), tokens)
     assert (User.get().display_name, User.get().scope) == (name, scope)

@@ -25,7 +25,8 @@ from conftest import listening, url_of
 from playhouse.db_url import connect
 from werkzeug.wrappers import Response
 
-from models import User, db, open_database
+from database import open_database
+from models import User, db
 from sandbox import FitbitStandIn, GoogleStandIn, RegisteredClient
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

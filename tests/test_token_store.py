@@ -10,7 +10,8 @@ from peewee import OperationalError
 import dialects
 import oauth
 import token_store
-from models import User, db, open_database
+from database import open_database
+from models import User, db
 from token_store import UserTokenStore
 
 EXPIRY = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
@@ -29,14 +30,14 @@ def tokens(user_id="ABC123", access="a1", refresh="r1"):
 
 def signed_in(provider, issued):
     person = dialects.Person(provider, "ABC123", "hu-1" if provider == "google" else None, "Al")
-    return User.sign_in(person, issued)
+    return token_store.sign_in(person, issued)
 
 
 def test_loads_what_was_stored_and_names_the_user_only_where_refreshes_do(store):
     fitbit_user = signed_in("fitbit", tokens())
     assert store.load(fitbit_user.id) == tokens()
     # Google's refresh answers name nobody, so its tokens carry no user id to compare.
-    User.clear_tokens(fitbit_user.id)
+    token_store.clear_tokens(fitbit_user.id)
     google_user = signed_in("google", tokens(user_id=None, access="g1", refresh="gr1"))
     assert google_user.id == fitbit_user.id  # the same person, moved to Google Health
     assert store.load(google_user.id) == tokens(user_id=None, access="g1", refresh="gr1")
@@ -44,7 +45,7 @@ def test_loads_what_was_stored_and_names_the_user_only_where_refreshes_do(store)
 
 def test_a_disconnected_or_unknown_user_has_no_tokens(store):
     user = signed_in("fitbit", tokens())
-    User.clear_tokens(user.id)
+    token_store.clear_tokens(user.id)
     assert store.load(user.id) is None
     assert store.load(user.id + 1) is None
 
