@@ -26,7 +26,7 @@ GUNICORN_OPTIONS = --workers $(WORKERS) --worker-class gthread --threads $(THREA
 POSTGRES = $(if $(findstring postgres,$(DATABASE_URL) $(TEST_DATABASE_URL)),$(PG_STAMP))
 
 
-.PHONY: install run sandbox serve test fuzz bench e2e screenshots lint fmt clean
+.PHONY: install run sandbox serve reencrypt test fuzz bench e2e screenshots lint fmt clean
 
 install: $(STAMP)
 
@@ -59,6 +59,12 @@ sandbox: install
 serve: install $(PROD_STAMP) $(POSTGRES)
 	PORT=$(PORT) $(BIN)/gunicorn $(GUNICORN_OPTIONS) --bind localhost:$(PORT) \
 		'fitbit_oauth_app:app_from_env()'
+
+# Every token and cached answer sealed again with the newest key of TOKEN_ENCRYPTION_KEYS
+# (put a new key first, keep the old ones after it, run this, then drop them): says how many
+# rows changed. Safe while the app serves, and a second run changes nothing.
+reencrypt: install $(POSTGRES)
+	$(BIN)/python reencrypt.py
 
 # With TEST_DATABASE_URL (a PostgreSQL database that may be wiped), the database tests run on
 # PostgreSQL too; `.ci/with-postgres make test` makes a throwaway one.

@@ -122,12 +122,12 @@ class Dashboard:
         A webhook's change makes it stale at once; of the views that find it so, in every
         process, one fetches it and the others show what is kept. When the user's budget
         of calls is spent, the last answer (if any) stands in, with a note."""
-        cached = user.cached_answer(api_request.key)
+        cached = token_store.cached_answer(user, api_request.key)
         if cached is not None and cached.fresh(timedelta(seconds=self.cache_seconds)):
-            return token_store.answer_text(cached)
+            return cached.text
         asked_at = datetime.now(UTC)
         if cached is not None and cached.changed and not cached.claim_refetch(asked_at):
-            return token_store.answer_text(cached)  # another view is fetching this change
+            return cached.text  # another view is fetching this change
         if not user.budget_spent():
             try:
                 api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
@@ -147,7 +147,7 @@ class Dashboard:
         )
         if note not in notes:
             notes.append(note)
-        return token_store.answer_text(cached) if cached is not None else None
+        return cached.text if cached is not None else None
 
     @staticmethod
     def give_back(cached):

@@ -11,6 +11,8 @@ from urllib.parse import urlparse
 from peewee import OperationalError, SqliteDatabase
 from playhouse.db_url import connect
 
+import encryption
+import token_store
 from models import db, prune
 from schema import upgrade_schema
 
@@ -38,8 +40,10 @@ def use_wal(database):
     raise OperationalError("could not switch the database to write-ahead logging")
 
 
-def open_database(database_url):
-    """Connect the models to DATABASE_URL, and create or upgrade the tables."""
+def open_database(database_url, keys=()):
+    """Connect the models to DATABASE_URL, create or upgrade the tables, and seal what is
+    kept of the users' with `keys` (TOKEN_ENCRYPTION_KEYS, newest first); without them,
+    with the key kept beside the database (encryption.key_beside)."""
     # A pool keeps each thread's connection open between requests: opening one, with its
     # pragmas, costs more than all the queries of a page.
     scheme, rest = database_url.split(":", 1)
@@ -55,7 +59,9 @@ def open_database(database_url):
         # locked") whenever another process had written in between.
         database = connect(
             pooled,
-            pragmas={"foreign_keys": 1},
+            # secure_delete: what a row held is overwritten with zeros when it is changed
+            # or deleted, so that no old token lingers in the file's free space.
+            pragmas={"foreign_keys": 1, "secure_delete": 1},
             lock_type="IMMEDIATE",
             check_same_thread=False,  # a pooled connection serves one thread at a time
             **pool,
@@ -74,9 +80,42 @@ def open_database(database_url):
     else:
         database = connect(database_url)
     db.initialize(database)
+    keyring = encryption.Keyring(keys) if keys else encryption.key_beside(database_url)[0]
+    encryption.use(keyring)
     with db.connection_context():
         if isinstance(database, SqliteDatabase):
             use_wal(database)
-        upgrade_schema(database)
+        if upgrade_schema(database):
+            leave_no_plain_text(database)
+        check_keys(keyring)
         prune()
     return database
+
+
+def check_keys(keyring):
+    """Refuse to start, changing nothing, when values here were sealed by a key not given:
+    every one of them would be lost."""
+    missing = {
+        kid: count
+        for kid, count in token_store.key_ids_in_use().items()
+        if kid and not keyring.holds(kid)
+    }
+    if missing:
+        named = ", ".join(f"{kid} ({count} values)" for kid, count in sorted(missing.items()))
+        raise SystemExit(
+            f"{encryption.SETTING}: the database holds values sealed by keys it lacks: "
+            f"{named}. Set {encryption.SETTING} to the keys they were sealed with (the newest "
+            f"first; the keys in use now: {keyring.where}). Nothing was changed."
+        )
+
+
+def leave_no_plain_text(database):
+    """After the upgrade that sealed the values kept in plain text: none of them is left in
+    the database's files. SQLite: the write-ahead log emptied, and the file rebuilt without
+    its free pages. PostgreSQL: the two tables rewritten, without the old rows' versions."""
+    if isinstance(database, SqliteDatabase):
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        database.execute_sql("VACUUM")
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    else:
+        database.execute_sql("VACUUM FULL users, apicache")

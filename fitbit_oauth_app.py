@@ -49,7 +49,7 @@ import tracing
 from dashboard import Dashboard
 from database import connection_when_needed, open_database
 from middleware import CallbackLogHandler, security_headers, with_security_headers
-from models import TraceEntry, User, db, shared_secret
+from models import User, db, shared_secret
 from pages import Pages
 from panels import PANELS
 from providers import account, dialect_of
@@ -94,7 +94,7 @@ class Request(BaseRequest):
         if trace and self.trace_steps:
             try:
                 for title, shown in self.trace_steps:
-                    TraceEntry.add(trace, title, shown)
+                    token_store.keep_step(trace, title, shown)
             except Exception:
                 log.warning("A step of the trace was not kept", exc_info=True)
 
@@ -215,7 +215,7 @@ class FitbitOAuthApp:
     def on_trace(self, request):
         """What just happened: this browser's last sign-in, exchange by exchange, masked."""
         trace = request.browser.trace if request.browser else None
-        steps = TraceEntry.steps(trace) if trace else []
+        steps = token_store.steps_of(trace) if trace else []
         return self.pages.render(request, "trace.html", steps=steps)
 
     def on_users(self, request):
@@ -311,7 +311,7 @@ class FitbitOAuthApp:
 
 
 def create_app(config):
-    open_database(config.database_url)
+    open_database(config.database_url, config.encryption_keys)
     if config.sandbox:
         config, stand_ins = sandbox_mode.register(config)
     app = FitbitOAuthApp(config)

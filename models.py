@@ -77,8 +77,13 @@ class User(BaseModel):
     # Which dialect the tokens below speak: "fitbit" or "google".
     provider = CharField(default="fitbit", constraints=[SQL("DEFAULT 'fitbit'")])
     display_name = CharField()
+    # The tokens, encrypted (token_store.py, encryption.py); and the SHA-256 of each, which
+    # the compare-and-swaps below compare, since the same token never encrypts the same way
+    # twice. (A digest of a random token gives nothing of it away.)
     access_token = TextField(null=True)
     refresh_token = TextField(null=True)
+    access_token_digest = CharField(null=True)
+    refresh_token_digest = CharField(null=True)
     expires_at = MomentField(null=True)
     # Google's scopes are whole URLs: with sleep and heart rate granted, past 255 characters.
     scope = TextField(default="")
@@ -114,15 +119,16 @@ class User(BaseModel):
         return row
 
     @classmethod
-    def take_lease(cls, user_id, access_token, until):
+    def take_lease(cls, user_id, access_digest, until):
         """One conditional UPDATE, committed at once: it succeeds for exactly one worker
-        while the row still holds `access_token` (nobody has refreshed it yet) and nobody
-        holds an unexpired lease."""
+        while the row still holds the access token of `access_digest` (nobody has refreshed
+        it yet) and nobody holds an unexpired lease."""
         lease = secrets.token_hex(16)
         free = cls.refresh_lease_until.is_null() | (cls.refresh_lease_until < now())
+        holds = cls.access_token_digest == access_digest
         taken = (
             cls.update(refresh_lease=lease, refresh_lease_until=until)
-            .where((cls.id == user_id) & (cls.access_token == access_token) & free)
+            .where((cls.id == user_id) & holds & free)
             .execute()
         )
         return lease if taken == 1 else None
@@ -134,30 +140,33 @@ class User(BaseModel):
         ).execute()
 
     @classmethod
-    def replace_tokens(cls, user_id, old_access_token, fields):
+    def replace_tokens(cls, user_id, old_access_digest, fields):
         """Compare and swap: write the new tokens' `fields` only if the row still holds the
-        access token that was refreshed. False when another worker changed the row first.
-        The access token, because Google's refresh token stays the same through refreshes."""
+        access token that was refreshed (of `old_access_digest`). False when another worker
+        changed the row first. The access token, because Google's refresh token stays the
+        same through refreshes."""
         changed = (
             cls.update(**fields)
-            .where((cls.id == user_id) & (cls.access_token == old_access_token))
+            .where((cls.id == user_id) & (cls.access_token_digest == old_access_digest))
             .execute()
         )
         return changed == 1
 
     @classmethod
-    def clear_tokens(cls, user_id, dead_refresh_token=None):
+    def clear_tokens(cls, user_id, only_if=None):
         """Disconnected: the tokens go, and so does the data kept for this user. With
-        `dead_refresh_token`, only if the row still holds that one, so a pair another worker
-        has just stored is never wiped. True if the row was cleared."""
+        `only_if`, a condition on the row (that it still holds the refresh token found dead),
+        so that a pair another worker has just stored is never wiped. True if cleared."""
         which = cls.id == user_id
-        if dead_refresh_token is not None:
-            which &= cls.refresh_token == dead_refresh_token
+        if only_if is not None:
+            which &= only_if
         with db.atomic():
             cleared = (
                 cls.update(
                     access_token=None,
                     refresh_token=None,
+                    access_token_digest=None,
+                    refresh_token_digest=None,
                     expires_at=None,
                     refresh_lease=None,
                     refresh_lease_until=None,
@@ -493,21 +502,18 @@ class TraceEntry(BaseModel):
 
     trace = CharField(index=True)
     title = CharField()
-    body = TextField()  # JSON
+    # What the step shows, as JSON: parts of the provider's answers, so it is sealed
+    # (token_store.keep_step reads and writes it).
+    body = TextField()
     created_at = MomentField(default=now, index=True)
 
     KEPT = 40  # a trace keeps its last few dozen steps
 
     @classmethod
-    def add(cls, trace, title, shown):
-        cls.create(trace=trace, title=title, body=json.dumps(shown))
+    def add(cls, trace, title, body):
+        cls.create(trace=trace, title=title, body=body)
         kept = cls.select(cls.id).where(cls.trace == trace).order_by(cls.id.desc()).limit(cls.KEPT)
         cls.delete().where((cls.trace == trace) & cls.id.not_in(kept)).execute()
-
-    @classmethod
-    def steps(cls, trace):
-        entries = cls.select().where(cls.trace == trace).order_by(cls.id)
-        return [(entry.title, json.loads(entry.body)) for entry in entries]
 
 
 class Notification(BaseModel):

@@ -17,6 +17,7 @@ from peewee import (
 )
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, migrate
 
+import token_store
 from models import (
     ApiCache,
     BaseModel,
@@ -111,6 +112,15 @@ def _nonces(migrator):
     return [migrator.add_column("pendingsignin", "nonce", PendingSignIn.nonce)]
 
 
+def _sealed_at_rest(migrator):
+    # The rows' tokens and answers, in plain text until now, are sealed once the columns
+    # are there (SEAL_AFTER, below).
+    return [
+        migrator.add_column("users", "access_token_digest", User.access_token_digest),
+        migrator.add_column("users", "refresh_token_digest", User.refresh_token_digest),
+    ]
+
+
 # Any number, the same in every process: the key of the advisory lock taken for upgrades
 # (models.SIGN_IN_LOCKS is the one for counting sign-ins).
 SCHEMA_LOCK = 4000
@@ -123,26 +133,30 @@ MIGRATIONS = {
     5: _users_in_order,
     6: _consent_rounds,
     7: _nonces,
+    8: _sealed_at_rest,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+# The version after whose columns the values kept in plain text before it are sealed.
+SEAL_AFTER = 8
 
 
 def upgrade_schema(database):
     """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION in
-    place, keeping every row: all in one transaction, one process at a time."""
+    place, keeping every row: all in one transaction, one process at a time. How many rows
+    it sealed (encryption.py) that were kept in plain text before."""
     if not isinstance(database, SqliteDatabase):
-        _upgrade(database)
-        return
+        return _upgrade(database)
     # SQLite changes a column by copying its table and dropping the old one; with foreign
     # keys on, that drop would delete every session and cached answer of every user. The
     # switch only works outside a transaction, and the check after it proves nothing broke.
     database.pragma("foreign_keys", 0)
     try:
-        _upgrade(database)
+        sealed = _upgrade(database)
         if database.execute_sql("PRAGMA foreign_key_check").fetchall():
             raise OperationalError("the schema upgrade broke a foreign key")
     finally:
         database.pragma("foreign_keys", 1)
+    return sealed
 
 
 def _upgrade(database):
@@ -161,6 +175,10 @@ def _upgrade(database):
         ).on_conflict_ignore().execute()
         version = SchemaVersion.get().version
         migrator = SchemaMigrator.from_database(database)
+        sealed = 0
         for step in range(version + 1, SCHEMA_VERSION + 1):
             migrate(*MIGRATIONS[step](migrator))
+            if step == SEAL_AFTER:
+                sealed = token_store.reseal()
         SchemaVersion.update(version=SCHEMA_VERSION).execute()
+    return sealed

@@ -8,6 +8,7 @@ provider's client id, or with FITBIT_SANDBOX=1, the app talks to the built-in st
 
 from dataclasses import dataclass, field
 
+import encryption
 import oauth
 import sandbox_mode
 from providers import PROVIDERS
@@ -52,6 +53,8 @@ class Config:
 
     # Credentials set for the provider that is not selected: named at start-up, never used.
     unused_settings: tuple = ()
+    # TOKEN_ENCRYPTION_KEYS, newest first; empty: a key kept beside the database.
+    encryption_keys: tuple = field(default=(), repr=False)
 
     @property
     def configured(self):
@@ -104,6 +107,7 @@ def config_from_env(environ, port):
         client_id = client_secret = ""
     else:
         client_id, client_secret = setting("client_id"), setting("client_secret")
+    settings["encryption_keys"] = encryption_keys(environ, sandbox)
     # Each endpoint is the provider's own unless set, as FITBIT_TOKEN_URL, GOOGLE_TOKEN_URL,
     # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
     fields = ("scopes", "issuer", *oauth.ENDPOINTS)
@@ -117,6 +121,21 @@ def config_from_env(environ, port):
     )
     webhooks = webhook_settings(environ, dialect)
     return Config(client=client, sandbox=sandbox, webhooks=webhooks, **settings)
+
+
+def encryption_keys(environ, sandbox):
+    """TOKEN_ENCRYPTION_KEYS, newest first. Without it, sandbox mode keeps a key beside the
+    database (encryption.key_beside); an app that signs real people in must be given one."""
+    text = environ.get(encryption.SETTING, "")
+    if text.strip():
+        return encryption.parse_keys(text)
+    if not sandbox:
+        raise SystemExit(
+            f"{encryption.SETTING} is not set: the users' tokens are encrypted with it. Make a "
+            f"key with `python encryption.py` and set {encryption.SETTING} to it (in .env), "
+            "and keep a copy: without it the tokens kept cannot be read."
+        )
+    return ()
 
 
 def webhook_settings(environ, dialect):
@@ -169,6 +188,12 @@ def start_up_lines(config):
             f"Talking to {client.dialect.TITLE}: sign-in at {client.authorize_url}, tokens at "
             f"{client.token_url}, data from {client.api_url}"
         ]
+    if not config.encryption_keys:
+        kept = encryption.key_file_for(config.database_url) or "memory, for this run only"
+        lines.append(
+            f"Tokens and cached answers are encrypted at rest with the key kept in {kept}; "
+            f"set {encryption.SETTING} to keep it elsewhere."
+        )
     if config.unused_settings:
         lines.append(
             f"WARNING: {', '.join(config.unused_settings)} set, but PROVIDER is "

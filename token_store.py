@@ -1,6 +1,7 @@
 """What the app keeps of the provider's for each user, read and written only here: their
-tokens, and the provider's answers cached for them. models.py has the tables and their SQL;
-this module says what goes into them and what comes out.
+tokens, and the provider's answers cached for them, each encrypted at rest (encryption.py)
+and bound to its row. models.py has the tables and their SQL; this module says what goes
+into them and what comes out.
 
     sign_in()          step 5: a sign-in's tokens, filed under its person
     tokens_of()        a user's tokens, as oauth.Tokens
@@ -8,23 +9,40 @@ this module says what goes into them and what comes out.
     UserTokenStore     oauth.TokenStore: what oauth.ApiClient loads, leases, replaces and
                        forgets, so that the protocol stays apart from the database
     keep_answer()      an API answer, cached
-    answer_text()      a cached answer's JSON text
+    cached_answer()    a cached answer, with its JSON text
+    keep_step(), steps_of()   a browser's trace, which holds parts of the answers too
+    reseal()           every value sealed again with the newest key (`make reencrypt`)
 
-Every process and worker of the app shares the tables, and so the store.
+A value that no key opens (changed in the file, or moved from another row) is worth nothing
+to anyone: tokens are forgotten, so the user is asked to connect again, and an answer is
+asked for again. Every process and worker of the app shares the tables, and so the store.
 """
 
+import hashlib
 import json
 import logging
+from functools import lru_cache
 
-from peewee import IntegrityError, OperationalError
+from peewee import IntegrityError, OperationalError, fn
 
+import encryption
 import oauth
-from models import ApiCache, User, db, now
+from models import ApiCache, TraceEntry, User, db, now
 from providers import dialect_of
 
 log = logging.getLogger("fitbit_oauth_app")
 # Tries at storing a refreshed pair while the database is locked.
 STORE_ATTEMPTS = 5
+TOKEN_COLUMNS = ("access_token", "refresh_token")
+
+
+def context(column, user_id, path=""):
+    """What a value is bound to: its column and its row ("users.refresh_token:42")."""
+    return f"{column}:{user_id}:{path}" if path else f"{column}:{user_id}"
+
+
+def digest(token):
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- Tokens ---------------------------------------------------------------------------------
@@ -50,53 +68,61 @@ def sign_in(person, tokens):
 def _sign_in(person, tokens):
     row = User.of(person)
     same_provider = row is not None and row.provider == person.provider
-    refresh_token = tokens.refresh_token
-    if refresh_token is None and same_provider:
-        refresh_token = row.refresh_token
-    if refresh_token is None:
+    if tokens.refresh_token is None and not (same_provider and row.connected):
         return None
-    fields = token_fields(tokens)
     # A name that could not be read now (person.name None) is the one kept from before.
     kept = row.display_name if row is not None else None
-    fields.update(
-        refresh_token=refresh_token,
+    fields = dict(
         provider=person.provider,
         display_name=person.name or kept or person.fitbit_id or person.health_user_id,
         fitbit_id=person.fitbit_id or (row.fitbit_id if row else None),
         health_user_id=person.health_user_id or (row.health_user_id if row else None),
     )
     if row is None:
-        return User.create(**fields)
-    if not same_provider:
+        # The row's id binds its tokens to it: it is made first, in the same transaction.
+        row = User.create(**fields)
+    elif not same_provider:
         ApiCache.delete().where(ApiCache.user == row).execute()  # the other dialect's
         fields.update(rate_remaining=None, rate_reset_at=None, last_sync_at=None)
+    fields.update(token_fields(row.id, tokens))  # without a refresh token, the kept one stays
     User.update(**fields).where(User.id == row.id).execute()
     return User.get_by_id(row.id)
 
 
-def token_fields(tokens):
-    """The users table's columns for a new pair. New tokens end any refresh lease: there is
-    nothing left to spend under it."""
-    return dict(
-        access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        expires_at=tokens.expires_at,
-        scope=tokens.scope,
-        updated_at=now(),
-        refresh_lease=None,
-        refresh_lease_until=None,
-    )
+def token_fields(user_id, tokens):
+    """The users table's columns for a new pair, sealed for the row `user_id`. New tokens
+    end any refresh lease: there is nothing left to spend under it."""
+    keyring = encryption.keyring()
+    fields = dict(expires_at=tokens.expires_at, scope=tokens.scope, updated_at=now())
+    fields.update(refresh_lease=None, refresh_lease_until=None)
+    for column in TOKEN_COLUMNS:
+        token = getattr(tokens, column)
+        if token is not None:
+            fields[column] = keyring.seal(token, context(f"users.{column}", user_id))
+            fields[f"{column}_digest"] = digest(token)
+    return fields
 
 
 def tokens_of(user):
-    """The user's tokens, as oauth.Tokens; None when they are not connected."""
+    """The user's tokens, as oauth.Tokens; None when they are not connected, or when their
+    tokens no longer open (then they are forgotten: the user connects again)."""
     if not user.connected:
+        return None
+    keyring = encryption.keyring()
+    try:
+        access, refresh = (
+            keyring.open(getattr(user, column), context(f"users.{column}", user.id))
+            for column in TOKEN_COLUMNS
+        )
+    except encryption.Unreadable as unreadable:
+        log.warning("user %s: tokens that no key opens (key id %s): forgotten", user.id, unreadable)
+        User.clear_tokens(user.id, only_if=User.refresh_token == user.refresh_token)
         return None
     return oauth.Tokens(
         # Fitbit's refresh answers name the user, and must name this one.
         user_id=user.fitbit_id if "user_id" in dialect_of(user).TOKEN_FIELDS else None,
-        access_token=user.access_token,
-        refresh_token=user.refresh_token,
+        access_token=access,
+        refresh_token=refresh,
         expires_at=user.expires_at,
         scope=user.scope,
     )
@@ -106,7 +132,10 @@ def clear_tokens(user_id, dead_refresh_token=None):
     """Disconnected: the tokens go, and so does the data kept for this user. With
     `dead_refresh_token`, only if the row still holds that one, so a pair another worker
     has just stored is never wiped. True if the row was cleared."""
-    return User.clear_tokens(user_id, dead_refresh_token)
+    only_if = None
+    if dead_refresh_token is not None:
+        only_if = User.refresh_token_digest == digest(dead_refresh_token)
+    return User.clear_tokens(user_id, only_if)
 
 
 class UserTokenStore:
@@ -117,7 +146,7 @@ class UserTokenStore:
         return tokens_of(user) if user is not None else None
 
     def take_lease(self, key, tokens, until):
-        return User.take_lease(key, tokens.access_token, until)
+        return User.take_lease(key, digest(tokens.access_token), until)
 
     def release(self, key, lease):
         User.release_lease(key, lease)
@@ -126,9 +155,10 @@ class UserTokenStore:
         # Once the provider has answered, the new pair is the only live one: losing it
         # would log the user out. So a locked database is waited out, each try waiting
         # SQLite's busy timeout (5 s), for about as long as the refresh lease lasts.
+        fields = token_fields(key, new)
         for attempt in range(STORE_ATTEMPTS):
             try:
-                return User.replace_tokens(key, old.access_token, token_fields(new))
+                return User.replace_tokens(key, digest(old.access_token), fields)
             except OperationalError:
                 if attempt == STORE_ATTEMPTS - 1:
                     log.error("user %s: the new tokens could not be stored", key)
@@ -146,10 +176,126 @@ def keep_answer(user, path, data, asked_at=None):
     sent, so that a change notified while it was on its way leaves it stale. Returns its
     JSON text."""
     text = json.dumps(data)
-    ApiCache.store(user, path, text, asked_at or now())
+    sealed = encryption.keyring().seal(text, context("apicache.body", user.id, path))
+    ApiCache.store(user, path, sealed, asked_at or now())
     return text
 
 
-def answer_text(cached):
-    """A cached answer's JSON text (an ApiCache row's)."""
-    return cached.body
+def cached_answer(user, path):
+    """The answer cached for the user at `path`, an ApiCache row with its JSON `text`; None
+    when there is none, or when it no longer opens (then it is dropped, and asked for
+    again)."""
+    cached = user.cached_answer(path)
+    if cached is None:
+        return None
+    try:
+        cached.text = opened(cached.body, context("apicache.body", user.id, path))
+    except encryption.Unreadable as unreadable:
+        log.warning(
+            "user %s: a cached answer no key opens (key id %s): dropped", user.id, unreadable
+        )
+        ApiCache.delete().where(
+            (ApiCache.id == cached.id) & (ApiCache.body == cached.body)
+        ).execute()
+        return None
+    return cached
+
+
+@lru_cache(maxsize=1024)
+def opened(sealed, where):
+    """A sealed answer's text, opened once per answer, not per view: the same sealed text
+    (its nonce is its own) always opens to the same. A failure is not kept."""
+    return encryption.keyring().open(sealed, where)
+
+
+# --- The trace ------------------------------------------------------------------------------
+
+
+def keep_step(trace, title, shown):
+    """A step of a browser's trace (tracing.py): what it shows is masked already, but holds
+    parts of the provider's answers, so it is sealed too, bound to its trace."""
+    body = encryption.keyring().seal(json.dumps(shown), context("traceentry.body", trace))
+    TraceEntry.add(trace, title, body)
+
+
+def steps_of(trace):
+    """[(title, what it shows)] of a trace, oldest first; a step that no key opens is left
+    out."""
+    steps = []
+    for entry in TraceEntry.select().where(TraceEntry.trace == trace).order_by(TraceEntry.id):
+        try:
+            shown = opened(entry.body, context("traceentry.body", trace))
+        except encryption.Unreadable:
+            log.warning("A step of a trace that no key opens was left out")
+        else:
+            steps.append((entry.title, json.loads(shown)))
+    return steps
+
+
+# --- Keys -----------------------------------------------------------------------------------
+
+# Each table with sealed columns: the columns, and what a row's value in each is bound to.
+SEALED = (
+    (
+        User,
+        (User.access_token, User.refresh_token),
+        lambda row, column: context(f"users.{column}", row.id),
+    ),
+    (
+        ApiCache,
+        (ApiCache.body,),
+        lambda row, column: context("apicache.body", row.user_id, row.path),
+    ),
+    (TraceEntry, (TraceEntry.body,), lambda row, column: context("traceentry.body", row.trace)),
+)
+
+
+def key_ids_in_use():
+    """{key id: how many values it sealed} over every sealed column; "" for values still in
+    plain text (from before encryption)."""
+    found = {}
+    for model, columns, _ in SEALED:
+        for column in columns:
+            prefix = fn.SUBSTR(column, 1, 11)  # "v1:" and the key id
+            count = fn.COUNT(model._meta.primary_key)
+            rows = model.select(prefix.alias("p"), count.alias("n")).where(column.is_null(False))
+            for row in rows.group_by(prefix).dicts():
+                _, kid, _ = encryption.sealed_parts(row["p"] + ":")
+                found[kid] = found.get(kid, 0) + row["n"]
+    return found
+
+
+def reseal(batch=200):
+    """Seal every value again with the newest key (and every value still in plain text
+    for the first time): how many rows changed. Each row is swapped only if it still holds
+    what was read, so it is safe while the app serves, and a second run changes nothing."""
+    keyring = encryption.keyring()
+    changed = 0
+    for model, columns, bound in SEALED:
+        key = model._meta.primary_key
+        after = 0
+        while rows := list(model.select().where(key > after).order_by(key).limit(batch)):
+            changed += sum(reseal_row(keyring, model, columns, bound, row) for row in rows)
+            after = rows[-1].id
+    return changed
+
+
+def reseal_row(keyring, model, columns, bound, row):
+    """One row's values, sealed again with the newest key; 1 if the row changed."""
+    fields, held = {}, model._meta.primary_key == row.id
+    for column in columns:
+        value = getattr(row, column.name)
+        if value is None or keyring.sealed_by_newest(value):
+            continue
+        where = bound(row, column.name)
+        try:
+            text = keyring.open(value, where) if encryption.is_sealed(value) else value
+        except encryption.Unreadable:
+            continue  # worth nothing: forgotten when it is next read
+        fields[column.name] = keyring.seal(text, where)
+        if model is User:
+            fields[f"{column.name}_digest"] = digest(text)
+        held &= column == value
+    if not fields:
+        return 0
+    return model.update(**fields).where(held).execute()

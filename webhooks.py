@@ -23,7 +23,7 @@ import token_store
 import tracing
 import webhook_keys
 from dialects import VERIFIED, Refused
-from models import ApiCache, BrowserSession, Notification, TraceEntry, User, db
+from models import ApiCache, BrowserSession, Notification, User, db
 from providers import account, dialect_of
 from published_keys import KeysUnavailable, PublishedKeys
 
@@ -132,7 +132,7 @@ class Webhooks:
             (BrowserSession.user == user) & BrowserSession.trace.is_null(False)
         )
         for (trace,) in traces.tuples():
-            TraceEntry.add(trace, title, shown)
+            token_store.keep_step(trace, title, shown)
 
     # Subscriptions, per user: Fitbit's ------------------------------------------------
 

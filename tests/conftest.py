@@ -15,12 +15,16 @@ from playhouse.db_url import connect
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
+import encryption
 import fitbit_legacy
 import oauth
+import token_store
 from fitbit_oauth_app import create_app
 from middleware import CallbackLogHandler
 from settings import Config, config_from_env
 
+# A TOKEN_ENCRYPTION_KEYS for the tests that run the app with real credentials.
+TOKEN_KEY = encryption.new_key_text()
 # Sentinel secrets: tests grep every page, cookie and log line for them.
 CLIENT_ID = "23TEST"
 CLIENT_SECRET = "client-secret-SENTINEL-5f1c"
@@ -260,3 +264,9 @@ def raw_exchange(port, data, done_sending=True):
             return connection.makefile("rb").readline().decode("latin-1")
         connection.shutdown(socket.SHUT_WR)
         return connection.makefile("rb").read().decode("latin-1")
+
+
+def held(user):
+    """The tokens a user's row holds, opened (token_store.tokens_of); both None when it holds
+    none. The row itself has them only encrypted."""
+    return token_store.tokens_of(user) or oauth.Tokens(None, None, None, None, "")

@@ -20,6 +20,7 @@ from conftest import (
     callback,
     csrf_token,
     fitbit_error,
+    held,
     listening,
     page,
     profile_body,
@@ -80,7 +81,7 @@ def test_whole_sign_in_flow(browser, fitbit):
     assert response.headers["Cache-Control"] == "no-store"
     user = User.get()
     assert (user.fitbit_id, user.display_name) == ("ABC123", "Alex")
-    assert (user.access_token, user.refresh_token) == (ACCESS_TOKEN, REFRESH_TOKEN)
+    assert (held(user).access_token, held(user).refresh_token) == (ACCESS_TOKEN, REFRESH_TOKEN)
     assert user.scope == "activity profile"
     assert PendingSignIn.select().count() == 0
     # A new session id at sign-in: an id known before it (session fixation) is now worthless.
@@ -110,7 +111,7 @@ def test_returning_user_is_updated_not_duplicated(browser, fitbit):
         sign_in(Client(browser.application), fitbit, name="Alexandra", access_token="second")
     assert User.select().count() == 1
     user = User.get()
-    assert (user.display_name, user.access_token) == ("Alexandra", "second")
+    assert (user.display_name, held(user).access_token) == ("Alexandra", "second")
     assert user.created_at == created
     assert user.updated_at == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -166,7 +167,7 @@ def test_home_page_refreshes_tokens_about_to_expire(browser, fitbit):
     with freeze_time("2026-11-23 15:56:00"):  # four minutes before the 8-hour expiry
         assert browser.get("/").status_code == 200
     assert len(token_calls(fitbit)) == 2  # the sign-in, then the refresh
-    assert (User.get().access_token, User.get().refresh_token) == ("fresh", "fresh-r")
+    assert (held(User.get()).access_token, held(User.get()).refresh_token) == ("fresh", "fresh-r")
 
 
 def test_a_refresh_held_by_another_worker_asks_to_retry_then_goes_on(browser, fitbit, monkeypatch):
@@ -179,7 +180,9 @@ def test_a_refresh_held_by_another_worker_asks_to_retry_then_goes_on(browser, fi
     with freeze_time("2026-11-23 17:00:00") as clock:
         # A worker took the lease and died before Fitbit answered it.
         alex = User.by_fitbit_id("ABC123")
-        User.take_lease(alex.id, ACCESS_TOKEN, datetime.now(UTC) + oauth.REFRESH_LEASE)
+        User.take_lease(
+            alex.id, token_store.digest(ACCESS_TOKEN), datetime.now(UTC) + oauth.REFRESH_LEASE
+        )
         response = browser.get("/")
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "5"
@@ -189,7 +192,7 @@ def test_a_refresh_held_by_another_worker_asks_to_retry_then_goes_on(browser, fi
         response = browser.get("/")
     assert response.status_code == 200 and "steps today" in page(response)
     assert len(token_calls(fitbit)) == 2
-    assert User.get().refresh_token == "fresh-r"
+    assert held(User.get()).refresh_token == "fresh-r"
 
 
 def test_dead_refresh_token_clears_tokens_and_asks_to_reconnect(browser, fitbit):
@@ -201,7 +204,11 @@ def test_dead_refresh_token_clears_tokens_and_asks_to_reconnect(browser, fitbit)
     assert response.status_code == 200
     assert "Connect again" in page(response)
     user = User.get()
-    assert (user.access_token, user.refresh_token, user.expires_at) == (None, None, None)
+    assert (held(user).access_token, held(user).refresh_token, user.expires_at) == (
+        None,
+        None,
+        None,
+    )
     assert "needs reconnecting" in page(browser.get("/users"))
 
 

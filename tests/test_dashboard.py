@@ -12,6 +12,7 @@ from conftest import (
     api_calls,
     callback,
     fitbit_error,
+    held,
     profile_body,
     sign_in,
     start_sign_in,
@@ -359,7 +360,7 @@ def test_a_sign_in_with_the_budget_spent_signs_in_and_says_when_the_data_comes(
         assert len(chart(text)) == 3  # the steps kept from 12:00
         assert "Hello, Alex" in home(signed_in)  # the first browser is still signed in
     user = User.get()
-    assert (user.access_token, user.refresh_token) == ("new-a", "new-r")
+    assert (held(user).access_token, held(user).refresh_token) == ("new-a", "new-r")
     assert (user.rate_remaining, user.rate_reset_at) == (0, T0 + timedelta(seconds=2100))
     assert not [call for call in fitbit.calls if call.request.url == fitbit_legacy.REVOKE_URL]
     assert len(api_calls(fitbit)) == 3  # the two of 12:00, and the 429

@@ -3,14 +3,7 @@ the provider answers."""
 
 import pytest
 import requests
-from conftest import (
-    PROFILE_URL,
-    REFRESH_TOKEN,
-    csrf_token,
-    page,
-    profile_body,
-    sign_in,
-)
+from conftest import PROFILE_URL, REFRESH_TOKEN, csrf_token, held, page, profile_body, sign_in
 from responses import matchers
 
 import fitbit_legacy
@@ -28,7 +21,7 @@ def test_disconnect_revokes_at_fitbit_and_forgets_the_tokens(browser, fitbit):
     )
     response = browser.post("/auth/revoke", data={"csrf_token": token})
     assert response.status_code == 302
-    assert User.get().refresh_token is None and User.get().access_token is None
+    assert held(User.get()).refresh_token is None and held(User.get()).access_token is None
     home = page(browser.get("/"))
     assert "Fitbit has revoked" in home
     assert "Connect again" in home
@@ -43,7 +36,7 @@ def test_disconnect_forgets_the_tokens_even_when_fitbit_fails(browser, fitbit, a
     token = csrf_token(browser)
     fitbit.post(fitbit_legacy.REVOKE_URL, **answer)
     assert browser.post("/auth/revoke", data={"csrf_token": token}).status_code == 302
-    assert User.get().refresh_token is None
+    assert held(User.get()).refresh_token is None
     assert "https://www.fitbit.com/settings/applications" in page(browser.get("/"))
 
 

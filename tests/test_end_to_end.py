@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from conftest import create_app, listening, running_app, url_of
+from conftest import create_app, held, listening, running_app, url_of
 from freezegun import freeze_time
 
 import fitbit_legacy
@@ -111,27 +111,27 @@ def test_expiry_and_refresh(live_app):
         first = User.get()
         clock.tick(timedelta(minutes=4))
         assert "Hello, Alex R." in browser.get("/").text
-        assert User.get().access_token == first.access_token  # not due yet
+        assert held(User.get()).access_token == held(first).access_token  # not due yet
 
         clock.tick(timedelta(minutes=2))  # inside the five-minute leeway
         assert "Hello, Alex R." in browser.get("/").text
         second = User.get()
-        assert second.access_token != first.access_token
-        assert second.refresh_token != first.refresh_token
+        assert held(second).access_token != held(first).access_token
+        assert held(second).refresh_token != held(first).refresh_token
 
         clock.tick(timedelta(minutes=5))  # the first access token is past its life
-        refused = stand_in_api(live_app, first.access_token)
+        refused = stand_in_api(live_app, held(first).access_token)
         assert refused.json()["errors"][0]["errorType"] == "expired_token"
-        assert stand_in_api(live_app, second.access_token).status_code == 200
+        assert stand_in_api(live_app, held(second).access_token).status_code == 200
 
 
 def test_disconnect_revokes_at_the_stand_in(live_app):
     browser = Browser(live_app)
     browser.sign_in()
-    access_token = User.get().access_token
+    access_token = held(User.get()).access_token
     page = browser.submit("/auth/revoke")
     assert "Fitbit has revoked" in page.text and "Connect again" in page.text
-    assert User.get().access_token is None
+    assert held(User.get()).access_token is None
     assert stand_in_api(live_app, access_token).json()["errors"][0]["errorType"] == "invalid_token"
 
 
@@ -222,7 +222,7 @@ def test_access_revoked_at_fitbit_leads_to_connect_again(tmp_path):
         # The user revokes the app in Fitbit's own settings, not through this app.
         revoked = requests.post(
             url + "/sandbox/oauth2/revoke",
-            data={"token": User.get().refresh_token},
+            data={"token": held(User.get()).refresh_token},
             auth=(config.client.client_id, config.client.client_secret),
             timeout=10,
         )
@@ -231,7 +231,7 @@ def test_access_revoked_at_fitbit_leads_to_connect_again(tmp_path):
         page = browser.get("/")
     assert page.status_code == 200
     assert "Connect again" in page.text
-    assert User.get().refresh_token is None
+    assert held(User.get()).refresh_token is None
 
 
 def test_a_whole_flow_logs_each_step_and_no_secret(tmp_path, caplog, capfd):
@@ -246,10 +246,10 @@ def test_a_whole_flow_logs_each_step_and_no_secret(tmp_path, caplog, capfd):
         secrets.append(config.client.client_secret)
         browser = Browser(url)
         assert "Hello, Alex R." in browser.sign_in_noting_secrets(secrets).text
-        secrets += [User.get().access_token, User.get().refresh_token]
+        secrets += [held(User.get()).access_token, held(User.get()).refresh_token]
         clock.tick(timedelta(minutes=6))  # the 10-minute tokens are due
         assert "steps today" in browser.get("/").text
-        secrets += [User.get().access_token, User.get().refresh_token]
+        secrets += [held(User.get()).access_token, held(User.get()).refresh_token]
         assert "Fitbit has revoked" in browser.submit("/auth/revoke").text
 
     printed = capfd.readouterr()
@@ -290,11 +290,11 @@ def test_google_sign_in_greeting_chart_and_one_refresh_an_hour(tmp_path):
         assert "steps today" in browser.get("/").text
         second = User.get()
         # A new access token; Google's refresh token is kept, and goes on working.
-        assert second.access_token != first.access_token
-        assert second.refresh_token == first.refresh_token
+        assert held(second).access_token != held(first).access_token
+        assert held(second).refresh_token == held(first).refresh_token
         clock.tick(timedelta(minutes=56))
         assert "steps today" in browser.get("/").text
-        assert User.get().refresh_token == first.refresh_token
+        assert held(User.get()).refresh_token == held(first).refresh_token
         assert "Disconnected. Google Health has revoked" in browser.submit("/auth/revoke").text
         assert not User.get().connected
 
@@ -338,7 +338,7 @@ def test_moving_from_fitbit_to_google_health_keeps_one_row_per_person(tmp_path):
         browser = Browser(url)
         assert "Hello, Alex R." in browser.sign_in().text
         Browser(url).sign_in(user=SAM)
-        fitbit_token = User.by_fitbit_id(ALEX).refresh_token
+        fitbit_token = held(User.by_fitbit_id(ALEX)).refresh_token
     with running_app(tmp_path, provider="google") as (url, _):
         browser.base_url = url  # the same browser, and its cookie, after the restart
         page = browser.get("/")
@@ -351,7 +351,7 @@ def test_moving_from_fitbit_to_google_health_keeps_one_row_per_person(tmp_path):
     assert User.select().count() == 2  # Alex and Sam, not a third row for Alex on Google
     alex = User.by_fitbit_id(ALEX)
     assert (alex.provider, alex.health_user_id) == ("google", GOOGLE_ALEX)
-    assert alex.refresh_token != fitbit_token  # the Fitbit tokens are dropped
+    assert held(alex).refresh_token != fitbit_token  # the Fitbit tokens are dropped
     rows = {
         re.search(r"<td[^>]*>([^<]+)</td>", row).group(1): re.findall(r"<td[^>]*>([^<]*)", row)[1]
         for row in re.findall(r"<tr>\s*<td.*?</tr>", users, re.S)
@@ -485,7 +485,7 @@ def test_sleep_and_heart_rate_each_asked_for_when_wanted_then_disconnect_gives_a
         assert "at rest today" in page or "No resting rate yet today" in page
         user = User.get()
         assert User.select().count() == 1 and len(user.scope.split()) >= 4
-        access = user.access_token
+        access = held(user).access_token
         assert "revoked" in browser.submit("/auth/revoke").text
         mount = "/sandbox/google" if provider == "google" else "/sandbox"
         api = "/v1/userinfo" if provider == "google" else "/1/user/-/profile.json"
@@ -509,4 +509,7 @@ def test_the_new_scope_unticked_or_deny_leaves_the_page_as_it_was(tmp_path, prov
         assert "You chose not to show your heart rate" in browser.page.text
         assert "steps today" in browser.page.text
         after = User.get()
-        assert (after.scope, after.refresh_token) == (before.scope, before.refresh_token)
+        assert (after.scope, held(after).refresh_token) == (
+            before.scope,
+            held(before).refresh_token,
+        )

@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import empty_database
+from conftest import empty_database, held
 from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,7 +57,7 @@ def test_a_sign_in_inserts_then_updates_the_same_row(database):
     second = fitbit_sign_in(tokens(access="a2", refresh="r2"), "Alexandra")
     assert User.select().count() == 1
     assert second.id == first.id
-    assert (second.display_name, second.access_token, second.refresh_token) == (
+    assert (second.display_name, held(second).access_token, held(second).refresh_token) == (
         "Alexandra",
         "a2",
         "r2",
@@ -86,7 +86,7 @@ def test_moving_from_fitbit_to_google_keeps_one_row_and_drops_the_fitbit_tokens(
         "7QW2XR",
         "hu-alex",
     )
-    assert (moved.access_token, moved.refresh_token) == ("ya29.a", "1//r")
+    assert (held(moved).access_token, held(moved).refresh_token) == ("ya29.a", "1//r")
     assert ApiCache.select().count() == 0  # answers in Fitbit's shape are gone with its tokens
     # Back on the legacy API (the stand-in), the same row again.
     back = fitbit_sign_in(tokens("7QW2XR", access="fitbit-b", refresh="fitbit-s"), "Alex R.")
@@ -104,7 +104,7 @@ def test_a_google_user_without_a_fitbit_id_gets_a_row_of_their_own(database):
 def test_a_google_sign_in_without_a_refresh_token_keeps_the_one_it_has(database):
     google_sign_in(tokens(None, access="ya29.a", refresh="1//kept"), "Robin", "hu-robin")
     again = google_sign_in(tokens(None, access="ya29.b", refresh=None), "Robin", "hu-robin")
-    assert (again.access_token, again.refresh_token) == ("ya29.b", "1//kept")
+    assert (held(again).access_token, held(again).refresh_token) == ("ya29.b", "1//kept")
 
 
 def test_a_sign_in_with_no_refresh_token_anywhere_stores_nothing(database):
@@ -113,7 +113,11 @@ def test_a_sign_in_with_no_refresh_token_anywhere_stores_nothing(database):
     moved = google_sign_in(tokens(None, refresh=None), "Alex", "hu-alex", "7QW2XR")
     assert moved is None
     alex = User.get()
-    assert (alex.provider, alex.refresh_token, alex.health_user_id) == ("fitbit", "fitbit-r", None)
+    assert (alex.provider, held(alex).refresh_token, alex.health_user_id) == (
+        "fitbit",
+        "fitbit-r",
+        None,
+    )
     assert google_sign_in(tokens(None, refresh=None), "Robin", "hu-robin") is None
     assert User.select().count() == 1
 
@@ -145,20 +149,26 @@ def test_two_sign_ins_of_a_new_person_at_once_make_one_row(database):
 def test_replace_tokens_is_a_compare_and_swap_on_the_access_token(database):
     alex = fitbit_sign_in(tokens(access="a1", refresh="r1"), "Alex")
     assert User.replace_tokens(
-        alex.id, "a1", token_store.token_fields(tokens(access="a2", refresh="r2"))
+        alex.id,
+        token_store.digest("a1"),
+        token_store.token_fields(alex.id, tokens(access="a2", refresh="r2")),
     )
     # A second worker that also refreshed a1 must not overwrite the pair just stored.
     assert not User.replace_tokens(
-        alex.id, "a1", token_store.token_fields(tokens(access="a3", refresh="r3"))
+        alex.id,
+        token_store.digest("a1"),
+        token_store.token_fields(alex.id, tokens(access="a3", refresh="r3")),
     )
-    assert User.get().refresh_token == "r2"
+    assert held(User.get()).refresh_token == "r2"
 
 
 def test_replace_tokens_does_not_revive_a_disconnected_user(database):
     alex = fitbit_sign_in(tokens(access="a1"), "Alex")
     token_store.clear_tokens(alex.id)
     assert not User.replace_tokens(
-        alex.id, "a1", token_store.token_fields(tokens(access="a2", refresh="r2"))
+        alex.id,
+        token_store.digest("a1"),
+        token_store.token_fields(alex.id, tokens(access="a2", refresh="r2")),
     )
     assert not User.get().connected
 
@@ -166,45 +176,63 @@ def test_replace_tokens_does_not_revive_a_disconnected_user(database):
 def test_only_one_worker_gets_the_refresh_lease(database):
     alex = fitbit_sign_in(tokens(access="a1"), "Alex")
     until = datetime.now(UTC) + oauth.REFRESH_LEASE
-    first = User.take_lease(alex.id, "a1", until)
+    first = User.take_lease(alex.id, token_store.digest("a1"), until)
     assert first is not None
-    assert User.take_lease(alex.id, "a1", until) is None
+    assert User.take_lease(alex.id, token_store.digest("a1"), until) is None
     User.release_lease(alex.id, "not-mine")  # someone else's release leaves ours alone
-    assert User.take_lease(alex.id, "a1", until) is None
+    assert User.take_lease(alex.id, token_store.digest("a1"), until) is None
     User.release_lease(alex.id, first)
-    assert User.take_lease(alex.id, "a1", until) is not None
+    assert User.take_lease(alex.id, token_store.digest("a1"), until) is not None
 
 
 def test_a_lease_runs_out_and_can_then_be_taken(database):
     alex = fitbit_sign_in(tokens(access="a1"), "Alex")
     with freeze_time("2026-11-23 12:00") as clock:
-        assert User.take_lease(alex.id, "a1", datetime.now(UTC) + timedelta(seconds=30))
+        assert User.take_lease(
+            alex.id, token_store.digest("a1"), datetime.now(UTC) + timedelta(seconds=30)
+        )
         clock.tick(timedelta(seconds=29))
-        assert User.take_lease(alex.id, "a1", datetime.now(UTC) + timedelta(seconds=30)) is None
+        assert (
+            User.take_lease(
+                alex.id, token_store.digest("a1"), datetime.now(UTC) + timedelta(seconds=30)
+            )
+            is None
+        )
         clock.tick(timedelta(seconds=2))
-        assert User.take_lease(alex.id, "a1", datetime.now(UTC) + timedelta(seconds=30))
+        assert User.take_lease(
+            alex.id, token_store.digest("a1"), datetime.now(UTC) + timedelta(seconds=30)
+        )
 
 
 def test_no_lease_on_tokens_that_were_already_refreshed(database):
     alex = fitbit_sign_in(tokens(access="a2"), "Alex")
-    assert User.take_lease(alex.id, "a1", datetime.now(UTC) + oauth.REFRESH_LEASE) is None
+    assert (
+        User.take_lease(alex.id, token_store.digest("a1"), datetime.now(UTC) + oauth.REFRESH_LEASE)
+        is None
+    )
 
 
 def test_storing_the_new_pair_ends_the_lease(database):
     alex = fitbit_sign_in(tokens(access="a1", refresh="r1"), "Alex")
-    assert User.take_lease(alex.id, "a1", datetime.now(UTC) + oauth.REFRESH_LEASE)
+    assert User.take_lease(
+        alex.id, token_store.digest("a1"), datetime.now(UTC) + oauth.REFRESH_LEASE
+    )
     # Google's way: a new access token, the same refresh token.
     assert User.replace_tokens(
-        alex.id, "a1", token_store.token_fields(tokens(access="a2", refresh="r1"))
+        alex.id,
+        token_store.digest("a1"),
+        token_store.token_fields(alex.id, tokens(access="a2", refresh="r1")),
     )
     assert User.get().refresh_lease is None
-    assert User.take_lease(alex.id, "a2", datetime.now(UTC) + oauth.REFRESH_LEASE)
+    assert User.take_lease(
+        alex.id, token_store.digest("a2"), datetime.now(UTC) + oauth.REFRESH_LEASE
+    )
 
 
 def test_clearing_a_dead_refresh_token_never_wipes_a_newer_pair(database):
     alex = fitbit_sign_in(tokens(refresh="r2"), "Alex")  # another worker stored r2 just now
     assert not token_store.clear_tokens(alex.id, dead_refresh_token="r1")
-    assert User.get().refresh_token == "r2"
+    assert held(User.get()).refresh_token == "r2"
     assert token_store.clear_tokens(alex.id, dead_refresh_token="r2")
     assert not User.get().connected
 
@@ -237,7 +265,7 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
     with db.connection_context():
         assert SchemaVersion.get().version == SCHEMA_VERSION
         alex, sam = User.select().order_by(User.id)
-        assert (alex.fitbit_id, alex.display_name, alex.refresh_token) == (
+        assert (alex.fitbit_id, alex.display_name, held(alex).refresh_token) == (
             "7QW2XR",
             "Alex R.",
             "v1-refresh",
@@ -247,7 +275,9 @@ def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
         assert (alex.provider, alex.health_user_id, sam.provider) == ("fitbit", None, "fitbit")
         assert BrowserSession.get().user_id == alex.id and ApiCache.get().user_id == alex.id
         # The new columns work: the upgraded row takes a refresh lease, and moves to Google.
-        assert User.take_lease(alex.id, "v1-access", datetime.now(UTC) + oauth.REFRESH_LEASE)
+        assert User.take_lease(
+            alex.id, token_store.digest("v1-access"), datetime.now(UTC) + oauth.REFRESH_LEASE
+        )
         moved = token_store.sign_in(
             dialects.Person("google", "7QW2XR", "hu-alex", "Alex Rivera"),
             oauth.Tokens(None, "ya29.a", "1//r", EXPIRY, "openid"),

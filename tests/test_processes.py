@@ -21,10 +21,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import listening, url_of
+from conftest import TOKEN_KEY, held, listening, url_of
 from playhouse.db_url import connect
 from werkzeug.wrappers import Response
 
+import encryption
+import token_store
 from database import open_database
 from models import User, db
 from sandbox import FitbitStandIn, GoogleStandIn, RegisteredClient
@@ -124,12 +126,13 @@ def app_processes(
     gunicorn_workers=None,
     provider="fitbit",
     webhooks=False,
+    keys=TOKEN_KEY,
 ):
     """`count` app processes on one database, all registered as one client at the
     stand-in of `provider`; sign-ins come back to the first one. Each is `python
     fitbit_oauth_app.py`, or with `gunicorn_workers`, gunicorn with that many workers.
     With `webhooks`, the first one is the client's subscriber, and answers are cached for
-    a day. Yields their base URLs."""
+    a day. `keys` are their TOKEN_ENCRYPTION_KEYS. Yields their base URLs."""
     ports = [free_port() for _ in range(count)]
     redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
     root = url_of(stand_in_server)
@@ -146,6 +149,7 @@ def app_processes(
         f"{prefix}_REDIRECT_URI": redirect_uri,
         "FITBIT_CACHE_SECONDS": "0",  # every page view calls the API, so every round refreshes
         "DATABASE_URL": database_url,
+        encryption.SETTING: keys,
         # No SECRET_KEY: the processes agree on the key kept in the database.
     }
     if webhooks:
@@ -176,7 +180,8 @@ def app_processes(
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for url in urls:
             wait_until_serving(url)
-        open_database(env["DATABASE_URL"])  # this process reads and edits the same rows
+        # This process reads and edits the same rows, with the same key.
+        open_database(env["DATABASE_URL"], encryption.parse_keys(keys))
         yield urls, processes, logs
     finally:
         for process in processes:
@@ -298,7 +303,7 @@ def test_a_locked_database_gives_a_retry_page_and_spends_no_refresh_token(tmp_pa
     with stand_in() as server, app_processes(tmp_path, server, database_url) as (urls, _, _logs):
         cookies = sign_in(urls[0])
         expire("7QW2XR")
-        spent_before = stored("7QW2XR").refresh_token
+        spent_before = held(stored("7QW2XR")).refresh_token
         # Another process locks the database past the 5 s the app waits for a lock.
         with write_lock(database_url):
             page = requests.get(urls[1] + "/", cookies=cookies, timeout=30)
@@ -310,12 +315,12 @@ def test_a_locked_database_gives_a_retry_page_and_spends_no_refresh_token(tmp_pa
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert page.headers["Cache-Control"] == "no-store"
         assert server.app.refreshes == 0  # the refresh token was never sent
-        assert stored("7QW2XR").refresh_token == spent_before
+        assert held(stored("7QW2XR")).refresh_token == spent_before
         # Once the lock is gone, the same stored refresh token still works at Fitbit.
         page = requests.get(urls[1] + "/", cookies=cookies, timeout=30)
         assert page.status_code == 200 and "steps today" in page.text
         assert server.app.refreshes == 1
-        assert stored("7QW2XR").refresh_token != spent_before
+        assert held(stored("7QW2XR")).refresh_token != spent_before
 
 
 def test_a_database_locked_while_fitbit_answers_loses_no_refresh_token(tmp_path, database_url):
@@ -324,7 +329,7 @@ def test_a_database_locked_while_fitbit_answers_loses_no_refresh_token(tmp_path,
     with stand_in() as server, app_processes(tmp_path, server, database_url) as (urls, _, _logs):
         cookies = sign_in(urls[0])
         expire("7QW2XR")
-        spent = stored("7QW2XR").refresh_token
+        spent = held(stored("7QW2XR")).refresh_token
         locked, released = threading.Event(), threading.Event()
 
         def hold_the_lock():
@@ -340,7 +345,7 @@ def test_a_database_locked_while_fitbit_answers_loses_no_refresh_token(tmp_path,
         assert released.is_set()
         assert page.status_code == 200 and "steps today" in page.text
         assert server.app.refreshes == 1
-        assert stored("7QW2XR").connected and stored("7QW2XR").refresh_token != spent
+        assert stored("7QW2XR").connected and held(stored("7QW2XR")).refresh_token != spent
 
 
 def test_another_user_signs_in_while_a_refresh_waits_on_fitbit(tmp_path, database_url):
@@ -518,3 +523,48 @@ def test_a_notification_to_one_process_costs_one_fetch_across_both(
         assert after.isdisjoint(before) and len(after) == 1
         assert all(page.status_code == 200 for page in pages)
         assert api_calls(fitbit) == calls + 1
+
+
+def test_keys_rotated_while_two_processes_refresh_lose_no_token(tmp_path, database_url):
+    """The rotation as the README gives it: the processes run with a new key first and the
+    old one after it, every value still sealed by the old one; `python reencrypt.py` runs
+    while they refresh, round after round; then the new key alone opens everything, and
+    nobody was logged out."""
+    old, new = TOKEN_KEY, encryption.new_key_text()
+
+    def reencrypt(keys):
+        env = {**os.environ, "DATABASE_URL": database_url, encryption.SETTING: keys}
+        command = [sys.executable, "reencrypt.py"]
+        return subprocess.Popen(command, cwd=HERE, env=env, stdout=subprocess.PIPE, text=True)
+
+    def rows_sealed(run):
+        out, _ = run.communicate(timeout=60)
+        assert run.returncode == 0, out
+        return int(out.split()[0])
+
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url, keys=f"{new},{old}") as (urls, _, logs),
+    ):
+        cookies = sign_in(urls[0])
+        assert rows_sealed(reencrypt(f"{old},{new}")) >= 1  # as before the rotation
+        fitbit, per_round, logouts, changed = server.app, [], 0, []
+        for _ in range(ROUNDS // 2):
+            expire("7QW2XR")
+            before = fitbit.refreshes
+            run = reencrypt(f"{new},{old}")
+            pages = load_pages(urls, cookies, REQUESTS_PER_PROCESS)
+            changed.append(rows_sealed(run))
+            per_round.append(fitbit.refreshes - before)
+            logouts += not stored("7QW2XR").connected
+            assert [p.status_code for p in pages if "steps today" not in p.text] == []
+        output = "".join(log.seek(0) or log.read() for log in logs)
+    print(f"token POSTs per round: {per_round}; rows sealed again per run: {changed}")
+    assert per_round == [1] * (ROUNDS // 2) and logouts == 0
+    assert changed[0] >= 1  # the first run found the old key's rows
+    assert "Traceback" not in output
+    open_database(database_url, encryption.parse_keys(new))  # the new key alone
+    with db.connection_context():
+        new_id = encryption.key_id(encryption.parse_keys(new)[0])
+        assert set(token_store.key_ids_in_use()) == {new_id}
+        assert held(User.by_fitbit_id("7QW2XR")).access_token in fitbit.issued

@@ -11,6 +11,7 @@ from conftest import (
     PROFILE_URL,
     REFRESH_TOKEN,
     csrf_token,
+    held,
     page,
     profile_body,
     session_cookie,
@@ -132,7 +133,7 @@ def test_posts_without_the_csrf_token_are_refused_and_change_nothing(browser, fi
     data = {} if token is None else {"csrf_token": token}
     response = browser.post(path, data=data)
     assert response.status_code == 403
-    assert User.get().refresh_token == REFRESH_TOKEN
+    assert held(User.get()).refresh_token == REFRESH_TOKEN
     assert session_cookie(browser) == cookie
     assert BrowserSession.get().user_id == User.get().id
     assert len(fitbit.calls) == 2  # the sign-in's; no revoke
@@ -158,7 +159,7 @@ def test_sign_out_forgets_the_session(browser, fitbit):
     # The old cookie is dead, even if someone kept a copy.
     browser.set_cookie("session", old_cookie)
     assert 'href="/auth"' in page(browser.get("/"))
-    assert User.get().refresh_token == REFRESH_TOKEN  # signing out is not disconnecting
+    assert held(User.get()).refresh_token == REFRESH_TOKEN  # signing out is not disconnecting
 
 
 def test_the_cap_holds_exactly_when_many_sign_ins_start_at_once(app):

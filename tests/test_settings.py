@@ -10,14 +10,22 @@ import pytest
 from conftest import page
 from werkzeug.test import Client
 
+import encryption
 import fitbit_oauth_app
 import google_health
+import settings
 from fitbit_oauth_app import create_app
-from settings import config_from_env, port_setting, start_up_lines
+from settings import port_setting, start_up_lines
 
 # A client id in Google's style, and its secret.
 CLIENT_ID = "123-abc.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-settings-test-secret"
+# The encryption key a real client id needs: every test here gives one, unless it says.
+KEY = encryption.new_key_text()
+
+
+def config_from_env(environ, port):
+    return settings.config_from_env({encryption.SETTING: KEY, **environ}, port)
 
 
 def test_trust_proxy_setting():
@@ -98,10 +106,12 @@ def test_in_real_mode_the_page_and_the_start_up_say_where_fitbit_is(
     monkeypatch.setenv("FITBIT_CLIENT_ID", "REAL12")
     monkeypatch.setenv("FITBIT_CLIENT_SECRET", "real-secret")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'real.db'}")
+    monkeypatch.setenv(encryption.SETTING, KEY)
     fitbit_oauth_app.main([])
     out = capsys.readouterr().out
     assert "tokens at https://api.fitbit.com/oauth2/token" in out
-    assert "real-secret" not in out
+    assert "real-secret" not in out and KEY not in out
+    assert not (tmp_path / "real.db.key").exists()  # the key set is the one used
 
 
 def test_client_id_without_a_secret_explains_what_to_set(tmp_path):
@@ -183,3 +193,42 @@ def test_a_port_that_is_no_port_is_named_not_a_traceback(tmp_path, port):
 def test_the_port_sets_the_redirect_uri_and_defaults_to_4000():
     assert port_setting({}) == 4000 and port_setting({"PORT": ""}) == 4000
     assert port_setting({"PORT": "4106"}) == 4106
+
+
+def test_a_real_client_id_without_an_encryption_key_does_not_start():
+    env = {"FITBIT_CLIENT_ID": "REAL12", "FITBIT_CLIENT_SECRET": "real"}
+    with pytest.raises(SystemExit, match="TOKEN_ENCRYPTION_KEYS is not set") as stopped:
+        settings.config_from_env(env, 4000)
+    assert "python encryption.py" in str(stopped.value)
+
+
+@pytest.mark.parametrize("bad", ["short", "a" * 43 + "!", " , "])
+def test_a_malformed_encryption_key_does_not_start_and_names_the_setting(bad):
+    env = {"FITBIT_CLIENT_ID": "REAL12", "FITBIT_CLIENT_SECRET": "real", encryption.SETTING: bad}
+    with pytest.raises(SystemExit, match="TOKEN_ENCRYPTION_KEYS"):
+        settings.config_from_env(env, 4000)
+
+
+def test_keys_are_read_newest_first():
+    newer, older = encryption.new_key_text(), encryption.new_key_text()
+    env = {encryption.SETTING: f"{newer}, {older}"}
+    config = settings.config_from_env(env, 4000)
+    assert [encryption.key_id(key) for key in config.encryption_keys] == [
+        encryption.key_id(encryption.parse_keys(text)[0]) for text in (newer, older)
+    ]
+
+
+def test_in_sandbox_mode_without_a_key_the_start_up_says_where_it_is_kept(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}
+    config = settings.config_from_env(env, 4000)
+    assert config.encryption_keys == ()
+    [line] = [line for line in start_up_lines(config) if "encrypted at rest" in line]
+    assert str(tmp_path / "app.db.key") in line
+    create_app(config)
+    key_file = tmp_path / "app.db.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert len(encryption.parse_keys(key_file.read_text())) == 1
+    # A second start keeps the same key.
+    before = key_file.read_text()
+    create_app(config)
+    assert key_file.read_text() == before

@@ -4,14 +4,15 @@ import logging
 import re
 from datetime import timedelta
 
-from conftest import CLIENT_SECRET, SECRETS, running_app, sign_in
+from conftest import CLIENT_SECRET, SECRETS, held, running_app, sign_in
 from freezegun import freeze_time
 from test_end_to_end import Browser
 from werkzeug.test import Client
 
 import fitbit_legacy
+import token_store
 import tracing
-from models import BrowserSession, TraceEntry, User
+from models import BrowserSession, User
 
 
 def steps(text):
@@ -28,11 +29,11 @@ def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_
         assert home.count('href="/trace"') == 1
         assert '<a href="/trace">See what just happened</a>' in home
         first = User.get()
-        seen += [first.access_token, first.refresh_token]
+        seen += [held(first).access_token, held(first).refresh_token]
         clock.tick(timedelta(minutes=6))  # the stand-in's 10-minute tokens are due
         browser.get("/")
         second = User.get()
-        seen += [second.access_token, second.refresh_token]
+        seen += [held(second).access_token, held(second).refresh_token]
         trace = browser.get("/trace").text
 
     assert steps(trace) == [
@@ -62,7 +63,10 @@ def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_
     # A month of steps is folded after its first lines.
     assert "<summary>The rest of the answer</summary>" in trace
     # The refresh shows the old refresh token going and the new one coming, masked.
-    assert f"{first.refresh_token[:4]}…" in trace and f"{second.refresh_token[:4]}…" in trace
+    assert (
+        f"{held(first).refresh_token[:4]}…" in trace
+        and f"{held(second).refresh_token[:4]}…" in trace
+    )
     assert len(set(seen)) == 7
     assert [secret for secret in seen if secret in trace] == []
 
@@ -136,11 +140,11 @@ def test_a_google_sign_in_and_refresh_are_traced_with_every_secret_masked(tmp_pa
         home = browser.sign_in_noting_secrets(seen)
         assert "Hello, Alex Rivera" in home.text
         first = User.get()
-        seen.append(first.access_token)
-        seen.append(first.refresh_token)
+        seen.append(held(first).access_token)
+        seen.append(held(first).refresh_token)
         clock.tick(timedelta(minutes=56))
         browser.get("/")
-        seen.append(User.get().access_token)
+        seen.append(held(User.get()).access_token)
         trace = browser.get("/trace").text
         cookies = str(browser.http.cookies.get_dict())
     root = "/sandbox/google"
@@ -205,7 +209,7 @@ def test_a_trace_kept_before_its_rows_were_explained_still_shows(browser):
         },
         "response": {"status": 200, "headers": {"Fitbit-Rate-Limit-Remaining": "149"}},
     }
-    TraceEntry.add(BrowserSession.get().trace, "An old step", old)
+    token_store.keep_step(BrowserSession.get().trace, "An old step", old)
     text = browser.get("/trace").get_data(as_text=True)
     assert "An old step" in text and "<code>Basic ***</code>" in text
     assert '<th scope="row">grant_type</th><td><code>authorization_code</code>' in text

@@ -25,6 +25,7 @@ from conftest import (
     callback,
     csrf_token,
     fitbit_error,
+    held,
     page,
     sign_in,
     start_sign_in,
@@ -189,7 +190,7 @@ def test_disconnect_deletes_the_subscriptions_before_revoking(browser, fitbit):
         + "/1/user/-/userRevokedAccess/apiSubscriptions/1-userRevokedAccess.json",
     ]
     assert calls.index(("POST", fitbit_legacy.REVOKE_URL)) > calls.index(("DELETE", deletes[-1]))
-    assert User.get().refresh_token is None
+    assert held(User.get()).refresh_token is None
 
 
 def test_a_signed_fitbit_delivery_costs_one_fetch_on_the_next_view(browser, fitbit):
@@ -280,7 +281,7 @@ def test_user_revoked_access_forgets_the_users_tokens(browser, fitbit):
     body = fitbit_delivery(collection="userRevokedAccess")
     assert deliver_to_fitbit_endpoint(browser, body).status_code == 204
     user = User.get()
-    assert user.access_token is None and user.refresh_token is None
+    assert held(user).access_token is None and held(user).refresh_token is None
     assert ApiCache.select().count() == 0
     assert "Connect" in page(browser.get("/"))
 
