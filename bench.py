@@ -35,6 +35,8 @@ from urllib.parse import unquote_plus
 import requests
 from werkzeug.wrappers import Request, Response
 
+import encryption
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYNC = ["--worker-class", "sync"]
 SEEDED_USERS = 1000
@@ -218,6 +220,8 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
         "FITBIT_REVOKE_URL": f"{fitbit}/oauth2/revoke",
         "FITBIT_API_URL": fitbit,
         "FITBIT_CACHE_SECONDS": "0",  # every view calls the API, so each one needs the token
+        # Real credentials (the stand-in runs on its own) need a key for the tokens.
+        "TOKEN_ENCRYPTION_KEYS": encryption.new_key_text(),
     }
     command = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(fitbit_port)]
     log_path = f"{work}/expiry.log"
@@ -228,7 +232,7 @@ def token_posts_per_expiry(env, work, requests_at_once=40, workers=4):
         wait_for(f"{fitbit}/oauth2/authorize")
         with gunicorn(app, env, workers, log_path, port=app_port) as (url, _):
             cookie = sign_in(url, panels=())
-            expire_the_token(env["DATABASE_URL"])
+            expire_the_token(env["DATABASE_URL"], env["TOKEN_ENCRYPTION_KEYS"])
             before = open(log_path).read().count("tokens refreshed")
             statuses = views_at_once(url, cookie, requests_at_once)
     finally:
@@ -251,12 +255,12 @@ def wait_for(url, seconds=20):
             time.sleep(0.05)
 
 
-def expire_the_token(database_url):
+def expire_the_token(database_url, keys):
     """Alex's access token, made a minute past its expiry."""
     import database
     import models
 
-    database.open_database(database_url)
+    database.open_database(database_url, encryption.parse_keys(keys))
     with models.db.connection_context():
         past = datetime.now(UTC) - timedelta(minutes=1)
         alex = models.User.fitbit_id == "7QW2XR"
