@@ -12,6 +12,7 @@ and each other job in a module named for it.
 """
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ from peewee import OperationalError
 from werkzeug.exceptions import (
     BadHost,
     BadRequest,
+    Forbidden,
     HTTPException,
     NotFound,
 )
@@ -39,6 +41,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import run_simple
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request as BaseRequest
+from werkzeug.wrappers import Response
 
 import callback
 import disconnect
@@ -46,10 +49,11 @@ import oauth
 import sandbox_mode
 import token_store
 import tracing
-from dashboard import Dashboard
+from dashboard import PROFILE_WORDS, Dashboard
 from database import connection_when_needed, open_database
 from middleware import CallbackLogHandler, security_headers, with_security_headers
 from models import User, db, shared_secret
+from my_data import MyData
 from pages import Pages
 from panels import PANELS
 from providers import account, dialect_of
@@ -115,6 +119,10 @@ class FitbitOAuthApp:
                 Rule("/auth/more", endpoint="more", methods=["POST"]),
                 Rule("/auth/revoke", endpoint="revoke", methods=["POST"]),
                 Rule("/logout", endpoint="logout", methods=["POST"]),
+                # What the app holds about the signed-in user: downloaded, or deleted.
+                Rule("/my-data", endpoint="my_data", methods=["GET"]),
+                Rule("/my-data/<panel>.csv", endpoint="my_data_csv", methods=["GET"]),
+                Rule("/my-data/delete", endpoint="delete", methods=["GET", "POST"]),
                 # Where the provider says that a user's data changed (see webhooks.py).
                 Rule(
                     f"/webhooks/{self.dialect.KEY}",
@@ -130,6 +138,7 @@ class FitbitOAuthApp:
         self.dashboard = Dashboard(self.client, tokens, config.cache_seconds, self.pages.panel)
         self.webhooks = Webhooks(self.client, config.webhooks, tokens)
         self.sign_ins = SignIns(config, self.sessions, self.dashboard, self.webhooks)
+        self.my_data = MyData(self.client, self.webhooks)
 
     def on_index(self, request):
         """Step 1: the home page, with a link to /auth; once signed in, step 7."""
@@ -254,6 +263,46 @@ class FitbitOAuthApp:
         request.browser.add_flash("You are signed out.")
         return redirect(request.urls.build("index"), code=302)
 
+    # The user's own data ------------------------------------------------------------
+
+    def on_my_data(self, request):
+        """Download my data: one JSON file of what the app keeps about the signed-in user,
+        from what is kept alone (no call to the provider), and never a token."""
+        export = self.my_data.export(self.own_user(request))
+        return download(json.dumps(export, indent=2), "application/json", "my-data.json")
+
+    def on_my_data_csv(self, request, panel):
+        """One kind of the user's data (steps, sleep, heart rate) as CSV, a line a day."""
+        user = self.own_user(request)
+        if panel not in self.kinds:
+            raise NotFound("There is no such kind of data.")
+        return download(self.my_data.csv_of(user, panel), "text/csv", f"my-{panel}.csv")
+
+    def on_delete(self, request):
+        """Delete my data: a page that says what will go, and its form, a POST with the
+        page's CSRF token. The browser is signed out, with a note saying how it went."""
+        user = self.own_user(request)
+        if request.method == "GET":
+            answers = self.my_data.cached_answers(user)
+            shown = {"answers": len(answers), "browsers": user.browser_count()}
+            # A kept answer that is no panel's is the profile's.
+            shown["panels"] = [PANELS[p].words if p in PANELS else PROFILE_WORDS for p in answers]
+            return self.pages.render(
+                request, "delete.html", user=user, account_provider=dialect_of(user), **shown
+            )
+        self.sessions.check_csrf(request)
+        message = self.my_data.delete(user)
+        self.sessions.start(request)  # its old session went with the rest
+        request.browser.add_flash(message)
+        return redirect(request.urls.build("index"), code=302)
+
+    @staticmethod
+    def own_user(request):
+        user = request.browser.user if request.browser else None
+        if user is None:
+            raise Forbidden("Sign in first: this page is about the data kept for you.")
+        return user
+
     # Dispatch -----------------------------------------------------------------------
 
     def dispatch_request(self, request):
@@ -308,6 +357,13 @@ class FitbitOAuthApp:
 
     def __call__(self, environ, start_response):
         return self.wsgi_app(environ, start_response)
+
+
+def download(text, mimetype, filename):
+    """A file to save, never kept by any cache on the way."""
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    headers["Cache-Control"] = "no-store"
+    return Response(text, mimetype=mimetype, headers=headers)
 
 
 def create_app(config):

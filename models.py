@@ -90,6 +90,7 @@ class User(BaseModel):
     created_at = MomentField(default=now)
     updated_at = MomentField(default=now)
     last_sync_at = MomentField(null=True)  # the last answer from the provider's API
+    signed_in_at = MomentField(null=True)  # the last sign-in (or consent round)
     # What the provider's last answer said was left of the user's budget of calls.
     rate_remaining = IntegerField(null=True)
     rate_reset_at = MomentField(null=True)
@@ -198,6 +199,10 @@ class User(BaseModel):
         if not hasattr(self, "_cached_answers"):
             self._cached_answers = {row.path: row for row in ANSWERS_OF(self.id)}
         return self._cached_answers.get(path)
+
+    def browser_count(self):
+        """In how many browsers this user is signed in."""
+        return BrowserSession.select().where(BrowserSession.user == self.id).count()
 
     def rename(self, name):
         """The name the provider's profile now gives, for the users page too."""

@@ -87,7 +87,7 @@ def _two_providers(migrator):
 
 
 # Columns that versions after 2 add, which the upgrade to version 2 must leave alone.
-LATER_COLUMNS = {("apicache", "changed_at")}
+LATER_COLUMNS = {("apicache", "changed_at"), ("users", "signed_in_at")}
 
 
 def _webhooks(migrator):
@@ -121,6 +121,10 @@ def _sealed_at_rest(migrator):
     ]
 
 
+def _sign_in_times(migrator):
+    return [migrator.add_column("users", "signed_in_at", User.signed_in_at)]
+
+
 # Any number, the same in every process: the key of the advisory lock taken for upgrades
 # (models.SIGN_IN_LOCKS is the one for counting sign-ins).
 SCHEMA_LOCK = 4000
@@ -134,6 +138,7 @@ MIGRATIONS = {
     6: _consent_rounds,
     7: _nonces,
     8: _sealed_at_rest,
+    9: _sign_in_times,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # The version after whose columns the values kept in plain text before it are sealed.

@@ -73,6 +73,7 @@ def _sign_in(person, tokens):
     # A name that could not be read now (person.name None) is the one kept from before.
     kept = row.display_name if row is not None else None
     fields = dict(
+        signed_in_at=now(),
         provider=person.provider,
         display_name=person.name or kept or person.fitbit_id or person.health_user_id,
         fitbit_id=person.fitbit_id or (row.fitbit_id if row else None),
@@ -234,19 +235,26 @@ def steps_of(trace):
 
 # --- Keys -----------------------------------------------------------------------------------
 
-# Each table with sealed columns: the columns, and what a row's value in each is bound to.
+# Each table with sealed columns: the columns, the others a value is bound to, and how.
 SEALED = (
     (
         User,
         (User.access_token, User.refresh_token),
+        (),
         lambda row, column: context(f"users.{column}", row.id),
     ),
     (
         ApiCache,
         (ApiCache.body,),
+        (ApiCache.user, ApiCache.path),
         lambda row, column: context("apicache.body", row.user_id, row.path),
     ),
-    (TraceEntry, (TraceEntry.body,), lambda row, column: context("traceentry.body", row.trace)),
+    (
+        TraceEntry,
+        (TraceEntry.body,),
+        (TraceEntry.trace,),
+        lambda row, column: context("traceentry.body", row.trace),
+    ),
 )
 
 
@@ -254,7 +262,7 @@ def key_ids_in_use():
     """{key id: how many values it sealed} over every sealed column; "" for values still in
     plain text (from before encryption)."""
     found = {}
-    for model, columns, _ in SEALED:
+    for model, columns, _, _ in SEALED:
         for column in columns:
             prefix = fn.SUBSTR(column, 1, 11)  # "v1:" and the key id
             count = fn.COUNT(model._meta.primary_key)
@@ -271,10 +279,12 @@ def reseal(batch=200):
     what was read, so it is safe while the app serves, and a second run changes nothing."""
     keyring = encryption.keyring()
     changed = 0
-    for model, columns, bound in SEALED:
+    for model, columns, binding, bound in SEALED:
         key = model._meta.primary_key
+        # Only these columns: run by an upgrade, a later version's may not be there yet.
+        chosen = model.select(key, *columns, *binding)
         after = 0
-        while rows := list(model.select().where(key > after).order_by(key).limit(batch)):
+        while rows := list(chosen.where(key > after).order_by(key).limit(batch)):
             changed += sum(reseal_row(keyring, model, columns, bound, row) for row in rows)
             after = rows[-1].id
     return changed

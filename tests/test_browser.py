@@ -175,6 +175,14 @@ def pages_of_a_sign_in(page, url, provider):
     page.goto(url + "/trace")
     page.wait_for_selector("text=A notification from")
     yield "the trace, after a notification"
+    # Delete my data: the page that says what will go, then the home page it ends on.
+    page.goto(url + "/")
+    page.click("a:has-text('Delete my data')")
+    page.wait_for_selector("h1:has-text('Delete my data')")
+    yield "delete my data, before it goes"
+    page.click("button:has-text('Delete my data')")
+    page.wait_for_selector("text=Your data is deleted")
+    yield "home, after deleting"
 
 
 def widest(page):

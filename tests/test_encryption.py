@@ -248,8 +248,9 @@ def test_a_tampered_token_is_that_users_connect_again_and_nobody_elses(tmp_path,
             assert held(User.get_by_id(sam_row.id)).access_token is not None
 
 
-def test_a_tampered_cached_answer_is_asked_for_again(tmp_path):
-    with running_app(tmp_path, FITBIT_CACHE_SECONDS="3600") as (url, _):
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_a_tampered_cached_answer_is_asked_for_again(tmp_path, provider):
+    with running_app(tmp_path, provider=provider, FITBIT_CACHE_SECONDS="3600") as (url, _):
         browser = Browser(url)
         browser.sign_in()
         with db.connection_context():
