@@ -203,6 +203,9 @@ class FitbitOAuthApp:
                 f"{self.dialect.NAME} no longer accepts this app's access. Connect again."
             )
             shown["user"] = User.get_by_id(user.id)  # its tokens are gone now
+        # Download my data, and Delete my data (see on_my_data() and on_delete() below).
+        kinds = tuple((p["name"], p["title"]) for p in shown.get("panels", ()) if p["granted"])
+        shown["own_data"] = self.pages.part(request, "own_data.html", kinds=kinds)
         return self.pages.render(request, "index.html", **shown)
 
     def on_more(self, request):

@@ -41,9 +41,10 @@ class Pages:
         self.panel = functools.lru_cache(maxsize=256)(self.draw_panel)
         # So does a row of the users page, once its times are in words: drawn once per wording.
         self.user_row = functools.lru_cache(maxsize=4096)(self.draw_user_row)
-        # Links without values depend only on where the app is mounted: built once there.
+        # A link depends only on where the app is mounted and its values: built once for each.
         self.links = {}
         self.pages = {}  # {(template, mount point): its markup}, for pages of nobody's
+        self.parts = {}  # {(template, mount point, values): its markup}, see part()
 
     def render(self, request, template_name, status=200, **context):
         if request.browser is None and not context:
@@ -72,14 +73,27 @@ class Pages:
             self.pages[key] = self.html(request, template_name)
         return self.pages[key]
 
+    def part(self, request, template_name, **values):
+        """A part of a page that depends on where the app is mounted and on `values` alone,
+        all of them hashable: drawn once for each, and put in a page as it is."""
+        key = (template_name, request.urls.script_name, *sorted(values.items()))
+        if key not in self.parts:
+            template = self.jinja.get_template(template_name)
+            url_for = lambda endpoint, **link_values: self.link(request, endpoint, link_values)  # noqa: E731
+            self.parts[key] = Markup(template.render(url_for=url_for, **values))
+        return self.parts[key]
+
     def link(self, request, endpoint, values):
-        """The path of `endpoint` with `values`, as the URL map builds it."""
-        if values:
-            return request.urls.build(endpoint, values)
-        key = (request.urls.script_name, endpoint)
-        if key not in self.links:
-            self.links[key] = request.urls.build(endpoint)
-        return self.links[key]
+        """The path of `endpoint` with `values`, as the URL map builds it. Built once per
+        mount point and values; the values come from templates (a panel's name, a page's
+        number), and the links kept are capped all the same."""
+        key = (request.urls.script_name, endpoint, *sorted(values.items()))
+        path = self.links.get(key)
+        if path is None:
+            if len(self.links) >= 1024:
+                self.links.clear()
+            path = self.links[key] = request.urls.build(endpoint, values)
+        return path
 
     def draw_panel(self, name, data, today):
         """A panel's markup (templates/panels/<name>.html) for `data`, what a dialect's

@@ -2,6 +2,7 @@
 can act on, and the filters that put times into words."""
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -246,3 +247,23 @@ def test_the_signed_out_page_is_rendered_once_and_is_the_page_rendered_anew(app,
     browser.post("/logout", data={"csrf_token": csrf_token(browser)})
     assert "You are signed out." in page(browser.get("/"))
     assert Client(app).get("/").data == first.data
+
+
+def test_the_links_to_a_users_own_data_are_drawn_once_for_each_set_of_kinds(app, fitbit):
+    """The signed-in page's Download my data and Delete my data depend on the kinds of data
+    the user granted alone: drawn once for each (Pages.part), each user seeing the links of
+    their own kinds, and each the same as drawn anew."""
+    alex, sam = Client(app), Client(app)
+    sign_in(alex, fitbit)
+    sign_in(sam, fitbit, name="Sam", user_id="XYZ789", scope="profile")
+
+    def own_data(browser):
+        text = page(browser.get("/"))
+        return re.search(r'<section class="own-data".*?</section>', text, re.S).group(0)
+
+    with_steps, without = own_data(alex), own_data(sam)
+    assert 'href="/my-data/steps.csv"' in with_steps and ".csv" not in without
+    assert all('href="/my-data/delete"' in part for part in (with_steps, without))
+    assert len(app.pages.parts) == 2
+    app.pages.parts.clear()
+    assert (own_data(alex), own_data(sam)) == (with_steps, without)
