@@ -313,10 +313,11 @@ def walk_to_webhook(url, cookie, stand_in_database, walks=20):
     return statistics.median(times) * 1000, calls
 
 
-def cpu_per_request(env, url, pages, count=3000):
-    """The CPU milliseconds each page costs, measured in this process over `count` requests
-    to the app itself (as gunicorn would call it), after the server above has gone: a figure
-    steadier than throughput on a shared machine."""
+def cpu_per_request(env, url, pages, batches=10, count=300):
+    """The CPU milliseconds each page costs, measured in this process on requests to the app
+    itself (as gunicorn would call it), after the server above has gone: the pages take
+    turns, `batches` times `count` requests each, and each page's figure is the median of
+    its batches, so that a moment when the machine was busy elsewhere moves no figure."""
     from werkzeug.test import EnvironBuilder
 
     import fitbit_oauth_app
@@ -325,20 +326,26 @@ def cpu_per_request(env, url, pages, count=3000):
     port = int(url.rsplit(":", 1)[1])
     app_env = {**env, "PORT": str(port), "FITBIT_REDIRECT_URI": f"{url}/auth/callback"}
     app = fitbit_oauth_app.create_app(config_from_env(app_env, port))
-    costs = {}
-    for name, path, cookie in pages:
+
+    def spent(path, cookie, count):
         headers = {"Cookie": f"session={cookie}"} if cookie else {}
-        spent = 0.0
-        for attempt in range(count + 100):  # the first 100 warm the caches up, uncounted
+        total = 0.0
+        for _ in range(count):
             environ = EnvironBuilder(path=path, base_url=url, headers=headers).get_environ()
             started = time.process_time()
             body = b"".join(app(environ, lambda status, headers, exc_info=None: None))
-            if attempt >= 100:
-                spent += time.process_time() - started
+            total += time.process_time() - started
         # The signed-in page must really be one: a lapsed cookie would measure the other.
-        assert cookie is None or b"Hello, " in body, name
-        costs[name] = spent / count * 1000
-    return costs
+        assert cookie is None or b"Hello, " in body, path
+        return total / count * 1000
+
+    for _, path, cookie in pages:
+        spent(path, cookie, 100)  # every cache warmed up, uncounted
+    costs = {name: [] for name, _, _ in pages}
+    for _ in range(batches):
+        for name, path, cookie in pages:
+            costs[name].append(spent(path, cookie, count))
+    return {name: statistics.median(figures) for name, figures in costs.items()}
 
 
 def main(argv=None):
