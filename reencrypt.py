@@ -9,7 +9,10 @@ app serves, and a second run changes nothing.
     python reencrypt.py        (DATABASE_URL and TOKEN_ENCRYPTION_KEYS from the environment)
 """
 
+import argparse
 import os
+import sys
+from urllib.parse import urlparse
 
 import encryption
 import token_store
@@ -18,8 +21,18 @@ from models import db
 from settings import Config
 
 
-def main(environ=os.environ):
+def main(environ=os.environ, argv=()):
+    argparse.ArgumentParser(
+        description="Seal every token and cached answer again with the newest key of "
+        "TOKEN_ENCRYPTION_KEYS, and say how many rows changed.",
+        epilog="DATABASE_URL and TOKEN_ENCRYPTION_KEYS are read from the environment.",
+    ).parse_args(argv)
     database_url = environ.get("DATABASE_URL") or Config.database_url
+    if database_url.startswith("sqlite:"):
+        # Opening a SQLite file that is not there would make an empty one, and a key for it.
+        path = urlparse(database_url).path[1:]
+        if not os.path.exists(path):
+            raise SystemExit(f"No database at {path} (DATABASE_URL): nothing to seal again.")
     text = environ.get(encryption.SETTING, "")
     keys = encryption.parse_keys(text) if text.strip() else ()
     open_database(database_url, keys)  # refuses to start without every key in use
@@ -35,4 +48,4 @@ def main(environ=os.environ):
 
 
 if __name__ == "__main__":
-    main()
+    main(argv=sys.argv[1:])

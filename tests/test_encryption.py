@@ -176,6 +176,19 @@ def test_keys_rotate_without_a_row_lost_and_the_command_is_safe_twice(database_u
         assert token_store.key_ids_in_use() == {encryption.key_id(keys(new)[0]): 4}
 
 
+def test_reencrypt_on_a_database_that_is_not_there_makes_nothing(tmp_path, capsys):
+    """A mistyped DATABASE_URL is said to be one, not met by a new empty database and key."""
+    missing = tmp_path / "mistyped.db"
+    environ = {"DATABASE_URL": f"sqlite:///{missing}", encryption.SETTING: ""}
+    with pytest.raises(SystemExit, match="No database at .*mistyped.db"):
+        reencrypt.main(environ)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SystemExit) as helped:
+        reencrypt.main(environ, ["--help"])
+    assert helped.value.code == 0 and "DATABASE_URL" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_missing_key_stops_the_start_naming_the_setting_and_changes_nothing(database_url):
     old, other = encryption.new_key_text(), encryption.new_key_text()
     open_database(database_url, keys(old))
