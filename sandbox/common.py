@@ -197,9 +197,10 @@ class StandIn:
         self.resources = self.ResourceServer(self)
         self.roles = {}
         self.other_roles = [role(self) for role in self.OTHER_ROLES]
-        for role in (self.authorization, self.resources, self.WalkPage(self), *self.other_roles):
+        roles = (self.authorization, self.resources, self.WalkPage(self), *self.other_roles)
+        for role in roles:
             self.roles.update({rule.endpoint: role for rule in role.RULES})
-        self.url_map = Map([rule.empty() for role in self.roles.values() for rule in role.RULES])
+        self.url_map = Map([rule.empty() for role in roles for rule in role.RULES])
         self.notifier = Notifier()
 
     # --- Notifications: the demo people walk, and the apps hear of it ------------------
