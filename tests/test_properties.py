@@ -16,11 +16,13 @@ import responses
 from conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, token_body
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from werkzeug.exceptions import HTTPException
 from werkzeug.test import Client
 
 import fitbit_legacy
 import google_health
 import oauth
+import sandbox
 from fitbit_oauth_app import create_app
 from settings import Config, config_from_env
 
@@ -223,6 +225,34 @@ EVERY_ROUTE = [
     ("POST", "/sandbox/1/user/-/activities/apiSubscriptions/1.json"),
     ("GET", "/sandbox/1/user/-/apiSubscriptions.json"),
     ("GET", "/sandbox/google/googlehealthapi/webhooks/webhooks_public_keyset.json"),
+    # One more kind of data at a time, and a user's own data: downloaded, or deleted.
+    ("POST", "/auth/more"),
+    ("GET", "/my-data"),
+    ("GET", "/my-data/steps.csv"),
+    ("GET", "/my-data/delete"),
+    ("POST", "/my-data/delete"),
+    # The stand-ins' sleep and heart rate, their subscriptions, nights, and OpenID Connect.
+    ("GET", "/sandbox/1/user/-/activities/heart/date/today/30d.json"),
+    ("GET", "/sandbox/1.2/user/-/sleep/date/2026-11-24/2026-12-07.json"),
+    ("GET", "/sandbox/1/user/-/activities/apiSubscriptions.json"),
+    ("POST", "/sandbox/1/user/-/apiSubscriptions/1.json"),
+    ("DELETE", "/sandbox/1/user/-/apiSubscriptions/1.json"),
+    ("DELETE", "/sandbox/1/user/-/activities/apiSubscriptions/1.json"),
+    ("POST", "/sandbox/night"),
+    ("GET", "/sandbox/google/.well-known/openid-configuration"),
+    ("GET", "/sandbox/google/oauth2/v3/certs"),
+    ("GET", "/sandbox/google/oauth2/v3/userinfo"),
+    ("GET", "/sandbox/google/v4/users/me/dataTypes/sleep/dataPoints"),
+    ("GET", "/sandbox/google/v4/users/me/dataTypes/daily-resting-heart-rate/dataPoints"),
+    ("GET", "/sandbox/google/walk"),
+    ("POST", "/sandbox/google/night"),
+    ("GET", "/sandbox/google/v4/projects/123456789/subscribers"),
+    ("POST", "/sandbox/google/v4/projects/123456789/subscribers"),
+    ("GET", "/sandbox/google/v4/projects/123456789/subscribers/app"),
+    ("PATCH", "/sandbox/google/v4/projects/123456789/subscribers/app"),
+    ("DELETE", "/sandbox/google/v4/projects/123456789/subscribers/app"),
+    ("GET", "/sandbox/google/v4/operations/op-1"),
+    ("GET", "/sandbox/google/v4/projects/123456789/operations/op-1"),
 ]
 hosts = st.one_of(
     st.sampled_from(["localhost:4000", "127.0.0.1:4000", "[::1]:4000", "", "a..b", "x:99999"]),
@@ -269,6 +299,32 @@ def sandbox_app(request, tmp_path_factory):
     database = tmp_path_factory.mktemp("hostile") / "h.db"
     env = {"PROVIDER": request.param, "DATABASE_URL": f"sqlite:///{database}"}
     return create_app(config_from_env({**env, "SANDBOX_DATABASE": ":memory:"}, 4000))
+
+
+def test_the_hostile_requests_are_sent_to_every_route(sandbox_app):
+    """EVERY_ROUTE holds a path for each rule and method of the app's URL map and of both
+    stand-ins', so that a route added later is sent hostile requests too."""
+    maps = {"": sandbox_app.url_map}
+    maps.update({kind.MOUNT: kind().url_map for kind in sandbox.STAND_INS.values()})
+    missing = []
+    for mount, url_map in maps.items():
+        urls = url_map.bind("localhost")
+        for rule in url_map.iter_rules():
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                if not any(reaches(urls, mount, rule, method, route) for route in EVERY_ROUTE):
+                    missing.append((method, mount + rule.rule))
+    assert missing == []
+
+
+def reaches(urls, mount, rule, method, route):
+    """Whether `route`, (method, path), is `method` on `rule` of a map mounted at `mount`."""
+    if route[0] != method or not route[1].startswith(mount + "/"):
+        return False
+    try:
+        matched, _ = urls.match(route[1][len(mount) :], method=method, return_rule=True)
+    except HTTPException:
+        return False
+    return matched is rule
 
 
 @settings(
