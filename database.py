@@ -16,6 +16,9 @@ import token_store
 from models import db, prune
 from schema import upgrade_schema
 
+# Where the key is kept without the setting, for a database that is not a SQLite file.
+DEFAULT_KEY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "token_encryption.key")
+
 
 @contextmanager
 def connection_when_needed():
@@ -25,6 +28,23 @@ def connection_when_needed():
         yield
     finally:
         db.close()
+
+
+def sqlite_file(database_url):
+    """The file of a SQLite DATABASE_URL; None for a database in memory, or not SQLite."""
+    if not database_url.startswith("sqlite:"):
+        return None
+    path = urlparse(database_url).path[1:]
+    return None if path in ("", ":memory:") else path
+
+
+def key_file_for(database_url):
+    """Where the key is kept without TOKEN_ENCRYPTION_KEYS: beside a SQLite file, as
+    <file>.key; for any other database, in the app's folder. None for a database in memory."""
+    if database_url.startswith("sqlite:"):
+        path = sqlite_file(database_url)
+        return path + ".key" if path else None
+    return DEFAULT_KEY_FILE
 
 
 def use_wal(database):
@@ -43,15 +63,15 @@ def use_wal(database):
 def open_database(database_url, keys=()):
     """Connect the models to DATABASE_URL, create or upgrade the tables, and seal what is
     kept of the users' with `keys` (TOKEN_ENCRYPTION_KEYS, newest first); without them,
-    with the key kept beside the database (encryption.key_beside)."""
+    with the key kept beside the database (key_file_for())."""
     # A pool keeps each thread's connection open between requests: opening one, with its
     # pragmas, costs more than all the queries of a page.
     scheme, rest = database_url.split(":", 1)
     pooled = f"{scheme}+pool:{rest}"
     pool = {"max_connections": 64, "stale_timeout": 300, "timeout": 10}
     if database_url.startswith("sqlite:"):
-        path = urlparse(database_url).path[1:]
-        if path and path != ":memory:" and not os.path.exists(path):
+        path = sqlite_file(database_url)
+        if path and not os.path.exists(path):
             # Tokens live in this file: only its owner may read it.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         # BEGIN IMMEDIATE: a transaction takes the write lock first, waiting for it if need
@@ -80,7 +100,10 @@ def open_database(database_url, keys=()):
     else:
         database = connect(database_url)
     db.initialize(database)
-    keyring = encryption.Keyring(keys) if keys else encryption.key_beside(database_url)[0]
+    if keys:
+        keyring = encryption.Keyring(keys)
+    else:
+        keyring = encryption.key_in_file(key_file_for(database_url))
     encryption.use(keyring)
     with db.connection_context():
         if isinstance(database, SqliteDatabase):

@@ -16,7 +16,7 @@ The keys come from TOKEN_ENCRYPTION_KEYS: base64url keys of 32 bytes, separated 
 newest first. New values are sealed with the first; a value opens with whichever key sealed
 it, so a key is rotated by putting a new one first, running `make reencrypt`, then dropping
 the old one. Without the setting (sandbox mode), a key is made once and kept in a file
-beside the database (key_beside()). `python encryption.py` prints a new key.
+(key_in_file(); database.key_file_for() says where). `python encryption.py` prints a new key.
 """
 
 import base64
@@ -24,7 +24,6 @@ import binascii
 import hashlib
 import os
 import secrets
-from urllib.parse import urlparse
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,9 +32,6 @@ SETTING = "TOKEN_ENCRYPTION_KEYS"
 VERSION = "v1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
-# Where the key is kept without the setting, for a database that is not a SQLite file.
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_KEY_FILE = os.path.join(HERE, "token_encryption.key")
 
 
 class Unreadable(Exception):
@@ -129,22 +125,11 @@ def keyring():
     return _in_use
 
 
-def key_file_for(database_url):
-    """Where the key is kept without the setting: beside a SQLite file, as <file>.key;
-    for any other database, in the app's folder. None for a database in memory."""
-    if database_url.startswith("sqlite:"):
-        path = urlparse(database_url).path[1:]
-        return None if path in ("", ":memory:") else path + ".key"
-    return DEFAULT_KEY_FILE
-
-
-def key_beside(database_url):
-    """(Keyring, the file it is kept in, whether it was made now): the key kept beside the
-    database, made by the first process that needs it (only its owner may read it)."""
-    path = key_file_for(database_url)
+def key_in_file(path):
+    """The keyring of the key kept in the file at `path`, made by the first process that
+    needs it (only its owner may read it); with `path` None, a key in memory."""
     if path is None:
-        return Keyring([secrets.token_bytes(KEY_BYTES)], "a key in memory"), None, True
-    made = False
+        return Keyring([secrets.token_bytes(KEY_BYTES)], "a key in memory")
     if not os.path.exists(path):
         # Written whole to a file of its own, then linked into place: a process starting
         # beside this one finds no key or the whole key, never half of one.
@@ -154,14 +139,13 @@ def key_beside(database_url):
             file.write(new_key_text() + "\n")
         try:
             os.link(draft, path)
-            made = True
         except FileExistsError:
             pass  # another process made it first: that one is the key
         finally:
             os.unlink(draft)
     with open(path) as file:
         text = file.read()
-    return Keyring(parse_keys(text, where=path), where=path), path, made
+    return Keyring(parse_keys(text, where=path), where=path)
 
 
 if __name__ == "__main__":

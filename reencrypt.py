@@ -12,11 +12,10 @@ app serves, and a second run changes nothing.
 import argparse
 import os
 import sys
-from urllib.parse import urlparse
 
 import encryption
 import token_store
-from database import open_database
+from database import open_database, sqlite_file
 from models import db
 from settings import Config
 
@@ -28,11 +27,10 @@ def main(environ=os.environ, argv=()):
         epilog="DATABASE_URL and TOKEN_ENCRYPTION_KEYS are read from the environment.",
     ).parse_args(argv)
     database_url = environ.get("DATABASE_URL") or Config.database_url
-    if database_url.startswith("sqlite:"):
-        # Opening a SQLite file that is not there would make an empty one, and a key for it.
-        path = urlparse(database_url).path[1:]
-        if not os.path.exists(path):
-            raise SystemExit(f"No database at {path} (DATABASE_URL): nothing to seal again.")
+    # Opening a SQLite file that is not there would make an empty one, and a key for it.
+    path = sqlite_file(database_url)
+    if path is not None and not os.path.exists(path):
+        raise SystemExit(f"No database at {path} (DATABASE_URL): nothing to seal again.")
     text = environ.get(encryption.SETTING, "")
     keys = encryption.parse_keys(text) if text.strip() else ()
     open_database(database_url, keys)  # refuses to start without every key in use

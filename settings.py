@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import encryption
 import oauth
 import sandbox_mode
+from database import key_file_for
 from providers import PROVIDERS
 
 DEFAULT_PORT = 4000
@@ -125,7 +126,7 @@ def config_from_env(environ, port):
 
 def encryption_keys(environ, sandbox):
     """TOKEN_ENCRYPTION_KEYS, newest first. Without it, sandbox mode keeps a key beside the
-    database (encryption.key_beside); an app that signs real people in must be given one."""
+    database (database.key_file_for); an app that signs real people in must be given one."""
     text = environ.get(encryption.SETTING, "")
     if text.strip():
         return encryption.parse_keys(text)
@@ -189,7 +190,7 @@ def start_up_lines(config):
             f"{client.token_url}, data from {client.api_url}"
         ]
     if not config.encryption_keys:
-        kept = encryption.key_file_for(config.database_url) or "memory, for this run only"
+        kept = key_file_for(config.database_url) or "memory, for this run only"
         lines.append(
             f"Tokens and cached answers are encrypted at rest with the key kept in {kept}; "
             f"set {encryption.SETTING} to keep it elsewhere."
