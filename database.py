@@ -135,10 +135,12 @@ def check_keys(keyring):
 def leave_no_plain_text(database):
     """After the upgrade that sealed the values kept in plain text: none of them is left in
     the database's files. SQLite: the write-ahead log emptied, and the file rebuilt without
-    its free pages. PostgreSQL: the two tables rewritten, without the old rows' versions."""
+    its free pages. PostgreSQL: each table with sealed columns rewritten, without the old
+    rows' versions."""
     if isinstance(database, SqliteDatabase):
         database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         database.execute_sql("VACUUM")
         database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     else:
-        database.execute_sql("VACUUM FULL users, apicache")
+        tables = ", ".join(model._meta.table_name for model, *_ in token_store.SEALED)
+        database.execute_sql(f"VACUUM FULL {tables}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import held, running_app
+from peewee import PostgresqlDatabase
 from test_end_to_end import Browser
 from test_models import make_first_release_database
 
@@ -20,7 +21,7 @@ import oauth
 import reencrypt
 import token_store
 from database import open_database
-from models import ApiCache, User, db
+from models import ApiCache, TraceEntry, User, db
 
 EXPIRY = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 ANSWER = {"activities-steps": [{"dateTime": "2026-11-23", "value": "8123"}]}
@@ -130,6 +131,12 @@ def test_the_upgrade_seals_what_was_kept_in_plain_text_and_leaves_none_behind(da
         '(1, \'/1/user/-/profile.json\', \'{"user": {"fullName": "Alex Plain"}}\', '
         "'2026-11-23 11:00:00+00:00')"
     )
+    # A trace step kept in plain text, as the releases before encryption kept them (no
+    # session shows it, so the start-up's pruning deletes it once it is sealed).
+    with database.bind_ctx([TraceEntry]):
+        TraceEntry.create_table()
+        TraceEntry.create(trace="t-1", title="Step 5", body='{"name": "Alex Traced"}')
+    files = table_files(database)
     database.close()
     open_database(database_url)
     with db.connection_context():
@@ -141,7 +148,26 @@ def test_the_upgrade_seals_what_was_kept_in_plain_text_and_leaves_none_behind(da
         path = Path(database_url.split("///", 1)[1])
         found = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
         assert b"v1-refresh" not in found and b"v1-access" not in found
-        assert b"Alex Plain" not in found
+        assert b"Alex Plain" not in found and b"Alex Traced" not in found
+    else:
+        # PostgreSQL keeps a changed row's old version until the table is rewritten: each
+        # table with sealed values is, into files of its own.
+        database = open_database_raw(database_url)
+        after = table_files(database)
+        database.close()
+        assert [table for table in files if files[table] == after[table]] == []
+
+
+def table_files(database):
+    """{table with sealed values: the file PostgreSQL keeps it in}; {} on SQLite."""
+    if not isinstance(database, PostgresqlDatabase):
+        return {}
+    return {
+        model._meta.table_name: database.execute_sql(
+            "SELECT pg_relation_filenode(%s)", (model._meta.table_name,)
+        ).fetchone()[0]
+        for model, *_ in token_store.SEALED
+    }
 
 
 def open_database_raw(database_url):
