@@ -36,9 +36,20 @@ STORE_ATTEMPTS = 5
 TOKEN_COLUMNS = ("access_token", "refresh_token")
 
 
-def context(column, user_id, path=""):
-    """What a value is bound to: its column and its row ("users.refresh_token:42")."""
-    return f"{column}:{user_id}:{path}" if path else f"{column}:{user_id}"
+# What each value is bound to (AES-GCM's associated data): its column and its row, so that
+# it opens nowhere else.
+
+
+def token_context(user_id, column):
+    return f"users.{column}:{user_id}"  # "users.refresh_token:42"
+
+
+def answer_context(user_id, path):
+    return f"apicache.body:{user_id}:{path}"
+
+
+def step_context(trace):
+    return f"traceentry.body:{trace}"
 
 
 def digest(token):
@@ -99,7 +110,7 @@ def token_fields(user_id, tokens):
     for column in TOKEN_COLUMNS:
         token = getattr(tokens, column)
         if token is not None:
-            fields[column] = keyring.seal(token, context(f"users.{column}", user_id))
+            fields[column] = keyring.seal(token, token_context(user_id, column))
             fields[f"{column}_digest"] = digest(token)
     return fields
 
@@ -112,7 +123,7 @@ def tokens_of(user):
     keyring = encryption.keyring()
     try:
         access, refresh = (
-            keyring.open(getattr(user, column), context(f"users.{column}", user.id))
+            keyring.open(getattr(user, column), token_context(user.id, column))
             for column in TOKEN_COLUMNS
         )
     except encryption.Unreadable as unreadable:
@@ -177,7 +188,7 @@ def keep_answer(user, path, data, asked_at=None):
     sent, so that a change notified while it was on its way leaves it stale. Returns its
     JSON text."""
     text = json.dumps(data)
-    sealed = encryption.keyring().seal(text, context("apicache.body", user.id, path))
+    sealed = encryption.keyring().seal(text, answer_context(user.id, path))
     ApiCache.store(user, path, sealed, asked_at or now())
     return text
 
@@ -190,7 +201,7 @@ def cached_answer(user, path):
     if cached is None:
         return None
     try:
-        cached.text = opened(cached.body, context("apicache.body", user.id, path))
+        cached.text = opened(cached.body, answer_context(user.id, path))
     except encryption.Unreadable as unreadable:
         log.warning(
             "user %s: a cached answer no key opens (key id %s): dropped", user.id, unreadable
@@ -215,7 +226,7 @@ def opened(sealed, where):
 def keep_step(trace, title, shown):
     """A step of a browser's trace (tracing.py): what it shows is masked already, but holds
     parts of the provider's answers, so it is sealed too, bound to its trace."""
-    body = encryption.keyring().seal(json.dumps(shown), context("traceentry.body", trace))
+    body = encryption.keyring().seal(json.dumps(shown), step_context(trace))
     TraceEntry.add(trace, title, body)
 
 
@@ -225,7 +236,7 @@ def steps_of(trace):
     steps = []
     for entry in TraceEntry.select().where(TraceEntry.trace == trace).order_by(TraceEntry.id):
         try:
-            shown = opened(entry.body, context("traceentry.body", trace))
+            shown = opened(entry.body, step_context(trace))
         except encryption.Unreadable:
             log.warning("A step of a trace that no key opens was left out")
         else:
@@ -241,19 +252,19 @@ SEALED = (
         User,
         (User.access_token, User.refresh_token),
         (),
-        lambda row, column: context(f"users.{column}", row.id),
+        lambda row, column: token_context(row.id, column),
     ),
     (
         ApiCache,
         (ApiCache.body,),
         (ApiCache.user, ApiCache.path),
-        lambda row, column: context("apicache.body", row.user_id, row.path),
+        lambda row, column: answer_context(row.user_id, row.path),
     ),
     (
         TraceEntry,
         (TraceEntry.body,),
         (TraceEntry.trace,),
-        lambda row, column: context("traceentry.body", row.trace),
+        lambda row, column: step_context(row.trace),
     ),
 )
 
