@@ -193,12 +193,15 @@ class User(BaseModel):
         """The users on one page of the list, as Listed records."""
         return [Listed.read(row) for row in USERS_PAGE.tuples(per_page, (page - 1) * per_page)]
 
-    def cached_answer(self, path):
-        """The ApiCache row for `path`, or None. All of this user's rows come in one query,
-        the first time one is asked for."""
+    def cached_answers(self):
+        """{path: ApiCache row} of this user's answers: all in one query, the first time."""
         if not hasattr(self, "_cached_answers"):
             self._cached_answers = {row.path: row for row in ANSWERS_OF(self.id)}
-        return self._cached_answers.get(path)
+        return self._cached_answers
+
+    def cached_answer(self, path):
+        """The ApiCache row for `path`, or None."""
+        return self.cached_answers().get(path)
 
     def browser_count(self):
         """In how many browsers this user is signed in."""

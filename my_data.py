@@ -81,13 +81,13 @@ class MyData:
         alone. An answer is matched to its kind by the request that kind made on the day
         it was fetched (Fitbit's sleep path names its dates)."""
         found = {}
-        for row in ApiCache.select().where(ApiCache.user == user.id):
-            cached = token_store.cached_answer(user, row.path)
+        for path in list(user.cached_answers()):
+            cached = token_store.cached_answer(user, path)
             if cached is None:
                 continue
             day = cached.fetched_at.date()
-            kinds = [k for k in self.kinds.values() if k.request(self.client, day).key == row.path]
-            found[kinds[0].panel if kinds else row.path] = cached
+            kinds = [k for k in self.kinds.values() if k.request(self.client, day).key == path]
+            found[kinds[0].panel if kinds else path] = cached
         return found
 
     def rows(self, panel, cached):
