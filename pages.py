@@ -55,9 +55,14 @@ class Pages:
 
     def html(self, request, template_name, **context):
         flashes = request.browser.pop_flashes() if request.browser else []
+        return self.rendered(
+            request, template_name, flashes=flashes, browser=request.browser, **context
+        )
+
+    def rendered(self, request, template_name, **context):
+        """A template's markup, given what every template may use: the settings, the
+        provider, and url_for() for links."""
         return self.jinja.get_template(template_name).render(
-            flashes=flashes,
-            browser=request.browser,
             config=self.config,
             provider=self.dialect,
             url_for=lambda endpoint, **values: self.link(request, endpoint, values),
@@ -78,9 +83,7 @@ class Pages:
         all of them hashable: drawn once for each, and put in a page as it is."""
         key = (template_name, request.urls.script_name, *sorted(values.items()))
         if key not in self.parts:
-            template = self.jinja.get_template(template_name)
-            url_for = lambda endpoint, **link_values: self.link(request, endpoint, link_values)  # noqa: E731
-            self.parts[key] = Markup(template.render(url_for=url_for, **values))
+            self.parts[key] = Markup(self.rendered(request, template_name, **values))
         return self.parts[key]
 
     def link(self, request, endpoint, values):
