@@ -142,17 +142,34 @@ def google_heart(rates):
 # --- Each dialect, signed in with some of the scopes -----------------------------------------
 
 
-class Fitbit:
-    key, sleep_url, heart_url = "fitbit", FITBIT_SLEEP, FITBIT_HEART
-    night, sleep_answer, heart_answer = staticmethod(fitbit_night), staticmethod(fitbit_sleep), None
-    no_sleep = {"sleep": []}
+class Dialect:
+    """What both dialects' tests do alike: the app, its answers, and the calls made."""
 
-    def __init__(self, tmp_path, mock):
+    def __init__(self, dialect, client_id, tmp_path, mock):
         client = oauth.Client(
-            fitbit_legacy, "23TEST", "secret-SENTINEL", "http://localhost:4000/auth/callback"
+            dialect, client_id, "secret-SENTINEL", "http://localhost:4000/auth/callback"
         )
         self.app = create_app(Config(client, f"sqlite:///{tmp_path / 'p.db'}", secret_key=b"k"))
         self.browser, self.mock = Client(self.app), mock
+
+    def answers(self, sleep=None, heart=None):
+        if sleep is not None:
+            self.mock.upsert("GET", self.sleep_url, json=sleep)
+        if heart is not None:
+            self.mock.upsert("GET", self.heart_url, json=self.heart(heart))
+
+    def calls(self, url):
+        return [call for call in self.mock.calls if call.request.url.split("?")[0] == url]
+
+
+class Fitbit(Dialect):
+    key, sleep_url, heart_url = "fitbit", FITBIT_SLEEP, FITBIT_HEART
+    night, sleep_answer = staticmethod(fitbit_night), staticmethod(fitbit_sleep)
+    heart = staticmethod(fitbit_heart)
+    no_sleep = {"sleep": []}
+
+    def __init__(self, tmp_path, mock):
+        super().__init__(fitbit_legacy, "23TEST", tmp_path, mock)
 
     def sign_in(self, *panels):
         scope = " ".join(
@@ -171,27 +188,15 @@ class Fitbit:
         )
         assert answer.status_code == 302
 
-    def answers(self, sleep=None, heart=None):
-        if sleep is not None:
-            self.mock.upsert("GET", FITBIT_SLEEP, json=sleep)
-        if heart is not None:
-            self.mock.upsert("GET", FITBIT_HEART, json=fitbit_heart(heart))
 
-    def calls(self, url):
-        return [call for call in self.mock.calls if call.request.url.split("?")[0] == url]
-
-
-class Google:
+class Google(Dialect):
     key, sleep_url, heart_url = "google", GOOGLE_SLEEP, GOOGLE_HEART
     CLIENT_ID = "1-a.apps.googleusercontent.com"
     night, no_sleep = staticmethod(google_night), {}
+    heart = staticmethod(google_heart)
 
     def __init__(self, tmp_path, mock):
-        client = oauth.Client(
-            google_health, self.CLIENT_ID, "secret-SENTINEL", "http://localhost:4000/auth/callback"
-        )
-        self.app = create_app(Config(client, f"sqlite:///{tmp_path / 'p.db'}", secret_key=b"k"))
-        self.browser, self.mock = Client(self.app), mock
+        super().__init__(google_health, self.CLIENT_ID, tmp_path, mock)
 
     @staticmethod
     def sleep_answer(*nights):
@@ -209,15 +214,6 @@ class Google:
             "/auth/callback", query_string={"code": "c", "state": query["state"]}
         )
         assert answer.status_code == 302
-
-    def answers(self, sleep=None, heart=None):
-        if sleep is not None:
-            self.mock.upsert("GET", GOOGLE_SLEEP, json=sleep)
-        if heart is not None:
-            self.mock.upsert("GET", GOOGLE_HEART, json=google_heart(heart))
-
-    def calls(self, url):
-        return [call for call in self.mock.calls if call.request.url.split("?")[0] == url]
 
 
 @pytest.fixture(params=[Fitbit, Google], ids=["fitbit", "google"])
