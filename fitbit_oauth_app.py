@@ -199,10 +199,12 @@ class FitbitOAuthApp:
         try:
             shown.update(self.dashboard.show(user, shown["notes"]))
         except oauth.ReconnectNeeded:
+            shown["user"] = User.get_or_none(User.id == user.id)  # its tokens are gone now
+            if shown["user"] is None:  # and so is the row: deleted meanwhile, elsewhere
+                return self.pages.render(request, "index.html")
             request.browser.add_flash(
                 f"{self.dialect.NAME} no longer accepts this app's access. Connect again."
             )
-            shown["user"] = User.get_by_id(user.id)  # its tokens are gone now
         # Download my data, and Delete my data (see on_my_data() and on_delete() below).
         kinds = tuple((p["name"], p["title"]) for p in shown.get("panels", ()) if p["granted"])
         shown["own_data"] = self.pages.part(request, "own_data.html", kinds=kinds)

@@ -13,14 +13,19 @@ from typing import NamedTuple
 
 from peewee import (
     SQL,
+    AutoField,
     CharField,
     DatabaseProxy,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
+    IntegrityError,
     Model,
+    NodeList,
     PostgresqlDatabase,
+    SqliteDatabase,
     TextField,
+    Value,
     fn,
 )
 
@@ -66,10 +71,28 @@ class BaseModel(Model):
         database = db
 
 
+class NeverReusedId(AutoField):
+    """A row id that is never given twice, even once the row is deleted. SQLite's plain
+    INTEGER PRIMARY KEY hands the id of a deleted newest row to the next one; AUTOINCREMENT
+    makes it take one past every id ever used. PostgreSQL's SERIAL draws from a sequence,
+    which never goes back, so it needs nothing more."""
+
+    def ddl(self, ctx):
+        ddl = super().ddl(ctx)
+        if isinstance(self.model._meta.database.obj, SqliteDatabase):
+            ddl = NodeList((ddl, SQL("AUTOINCREMENT")))
+        return ddl
+
+
 class User(BaseModel):
     """One person, whichever provider they connected through. Fitbit's legacy Web API knows
     them by `fitbit_id`; the Google Health API by `health_user_id`, and it gives the legacy
     Fitbit id too, which is how someone who moves from one to the other stays one row."""
+
+    # What every value sealed for this person is bound to (token_store.py), and what a
+    # request in flight writes their answers under: someone who signs in after a person's
+    # data was deleted must never be given that person's id.
+    id = NeverReusedId()
 
     # Both ids are compared exactly: "ABC123" and "abc123" are two people.
     fitbit_id = CharField(unique=True, null=True)
@@ -247,12 +270,22 @@ class ApiCache(BaseModel):
 
     @classmethod
     def store(cls, user, path, body, fetched_at):
-        """Keep an answer's `body` (see token_store.keep_answer), as fetched at `fetched_at`."""
+        """Keep an answer's `body` (see token_store.keep_answer), as fetched at `fetched_at`.
+        False, keeping nothing, when the user's row is gone: their data was deleted while
+        the request was on its way. (An id is never given twice, so a row still there is
+        still theirs.)"""
         fields = {"body": body, "fetched_at": fetched_at}
-        cls.insert(user=user, path=path, **fields).on_conflict(
-            conflict_target=[cls.user, cls.path], update=fields
-        ).execute()
-        User.update(last_sync_at=now()).where(User.id == user.id).execute()
+        try:
+            with db.atomic():
+                if not User.select().where(User.id == user.id).exists():
+                    return False
+                cls.insert(user=user.id, path=path, **fields).on_conflict(
+                    conflict_target=[cls.user, cls.path], update=fields
+                ).execute()
+                User.update(last_sync_at=now()).where(User.id == user.id).execute()
+        except IntegrityError:  # deleted at this very moment, by another process
+            return False
+        return True
 
     @classmethod
     def mark_changed(cls, user_id, paths, moment):
@@ -519,7 +552,15 @@ class TraceEntry(BaseModel):
 
     @classmethod
     def add(cls, trace, title, body):
-        cls.create(trace=trace, title=title, body=body)
+        """A step for the trace, kept only while a browser session still shows it: one
+        signed out, or deleted with its user's data, gets nothing more from a request that
+        was still on its way."""
+        shown = BrowserSession.select(
+            Value(trace), Value(title), Value(body), Value(cls.created_at.db_value(now()))
+        ).where(BrowserSession.trace == trace)
+        columns = [cls.trace, cls.title, cls.body, cls.created_at]
+        if not cls.insert_from(shown.limit(1), columns).as_rowcount().execute():
+            return
         kept = cls.select(cls.id).where(cls.trace == trace).order_by(cls.id.desc()).limit(cls.KEPT)
         cls.delete().where((cls.trace == trace) & cls.id.not_in(kept)).execute()
 

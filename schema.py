@@ -6,6 +6,8 @@ table, an older one is brought up to SCHEMA_VERSION in place, keeping every row,
 process at a time.
 """
 
+import re
+
 from peewee import (
     CharField,
     DateTimeField,
@@ -15,7 +17,7 @@ from peewee import (
     SqliteDatabase,
     TextField,
 )
-from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, migrate
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate
 
 import token_store
 from models import (
@@ -125,6 +127,36 @@ def _sign_in_times(migrator):
     return [migrator.add_column("users", "signed_in_at", User.signed_in_at)]
 
 
+def _ids_never_reused(migrator):
+    """SQLite gave the id of a deleted newest user to the next person to sign in, and every
+    value sealed for a user is bound to their id (models.NeverReusedId). Its users table is
+    rebuilt with AUTOINCREMENT the way SQLite's own documentation changes a table: a new
+    one made from the old one's SQL, the rows copied, the old one dropped and the new one
+    renamed, its indexes made again (foreign keys are off meanwhile: upgrade_schema()). An
+    id deleted before this upgrade, if it was the newest, may still be given once more.
+    PostgreSQL's sequence never went back: nothing to do."""
+    if not isinstance(migrator, SqliteMigrator):
+        return []
+    table = User._meta.table_name
+    made = "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL AND type = ?"
+    (sql,) = db.execute_sql(made, (table, "table")).fetchone()
+    indexes = [row[0] for row in db.execute_sql(made, (table, "index"))]
+    rebuilt, found = re.subn(
+        r'^CREATE TABLE "users" \("id" INTEGER NOT NULL PRIMARY KEY',
+        'CREATE TABLE "users_rebuilt" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT',
+        sql,
+    )
+    if not found:
+        raise OperationalError(f"the users table is not as any release made it: {sql[:80]}")
+    return [
+        migrator.sql(rebuilt),
+        migrator.sql('INSERT INTO "users_rebuilt" SELECT * FROM "users"'),
+        migrator.sql('DROP TABLE "users"'),
+        migrator.sql('ALTER TABLE "users_rebuilt" RENAME TO "users"'),
+        *(migrator.sql(index) for index in indexes),
+    ]
+
+
 # Any number, the same in every process: the key of the advisory lock taken for upgrades
 # (models.SIGN_IN_LOCKS is the one for counting sign-ins).
 SCHEMA_LOCK = 4000
@@ -139,6 +171,7 @@ MIGRATIONS = {
     7: _nonces,
     8: _sealed_at_rest,
     9: _sign_in_times,
+    10: _ids_never_reused,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # The version after whose columns the values kept in plain text before it are sealed.

@@ -69,9 +69,10 @@ def sign_in(person, tokens):
         try:
             with db.atomic():
                 return _sign_in(person, tokens)
-        except IntegrityError:
+        except (IntegrityError, User.DoesNotExist):
             # The same new person signed in twice at once, and the other insert won: the
-            # second try finds that row.
+            # second try finds that row. (Or their row was deleted at this very moment:
+            # the second try makes them a new one.)
             if attempt:
                 raise
 
@@ -97,7 +98,8 @@ def _sign_in(person, tokens):
         ApiCache.delete().where(ApiCache.user == row).execute()  # the other dialect's
         fields.update(rate_remaining=None, rate_reset_at=None, last_sync_at=None)
     fields.update(token_fields(row.id, tokens))  # without a refresh token, the kept one stays
-    User.update(**fields).where(User.id == row.id).execute()
+    if not User.update(**fields).where(User.id == row.id).execute():
+        raise User.DoesNotExist(row.id)  # deleted since it was read
     return User.get_by_id(row.id)
 
 

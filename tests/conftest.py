@@ -5,7 +5,7 @@ import re
 import socket
 import threading
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import oidc
@@ -219,6 +219,100 @@ def running_app(tmp_path, expires_in=600, provider="fitbit", **settings):
         }
         server.app = create_app(config_from_env(env, server.server_port))
         yield url_of(server), server.app.config  # with the credentials the stand-in made
+
+
+class Holding:
+    """A stand-in as a test drives it: its answers to paths holding `fragment` made, then
+    held back until `release()`, as if on their way (`arrived` is set once one waits), or
+    every answer a 503 while `failing`. `asked` lists each request it was sent, as (method,
+    path). Anything else is the stand-in's own (`.store`, `.walk`, ...)."""
+
+    def __init__(self, stand_in):
+        self.stand_in = stand_in
+        self.fragment, self.failing, self.asked = None, False, []
+        self.arrived, self.released = threading.Event(), threading.Event()
+
+    def hold(self, fragment):
+        self.fragment = fragment
+        self.arrived.clear()
+        self.released.clear()
+
+    def release(self):
+        self.fragment = None
+        self.released.set()
+
+    def __call__(self, environ, start_response):
+        self.asked.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+        if self.failing:
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b'{"error": "unavailable"}']
+        if self.fragment and self.fragment in environ["PATH_INFO"]:
+            answered = []
+            body = b"".join(self.stand_in(environ, lambda *answer: answered.append(answer)))
+            self.arrived.set()
+            self.released.wait(30)
+            start_response(*answered[0])
+            return [body]
+        return self.stand_in(environ, start_response)
+
+    def __getattr__(self, name):
+        return getattr(self.stand_in, name)
+
+
+BESIDE_CLIENT = ("BESIDE", "beside-client-secret-SENTINEL")
+
+
+@contextmanager
+def beside_a_stand_in(tmp_path, provider="fitbit", expires_in=None, webhooks=False, **settings):
+    """The app and a stand-in for `provider` on sockets of their own, in this process, as a
+    reader runs them with `make sandbox` beside `make run`: the stand-in is at hand (a
+    Holding), to look into or hold back. With `webhooks`, the app is the stand-in's
+    subscriber. Any other `settings` join the app's environment. Yields (the app's URL,
+    the stand-in)."""
+    import sandbox
+
+    with listening(2) as (app_server, provider_server):
+        redirect_uri = f"{url_of(app_server)}/auth/callback"
+        kind = sandbox.STAND_INS[provider]
+        registered = sandbox.RegisteredClient(*BESIDE_CLIENT, redirect_uri)
+        stand_in = Holding(
+            kind([registered], expires_in, 100_000, str(tmp_path / f"{provider}-stand-in.db"))
+        )
+        provider_server.app = stand_in
+        prefix = "GOOGLE" if provider == "google" else "FITBIT"
+        env = {
+            "PROVIDER": provider,
+            f"{prefix}_CLIENT_ID": BESIDE_CLIENT[0],
+            f"{prefix}_CLIENT_SECRET": BESIDE_CLIENT[1],
+            f"{prefix}_REDIRECT_URI": redirect_uri,
+            **kind.settings(url_of(provider_server)),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'beside.db'}",
+            encryption.SETTING: TOKEN_KEY,
+            "FITBIT_CACHE_SECONDS": "0",
+        }
+        if webhooks:
+            endpoint = f"{url_of(app_server)}/webhooks/{provider}"
+            subscriber = stand_in.generated_subscriber(BESIDE_CLIENT[0], endpoint)
+            env[kind.WEBHOOK_SECRET_SETTING] = subscriber.secret
+        app_server.app = create_app(config_from_env({**env, **settings}, app_server.server_port))
+        yield url_of(app_server), stand_in
+
+
+def live_tokens(stand_in, user_id):
+    """The tokens the stand-in would still take for `user_id` from the app: access tokens
+    not expired, and refresh tokens (of the app's grants)."""
+    moment = datetime.now(UTC).timestamp()
+    with stand_in.store.db.transaction() as sql:
+        grants = "SELECT grant_id FROM grants WHERE user_id = ? AND client_id = ?"
+        access = sql.execute(
+            f"SELECT token FROM access_tokens WHERE grant_id IN ({grants}) AND expires_at > ?",
+            (user_id, BESIDE_CLIENT[0], moment),
+        ).fetchall()
+        refresh = sql.execute(
+            f"SELECT token FROM refresh_tokens WHERE grant_id IN ({grants})",
+            (user_id, BESIDE_CLIENT[0]),
+        ).fetchall()
+    return [token for (token,) in access + refresh]
 
 
 @pytest.fixture

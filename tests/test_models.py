@@ -12,7 +12,7 @@ from conftest import empty_database, held
 from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from peewee import DateTimeField
+from peewee import DateTimeField, SqliteDatabase
 from playhouse.db_url import connect
 from werkzeug.test import Client
 
@@ -307,9 +307,42 @@ def schema_of(database_url):
     for table in database.get_tables():
         columns = [(c.name, c.data_type.lower(), c.null) for c in database.get_columns(table)]
         indexes = [(i.name, tuple(i.columns), i.unique) for i in database.get_indexes(table)]
-        schema[table] = (sorted(columns), sorted(indexes))
+        schema[table] = (sorted(columns), sorted(indexes), never_reused_ids(database, table))
     database.close()
     return schema
+
+
+@pytest.mark.parametrize("made", ["new", "first-release"])
+def test_the_id_of_a_deleted_user_is_never_given_to_the_next(database_url, made):
+    """Everything sealed for a user is bound to their row's id: the newest user deleted,
+    the next person must get another. On SQLite that takes AUTOINCREMENT (the upgrade adds
+    it to databases made before); on PostgreSQL, SERIAL's sequence never goes back."""
+    if made == "first-release":
+        make_first_release_database(database_url)  # Alex is 1 and Sam 2
+    open_database(database_url)
+    with db.connection_context():
+        if made == "new":
+            for fitbit_id in ("7QW2XR", "9KD3MS"):
+                User.create(fitbit_id=fitbit_id, display_name=fitbit_id)
+        newest = User.select().order_by(User.id.desc()).get()
+        User.delete().where(User.id == newest.id).execute()
+        again = User.create(fitbit_id=newest.fitbit_id, display_name="Signed in again")
+        assert again.id > newest.id
+        # And so on, whoever deletes: no id is ever given twice.
+        ids = [newest.id, again.id]
+        for n in range(3):
+            User.delete().where(User.id == ids[-1]).execute()
+            ids.append(User.create(fitbit_id=f"NEW{n}", display_name="x").id)
+        assert len(set(ids)) == len(ids) and ids == sorted(ids)
+
+
+def never_reused_ids(database, table):
+    """Whether SQLite says the table's ids are never given twice (AUTOINCREMENT); None on
+    PostgreSQL, whose SERIAL draws from a sequence."""
+    if not isinstance(database, SqliteDatabase):
+        return None
+    made = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return "AUTOINCREMENT" in database.execute_sql(made, (table,)).fetchone()[0]
 
 
 def test_an_upgraded_database_has_the_schema_of_a_new_one(database_url):

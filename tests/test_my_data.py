@@ -8,11 +8,12 @@ import csv
 import io
 import re
 import sqlite3
+import threading
 
 import pytest
 import requests
 import responses
-from conftest import CLIENT_SECRET, SECRETS, held, running_app, sign_in
+from conftest import CLIENT_SECRET, SECRETS, beside_a_stand_in, held, running_app, sign_in
 from test_end_to_end import Browser
 from test_google_health import CLIENT_ID, REDIRECT_URI
 from test_google_health import sign_in as google_sign_in
@@ -209,3 +210,51 @@ def test_delete_when_google_cannot_be_reached_deletes_here_and_says_where_to_rev
     page = deleted_while_unreachable(browser, google, google_health)
     assert "Your data is deleted here, but Google Health did not confirm" in page
     assert google_health.SITE_FOR_REVOKING in page
+
+
+def delete_my_data(browser):
+    confirm = browser.get("/my-data/delete")
+    return browser.http.post(
+        browser.base_url + "/my-data/delete", data={"csrf_token": csrf(confirm.text)}, timeout=10
+    )
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_a_request_on_its_way_during_a_delete_writes_nothing_of_the_deleted_person(
+    tmp_path, provider
+):
+    """Alex's page, in one browser, waits on the provider's answer while Alex deletes their
+    data in another: when the answer comes, neither it nor a step of the trace is written."""
+    person = PEOPLE[provider][0]
+    with beside_a_stand_in(tmp_path, provider) as (url, stand_in):
+        on_its_way, deleting = Browser(url), Browser(url)
+        on_its_way.sign_in(user=person)
+        deleting.sign_in(user=person)
+        with db.connection_context():
+            user = User.get()
+            traces = [session.trace for session in BrowserSession.select()]
+        stand_in.hold("steps")  # the answer made, then held on its way back
+        viewed = {}
+        view = threading.Thread(target=lambda: viewed.update(page=on_its_way.get("/")))
+        view.start()
+        assert stand_in.arrived.wait(10)
+        assert "Your data is deleted" in delete_my_data(deleting).text
+        stand_in.release()
+        view.join(30)
+        assert viewed["page"].status_code == 200, viewed["page"].text[-400:]
+        assert everything_of([person, user.display_name, *traces], user.id) == []
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_whoever_signs_in_after_a_delete_is_never_given_the_deleted_id(tmp_path, provider):
+    alex, sam = PEOPLE[provider]
+    with running_app(tmp_path, provider=provider) as (url, _):
+        Browser(url).sign_in(user=alex)
+        browser = Browser(url)
+        browser.sign_in(user=sam)
+        with db.connection_context():
+            sams = User.select().order_by(User.id.desc()).get().id  # the newest row
+        assert "Your data is deleted" in delete_my_data(browser).text
+        browser.sign_in(user=sam)
+        with db.connection_context():
+            assert User.select().order_by(User.id.desc()).get().id > sams
