@@ -35,7 +35,19 @@ NONCE_BYTES = 12
 
 
 class Unreadable(Exception):
-    """A sealed value that no key given opens: changed, moved, or sealed by another key."""
+    """A sealed value that the key which sealed it does not open: changed, or moved from
+    another row or column. It is worth nothing to anyone."""
+
+
+class KeyNotHeld(Exception):
+    """A sealed value whose key this process does not hold: not tampered with, but sealed by
+    a key that another process has already, as while a new key is rolled out one process at
+    a time. It is left as it is, and the request asked to be tried again. `kid` names the
+    key, for the log."""
+
+    def __init__(self, kid):
+        super().__init__(f"no key {kid} here")
+        self.kid = kid
 
 
 def key_id(key):
@@ -81,10 +93,13 @@ class Keyring:
         return f"{VERSION}:{self.newest}:{packed}"
 
     def open(self, value, context):
-        """The text sealed in `value` for `context`; Unreadable if no key here opens it."""
+        """The text sealed in `value` for `context`. KeyNotHeld if it was sealed by a key
+        this keyring lacks; Unreadable if the key that sealed it does not open it."""
         version, kid, packed = sealed_parts(value)
-        if version != VERSION or kid not in self.ciphers:
+        if version != VERSION:
             raise Unreadable(kid)
+        if kid not in self.ciphers:
+            raise KeyNotHeld(kid)
         try:
             data = base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4))
             nonce, sealed = data[:NONCE_BYTES], data[NONCE_BYTES:]

@@ -45,6 +45,7 @@ from werkzeug.wrappers import Response
 
 import callback
 import disconnect
+import encryption
 import oauth
 import sandbox_mode
 import token_store
@@ -323,6 +324,16 @@ class FitbitOAuthApp:
             response = self.pages.provider_error(request, error)
         except oauth.RefreshBusy:
             response = self.pages.refresh_busy(request)
+        except encryption.KeyNotHeld as missing:
+            # Sealed by a process that already has a new key: nothing is lost, and this
+            # process will open it once it is restarted with that key too.
+            log.warning(
+                "A value sealed by key %s, which this process lacks, was left as it is: "
+                "restart it with the %s the other processes have",
+                missing.kid,
+                encryption.SETTING,
+            )
+            response = self.pages.key_not_held(request)
         request.keep_trace()
         return self.sessions.set_cookie(request, response)
 

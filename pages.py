@@ -172,6 +172,13 @@ class Pages:
         message = "Something went wrong on our side. Nothing was stored. Try again."
         return self.error(request, 500, "Server error", message)
 
+    def key_not_held(self, request):
+        message = (
+            "Your data is kept encrypted, and this server is being given a new key. Nothing "
+            "was lost or changed. Try again in a few seconds."
+        )
+        return self.error(request, 503, "A moment, please", message, RETRY_AFTER_SECONDS)
+
     def refresh_busy(self, request):
         message = (
             f"Another request is renewing your access at {self.dialect.NAME} right now. "

@@ -13,9 +13,12 @@ into them and what comes out.
     keep_step(), steps_of()   a browser's trace, which holds parts of the answers too
     reseal()           every value sealed again with the newest key (`make reencrypt`)
 
-A value that no key opens (changed in the file, or moved from another row) is worth nothing
-to anyone: tokens are forgotten, so the user is asked to connect again, and an answer is
-asked for again. Every process and worker of the app shares the tables, and so the store.
+A value that its key does not open (changed in the file, or moved from another row) is
+worth nothing to anyone: tokens are forgotten, so the user is asked to connect again, and an
+answer is asked for again. A value sealed by a key this process does not hold is another
+matter: another process has that key already (a new key is being rolled out), so it is
+left as it is and encryption.KeyNotHeld goes up to the page, which asks to try again.
+Every process and worker of the app shares the tables, and so the store.
 """
 
 import hashlib
@@ -119,7 +122,8 @@ def token_fields(user_id, tokens):
 
 def tokens_of(user):
     """The user's tokens, as oauth.Tokens; None when they are not connected, or when their
-    tokens no longer open (then they are forgotten: the user connects again)."""
+    tokens no longer open (then they are forgotten: the user connects again). KeyNotHeld,
+    changing nothing, for tokens sealed by a key this process lacks."""
     if not user.connected:
         return None
     keyring = encryption.keyring()
@@ -198,7 +202,7 @@ def keep_answer(user, path, data, asked_at=None):
 def cached_answer(user, path):
     """The answer cached for the user at `path`, an ApiCache row with its JSON `text`; None
     when there is none, or when it no longer opens (then it is dropped, and asked for
-    again)."""
+    again). KeyNotHeld, changing nothing, for one sealed by a key this process lacks."""
     cached = user.cached_answer(path)
     if cached is None:
         return None
@@ -233,8 +237,8 @@ def keep_step(trace, title, shown):
 
 
 def steps_of(trace):
-    """[(title, what it shows)] of a trace, oldest first; a step that no key opens is left
-    out."""
+    """[(title, what it shows)] of a trace, oldest first; a step that its key does not open
+    is left out (KeyNotHeld for one sealed by a key this process lacks)."""
     steps = []
     for entry in TraceEntry.select().where(TraceEntry.trace == trace).order_by(TraceEntry.id):
         try:
@@ -315,6 +319,8 @@ def reseal_row(keyring, model, columns, bound, row):
             text = keyring.open(value, where) if encryption.is_sealed(value) else value
         except encryption.Unreadable:
             continue  # worth nothing: forgotten when it is next read
+        except encryption.KeyNotHeld:
+            continue  # sealed by a process with a key not given here: left as it is
         fields[column.name] = keyring.seal(text, where)
         if model is User:
             fields[f"{column.name}_digest"] = digest(text)

@@ -68,8 +68,10 @@ def test_a_value_opens_with_the_key_that_sealed_it_and_no_other():
     old, new = encryption.new_key_text(), encryption.new_key_text()
     sealed = encryption.Keyring(keys(old)).seal("x", "c")
     assert encryption.Keyring(keys(new, old)).open(sealed, "c") == "x"
-    with pytest.raises(encryption.Unreadable):
+    # Without the key that sealed it: not a value tampered with, but one to leave alone.
+    with pytest.raises(encryption.KeyNotHeld) as missing:
         encryption.Keyring(keys(new)).open(sealed, "c")
+    assert missing.value.kid == encryption.key_id(keys(old)[0])
 
 
 # --- What the database holds ------------------------------------------------------------------

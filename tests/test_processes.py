@@ -17,6 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,7 +29,7 @@ from werkzeug.wrappers import Response
 import encryption
 import token_store
 from database import open_database
-from models import User, db
+from models import ApiCache, User, db
 from sandbox import FitbitStandIn, GoogleStandIn, RegisteredClient
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,6 +118,60 @@ def stand_in():
         yield server
 
 
+class AppProcesses:
+    """App processes serving on `ports`, each started with `env` (and its own port): `python
+    fitbit_oauth_app.py`, or with `gunicorn_workers`, gunicorn with that many workers.
+    restart() starts one again with other TOKEN_ENCRYPTION_KEYS, as an operator rolls a new
+    key out one process at a time. Unpacks as (urls, processes, logs)."""
+
+    def __init__(self, tmp_path, env, ports, gunicorn_workers=None):
+        self.tmp_path, self.env, self.ports = tmp_path, env, ports
+        self.gunicorn_workers = gunicorn_workers
+        self.urls = [f"http://127.0.0.1:{port}" for port in ports]
+        self.processes, self.logs = [None] * len(ports), []
+
+    def __iter__(self):
+        return iter((self.urls, self.processes, self.logs))
+
+    def start(self, index, keys=None):
+        port = self.ports[index]
+        log = open(self.tmp_path / f"app-{port}.log", "a+")  # noqa: SIM115 (closed in stop())
+        self.logs.append(log)
+        command = [sys.executable, "fitbit_oauth_app.py", "--host", "127.0.0.1"]
+        command += ["--port", str(port)]
+        if self.gunicorn_workers:
+            command = [sys.executable, "-m", "gunicorn", "--workers", str(self.gunicorn_workers)]
+            command += ["--bind", f"127.0.0.1:{port}", "fitbit_oauth_app:app_from_env()"]
+        env = {**self.env, "PORT": str(port)}
+        if keys is not None:
+            env[encryption.SETTING] = keys
+        self.processes[index] = subprocess.Popen(
+            command, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def restart(self, index, keys):
+        self.end(self.processes[index])
+        self.start(index, keys)
+        wait_until_serving(self.urls[index])
+
+    def output(self):
+        """What every process has printed, those started before a restart too."""
+        paths = dict.fromkeys(Path(log.name) for log in self.logs)  # once each, restarted or not
+        return "".join(path.read_text() for path in paths)
+
+    @staticmethod
+    def end(process):
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(10)
+
+    def stop(self):
+        for process in self.processes:
+            self.end(process)
+        for log in self.logs:
+            log.close()
+
+
 @contextmanager
 def app_processes(
     tmp_path,
@@ -128,11 +183,10 @@ def app_processes(
     webhooks=False,
     keys=TOKEN_KEY,
 ):
-    """`count` app processes on one database, all registered as one client at the
-    stand-in of `provider`; sign-ins come back to the first one. Each is `python
-    fitbit_oauth_app.py`, or with `gunicorn_workers`, gunicorn with that many workers.
-    With `webhooks`, the first one is the client's subscriber, and answers are cached for
-    a day. `keys` are their TOKEN_ENCRYPTION_KEYS. Yields their base URLs."""
+    """`count` app processes on one database (AppProcesses), all registered as one client at
+    the stand-in of `provider`; sign-ins come back to the first one. With `webhooks`, the
+    first one is the client's subscriber, and answers are cached for a day. `keys` are
+    their TOKEN_ENCRYPTION_KEYS, and this process's, which reads and edits the same rows."""
     ports = [free_port() for _ in range(count)]
     redirect_uri = f"http://127.0.0.1:{ports[0]}/auth/callback"
     root = url_of(stand_in_server)
@@ -158,38 +212,16 @@ def app_processes(
         env[counting.WEBHOOK_SECRET_SETTING] = subscriber.secret
         env["FITBIT_CACHE_SECONDS"] = "86400"
     env.pop("SECRET_KEY", None)
-    processes, logs = [], []
+    apps = AppProcesses(tmp_path, env, ports, gunicorn_workers)
     try:
-        for port in ports:
-            log = open(tmp_path / f"app-{port}.log", "w+")  # noqa: SIM115 (closed below)
-            logs.append(log)
-            command = [sys.executable, "fitbit_oauth_app.py", "--host", "127.0.0.1"]
-            command += ["--port", str(port)]
-            if gunicorn_workers:
-                command = [sys.executable, "-m", "gunicorn", "--workers", str(gunicorn_workers)]
-                command += ["--bind", f"127.0.0.1:{port}", "fitbit_oauth_app:app_from_env()"]
-            processes.append(
-                subprocess.Popen(
-                    command,
-                    cwd=HERE,
-                    env={**env, "PORT": str(port)},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
+        for index in range(count):
+            apps.start(index)
+        for url in apps.urls:
             wait_until_serving(url)
-        # This process reads and edits the same rows, with the same key.
         open_database(env["DATABASE_URL"], encryption.parse_keys(keys))
-        yield urls, processes, logs
+        yield apps
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(10)
-        for log in logs:
-            log.close()
+        apps.stop()
 
 
 def wait_until_serving(url):
@@ -568,3 +600,98 @@ def test_keys_rotated_while_two_processes_refresh_lose_no_token(tmp_path, databa
         new_id = encryption.key_id(encryption.parse_keys(new)[0])
         assert set(token_store.key_ids_in_use()) == {new_id}
         assert held(User.by_fitbit_id("7QW2XR")).access_token in fitbit.issued
+
+
+def answers_of(fitbit_id):
+    """{path: sealed body} of the user's cached answers, as the rows hold them."""
+    with db.connection_context():
+        user = User.by_fitbit_id(fitbit_id)
+        return {row.path: row.body for row in ApiCache.select().where(ApiCache.user == user)}
+
+
+def make_answers_stale(fitbit_id):
+    with db.connection_context():
+        user = User.by_fitbit_id(fitbit_id)
+        past = datetime.now(UTC) - timedelta(days=2)
+        ApiCache.update(fetched_at=past).where(ApiCache.user == user).execute()
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_a_key_rolled_out_one_process_at_a_time_loses_no_token_and_no_answer(
+    tmp_path, database_url, provider
+):
+    """The order the README warns against: one process is given the new key first, while
+    the other still has the old one alone. The first seals with the new key; the second
+    leaves what it cannot open as it is, asks the browser to try again (503, Retry-After)
+    and logs the key it lacks; given the key too, it shows the same user, still connected,
+    from the same answers."""
+    old, new = TOKEN_KEY, encryption.new_key_text()
+    person = GOOGLE_ALEX if provider == "google" else "7QW2XR"
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url, provider=provider, webhooks=True) as apps,
+    ):
+        urls, fitbit = apps.urls, server.app
+        cookies = sign_in(urls[0], user=person)
+        apps.restart(0, f"{new},{old}")
+        open_database(database_url, encryption.parse_keys(f"{new},{old}"))  # this process too
+        expire("7QW2XR")
+        make_answers_stale("7QW2XR")
+        refreshes = fitbit.refreshes
+        page = requests.get(urls[0] + "/", cookies=cookies, timeout=30)
+        assert page.status_code == 200 and "steps today" in page.text
+        assert fitbit.refreshes == refreshes + 1  # sealed the new pair with the new key
+        tokens, answers = held(stored("7QW2XR")), answers_of("7QW2XR")
+        new_id = encryption.key_id(encryption.parse_keys(new)[0])
+        assert all(body.startswith(f"v1:{new_id}:") for body in answers.values())
+
+        behind = requests.get(urls[1] + "/", cookies=cookies, timeout=30)
+        assert behind.status_code == 503 and behind.headers["Retry-After"].isdigit()
+        assert "Try again in a few seconds" in behind.text
+        assert held(stored("7QW2XR")) == tokens and answers_of("7QW2XR") == answers
+        assert f"A value sealed by key {new_id}, which this process lacks" in apps.output()
+
+        apps.restart(1, f"{new},{old}")
+        page = requests.get(urls[1] + "/", cookies=cookies, timeout=30)
+        assert page.status_code == 200 and "steps today" in page.text
+        assert stored("7QW2XR").connected and held(stored("7QW2XR")) == tokens
+        assert answers_of("7QW2XR") == answers  # fresh, and read as they were
+        assert fitbit.refreshes == refreshes + 1
+    assert "Traceback" not in apps.output()
+
+
+def test_a_key_rolled_out_in_the_readmes_order_never_asks_anyone_to_wait(tmp_path, database_url):
+    """The safe order: the new key is added second to every process (each can then open
+    what it will seal), then put first, one process at a time; `make reencrypt`; then the
+    old key is dropped. No page on the way is anything but the user's own."""
+    old, new = TOKEN_KEY, encryption.new_key_text()
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url, webhooks=True) as apps,
+    ):
+        cookies = sign_in(apps.urls[0])
+        seen = []
+
+        def view_both():
+            for url in apps.urls:
+                page = requests.get(url + "/", cookies=cookies, timeout=30)
+                seen.append((page.status_code, "steps today" in page.text))
+
+        steps = [(0, f"{old},{new}"), (1, f"{old},{new}"), (0, f"{new},{old}"), (1, f"{new},{old}")]
+        for index, keys in steps:
+            apps.restart(index, keys)
+            open_database(database_url, encryption.parse_keys(f"{new},{old}"))
+            expire("7QW2XR")
+            make_answers_stale("7QW2XR")
+            view_both()
+        environ = {**os.environ, "DATABASE_URL": database_url, encryption.SETTING: f"{new},{old}"}
+        sealed = subprocess.run(
+            [sys.executable, "reencrypt.py"], cwd=HERE, env=environ, capture_output=True, text=True
+        )
+        assert sealed.returncode == 0, sealed.stderr
+        for index in (0, 1):
+            apps.restart(index, new)
+        view_both()
+        assert seen == [(200, True)] * len(seen) and len(seen) == 10
+        assert stored("7QW2XR").connected
+    assert "Traceback" not in apps.output()
