@@ -250,12 +250,8 @@ class FitbitOAuthApp:
         self.sessions.check_csrf(request)
         user = request.browser.user
         if user is not None and user.connected:
-            try:
-                self.webhooks.unsubscribe(user)
-                message = disconnect.revoke_for(self.client, user)
-            finally:
-                token_store.clear_tokens(user.id)
-            request.browser.add_flash(message)
+            self.webhooks.unsubscribe(user)  # Fitbit's, while the tokens still work
+            request.browser.add_flash(disconnect.disconnect(self.client, user))
         return redirect(request.urls.build("index"), code=302)
 
     def on_webhook(self, request):

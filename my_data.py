@@ -12,6 +12,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import disconnect
 import oauth
 import token_store
 from dashboard import read
@@ -107,8 +108,10 @@ class MyData:
         say how it went: the data is deleted here whatever the provider says."""
         provider, revoked = dialect_of(user), None
         if user.connected and provider is self.dialect:
-            self.webhooks.unsubscribe(user)
-            revoked = self.revoke(user)
+            self.webhooks.unsubscribe(user)  # may refresh the tokens: they are taken after
+        tokens = token_store.take_tokens(user.id)  # no process refreshes them from now on
+        if tokens is not None and provider is self.dialect:
+            revoked = disconnect.revoke(self.client, tokens, account(user))
         with db.atomic():
             sessions = BrowserSession.select().where(BrowserSession.user == user.id)
             traces = [s.trace for s in sessions if s.trace]
@@ -128,17 +131,6 @@ class MyData:
             f"Your data is deleted here, but {provider.NAME} did not confirm that it revoked "
             f"this app's access: you can revoke it yourself at {site}."
         )
-
-    def revoke(self, user):
-        tokens = token_store.tokens_of(user)
-        if tokens is None:
-            return False
-        try:
-            oauth.revoke(self.client, tokens.refresh_token)
-        except oauth.ProviderError as error:
-            log.warning("%s: revoking before deleting failed: %s", account(user), error)
-            return False
-        return True
 
 
 def moment(value):

@@ -408,9 +408,24 @@ class ApiClient:
             return self._reload()
         if not self.store.replace(self.user_key, current, new):
             # The row changed under us (a disconnect, or a new sign-in): trust the row.
-            return self._reload()
+            kept = self.store.load(self.user_key)
+            if kept is None:
+                # Disconnected (or deleted) while the provider answered: nobody here holds
+                # the pair it just gave, so it is handed back rather than left live there.
+                self._hand_back(new)
+                raise ReconnectNeeded(who=self.client.who)
+            return kept
         log.info("%s: tokens refreshed", self.name)
         return new
+
+    def _hand_back(self, orphan):
+        try:
+            revoke(self.client, orphan.refresh_token or orphan.access_token)
+            log.info("%s: disconnected during a refresh; its new tokens revoked", self.name)
+        except ProviderError as error:
+            log.warning(
+                "%s: the tokens of a refresh nobody holds were not revoked: %s", self.name, error
+            )
 
     def _reload(self):
         tokens = self.store.load(self.user_key)

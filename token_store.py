@@ -5,6 +5,7 @@ into them and what comes out.
 
     sign_in()          step 5: a sign-in's tokens, filed under its person
     tokens_of()        a user's tokens, as oauth.Tokens
+    take_tokens()      step 9: a user's tokens taken out of their row, to be revoked
     clear_tokens()     a user disconnected: the tokens go, and their cached answers
     UserTokenStore     oauth.TokenStore: what oauth.ApiClient loads, leases, replaces and
                        forgets, so that the protocol stays apart from the database
@@ -144,6 +145,24 @@ def tokens_of(user):
         expires_at=user.expires_at,
         scope=user.scope,
     )
+
+
+def take_tokens(user_id):
+    """Step 9, Disconnect (and Delete my data): the user's tokens taken out of their row, so
+    that no process refreshes them any more, as they were, to be revoked; None when the row
+    held none, or none that opens (then there is nothing to revoke with). The row is cleared
+    only while it still holds what was read: if a refresh in another process stores a pair
+    meanwhile, that is the pair taken."""
+    while True:
+        user = User.get_or_none(User.id == user_id)
+        if user is None or not user.connected:
+            return None
+        tokens = tokens_of(user)  # None, and cleared, when they do not open
+        if tokens is None:
+            return None
+        held = User.access_token_digest == digest(tokens.access_token)
+        if User.clear_tokens(user_id, only_if=held):
+            return tokens
 
 
 def clear_tokens(user_id, dead_refresh_token=None):

@@ -295,6 +295,27 @@ def test_refresh_sends_the_refresh_token_and_rotates_the_pair(fitbit, client_con
     assert fitbit.calls[1].request.headers["Authorization"] == "Bearer new-access"
 
 
+def test_a_pair_bought_while_the_user_disconnected_is_handed_back(fitbit, client_config):
+    """The user disconnects (the row's tokens are taken) while a refresh is at the token
+    endpoint: nobody holds the new pair it brings, so it is revoked, not left live."""
+    store = MemoryStore(stored_tokens(expires_at=NOW))
+
+    def disconnected_meanwhile(request):
+        store.tokens = None  # token_store.take_tokens, in another request
+        return 200, {}, json.dumps(refresh_answer())
+
+    fitbit.add_callback("POST", fitbit_legacy.TOKEN_URL, callback=disconnected_meanwhile)
+    fitbit.post(
+        fitbit_legacy.REVOKE_URL,
+        json={},
+        match=[matchers.urlencoded_params_matcher({"token": "new-refresh"})],
+    )
+    with freeze_time(NOW), pytest.raises(oauth.ReconnectNeeded):
+        oauth.ApiClient(client_config, store, "ABC123").call(PROFILE)
+    assert [call.request.url for call in fitbit.calls][-1] == fitbit_legacy.REVOKE_URL
+    assert store.tokens is None
+
+
 def test_new_pair_is_stored_before_it_is_used(fitbit, client_config):
     store = MemoryStore(stored_tokens(expires_at=NOW))
     fitbit.post(fitbit_legacy.TOKEN_URL, json=refresh_answer())
