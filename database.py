@@ -3,6 +3,7 @@ write-ahead logging on SQLite, its schema brought up to date (schema.py); and on
 connection per request, taken only when a query needs it.
 """
 
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import token_store
 from models import db, prune
 from schema import upgrade_schema
 
+log = logging.getLogger("fitbit_oauth_app")
 # Where the key is kept without the setting, for a database that is not a SQLite file.
 DEFAULT_KEY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "token_encryption.key")
 
@@ -130,6 +132,18 @@ def check_keys(keyring):
             f"{named}. Set {encryption.SETTING} to the keys they were sealed with (the newest "
             f"first; the keys in use now: {keyring.where}). Nothing was changed."
         )
+
+
+def forget_what_was_deleted():
+    """After Delete my data and `make reencrypt`: what the rows held before is gone from the
+    database's files too. SQLite overwrites what a row held in its file (secure_delete), but
+    its write-ahead log keeps the pages as they were until a checkpoint: this one waits for
+    readers (up to the busy timeout), copies the log back and empties it. PostgreSQL keeps
+    its own log, and old versions of rows until a VACUUM: the README says what to do."""
+    if isinstance(db.obj, SqliteDatabase):
+        busy, _, _ = db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("The write-ahead log is still in use: it is emptied at the next checkpoint")
 
 
 def leave_no_plain_text(database):

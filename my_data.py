@@ -12,6 +12,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import database
 import disconnect
 import oauth
 import token_store
@@ -121,6 +122,7 @@ class MyData:
             BrowserSession.delete().where(BrowserSession.user == user.id).execute()
             ApiCache.delete().where(ApiCache.user == user.id).execute()
             User.delete().where(User.id == user.id).execute()
+        database.forget_what_was_deleted()
         log.info("%s: deleted at the user's request", account(user))
         site = provider.SITE_FOR_REVOKING
         if revoked:

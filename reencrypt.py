@@ -15,7 +15,7 @@ import sys
 
 import encryption
 import token_store
-from database import open_database, sqlite_file
+from database import forget_what_was_deleted, open_database, sqlite_file
 from models import db
 from settings import Config
 
@@ -37,6 +37,7 @@ def main(environ=os.environ, argv=()):
     keyring = encryption.keyring()
     with db.connection_context():
         changed = token_store.reseal()
+        forget_what_was_deleted()  # the values sealed by older keys, out of SQLite's log too
         left = {kid: n for kid, n in token_store.key_ids_in_use().items() if kid != keyring.newest}
     print(f"{changed} rows sealed again with key {keyring.newest} ({keyring.where}).")
     if left:

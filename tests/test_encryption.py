@@ -204,6 +204,26 @@ def test_keys_rotate_without_a_row_lost_and_the_command_is_safe_twice(database_u
         assert token_store.key_ids_in_use() == {encryption.key_id(keys(new)[0]): 4}
 
 
+def test_what_the_old_key_sealed_is_not_left_in_the_files_after_reencrypt(tmp_path, capsys):
+    """The rows are sealed again in place; SQLite's write-ahead log would still hold them as
+    the old key sealed them, until a checkpoint: `make reencrypt` empties it."""
+    path = tmp_path / "rotated.db"
+    old, new = encryption.new_key_text(), encryption.new_key_text()
+    open_database(f"sqlite:///{path}", keys(old))
+    with db.connection_context():
+        token_store.keep_answer(alex(), "/steps", ANSWER)
+        row = User.get()
+        # Past "v1:<key id>:", the part of each value its nonce makes its own.
+        before = [value[12:72] for value in (row.access_token, row.refresh_token)]
+        before.append(ApiCache.get().body[12:72])
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".key")
+    assert all(value.encode() in on_disk for value in before)
+    environ = {"DATABASE_URL": f"sqlite:///{path}", encryption.SETTING: f"{new},{old}"}
+    assert reencrypt.main(environ) == 2
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".key")
+    assert [value for value in before if value.encode() in on_disk] == []
+
+
 def test_reencrypt_on_a_database_that_is_not_there_makes_nothing(tmp_path, capsys):
     """A mistyped DATABASE_URL is said to be one, not met by a new empty database and key."""
     missing = tmp_path / "mistyped.db"

@@ -258,3 +258,34 @@ def test_whoever_signs_in_after_a_delete_is_never_given_the_deleted_id(tmp_path,
         browser.sign_in(user=sam)
         with db.connection_context():
             assert User.select().order_by(User.id.desc()).get().id > sams
+
+
+def database_files(tmp_path):
+    """Every byte of the app's SQLite database as it lies on disk: the file, its write-ahead
+    log and the log's index."""
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("live.db") and p.suffix != ".key"]
+    return b"".join(path.read_bytes() for path in files)
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_what_a_delete_deleted_is_not_left_in_the_database_files(tmp_path, provider):
+    """SQLite overwrites what a deleted row held (secure_delete), but its write-ahead log
+    holds the pages as they were until a checkpoint: the Delete empties it."""
+    alex, sam = PEOPLE[provider]
+    with running_app(tmp_path, provider=provider) as (url, _):
+        Browser(url).sign_in(user=sam)
+        browser = Browser(url)
+        browser.sign_in(user=alex)
+        with db.connection_context():
+            user = User.get(User.display_name == ALEX[provider])
+            sealed = [user.access_token, user.refresh_token]
+            sealed += [answer.body for answer in user.cached_answers().values()]
+            # 60 characters of each, past "v1:<key id>:": a long value is cut across pages.
+            sealed = [value[12:72] for value in sealed]
+        found = database_files(tmp_path)
+        assert alex.encode() in found and all(value.encode() in found for value in sealed)
+        assert "Your data is deleted" in delete_my_data(browser).text
+        found = database_files(tmp_path)
+        left = [value[:24] for value in [alex, ALEX[provider], *sealed] if value.encode() in found]
+        assert left == []
+        assert sam.encode() in found  # Sam's row is still there to be read
