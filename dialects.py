@@ -148,6 +148,10 @@ class Dialect(Protocol):
     def identify(self, client, tokens, id_token: dict | None) -> Person:
         """Step 5: who the new tokens belong to, with what their ID token said."""
 
+    def owner(self, client, tokens) -> Person | None:
+        """Whose `tokens` are, believing nothing else of their answer, or None if it cannot
+        say: whether handing back tokens that will not be kept could end a grant that is."""
+
     def issuers(self, issuer: str) -> frozenset:
         """The `iss` an ID token may carry, the client's issuer being `issuer`."""
 

@@ -149,6 +149,11 @@ def identify(client, tokens, id_token=None):
     return Person(KEY, tokens.user_id, None, name, {request.key: (body, headers)})
 
 
+def owner(client, tokens):
+    """Whose tokens these are: the token answer names them."""
+    return Person(KEY, tokens.user_id, None, None) if tokens.user_id else None
+
+
 def issuers(issuer):
     return frozenset()  # no ID tokens, so no issuer of them
 

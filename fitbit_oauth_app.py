@@ -179,7 +179,7 @@ class FitbitOAuthApp:
             raise BadRequest("The answer has no authorization code.")
 
         tokens = oauth.exchange_code(self.client, params["code"], pending.code_verifier)
-        person = self.sign_ins.identify(request, tokens, pending.nonce)
+        person = self.sign_ins.identify(request, tokens, pending)
         if kind is not None:
             return self.sign_ins.widen(request, pending, kind, person, tokens)
         user = token_store.sign_in(person, tokens)

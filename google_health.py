@@ -171,15 +171,7 @@ def identify(client, tokens, id_token):
     if not grants(tokens.scope, "identity"):
         # No Health scope that the identity endpoint accepts was granted.
         raise oauth.Unidentified(403, "no_health_scope", who=NAME)
-    identity, _ = oauth.api_call(
-        client, oauth.ApiRequest("GET", client.api_url + IDENTITY_PATH), tokens.access_token
-    )
-    health_user_id = identity.get("healthUserId")
-    legacy_id = identity.get("legacyUserId")
-    if not isinstance(health_user_id, str) or not USER_ID.fullmatch(health_user_id):
-        raise oauth.BadResponse("healthUserId missing", who=NAME)
-    if legacy_id is not None and not (isinstance(legacy_id, str) and USER_ID.fullmatch(legacy_id)):
-        raise oauth.BadResponse("legacyUserId malformed", who=NAME)
+    health_user_id, legacy_id = identity(client, tokens)
     person = Person(KEY, legacy_id, health_user_id, legacy_id or health_user_id)
     if not grants(tokens.scope, "profile"):
         return person
@@ -192,6 +184,33 @@ def identify(client, tokens, id_token):
         return replace(person, name=None)
     answer = {profile_request(client).key: (profile, {})}
     return replace(person, name=read_profile(profile)[0], answers=answer)
+
+
+def identity(client, tokens):
+    """(Health user id, legacy Fitbit id or None) of the tokens' user, from the Health API's
+    identity endpoint."""
+    request = oauth.ApiRequest("GET", client.api_url + IDENTITY_PATH)
+    answer, _ = oauth.api_call(client, request, tokens.access_token)
+    health_user_id = answer.get("healthUserId")
+    legacy_id = answer.get("legacyUserId")
+    if not isinstance(health_user_id, str) or not USER_ID.fullmatch(health_user_id):
+        raise oauth.BadResponse("healthUserId missing", who=NAME)
+    if legacy_id is not None and not (isinstance(legacy_id, str) and USER_ID.fullmatch(legacy_id)):
+        raise oauth.BadResponse("legacyUserId malformed", who=NAME)
+    return health_user_id, legacy_id
+
+
+def owner(client, tokens):
+    """Whose tokens these are, by the identity endpoint alone, nothing of their ID token
+    believed: only to know whether handing them back could end a grant this app keeps
+    (sign_ins.py). None when it cannot say."""
+    if not grants(tokens.scope, "identity"):
+        return None
+    try:
+        health_user_id, legacy_id = identity(client, tokens)
+    except oauth.ProviderError:
+        return None
+    return Person(KEY, legacy_id, health_user_id, None)
 
 
 def issuers(issuer):

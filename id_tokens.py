@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import oauth
-from published_keys import TIMEOUT, KeysUnavailable, PublishedKeys
+from published_keys import KeysUnavailable, PublishedKeys, fetched_json
 
 log = logging.getLogger("oauth")
 
@@ -72,7 +72,8 @@ def decode(token, client):
 def jwks_keys(document):
     """{kid: RSA public key} of a JWK Set's RS256 signing keys; any other is skipped."""
     keys = {}
-    for entry in document.get("keys", []) if isinstance(document, dict) else []:
+    listed = document.get("keys") if isinstance(document, dict) else None
+    for entry in listed if isinstance(listed, list) else []:
         try:
             if entry["kty"] != "RSA" or entry.get("alg", ALGORITHM) != ALGORITHM:
                 continue
@@ -83,7 +84,7 @@ def jwks_keys(document):
             if key.key_size < MIN_KEY_BITS:
                 raise ValueError(f"an RSA key of {key.key_size} bits")
             keys[str(entry["kid"])] = key
-        except (KeyError, TypeError, ValueError, binascii.Error) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as error:
             log.warning("A key of the OpenID Connect keys was skipped: %r", error)
     return keys
 
@@ -118,12 +119,12 @@ def discovered(client):
     """The `jwks_uri` of the discovery document under client.issuer; the document must name
     that same issuer (Discovery 1.0 §4.3), or a server could pass off another's keys."""
     try:
-        answer = requests.get(client.issuer + DISCOVERY, timeout=TIMEOUT, allow_redirects=False)
-        answer.raise_for_status()
-        document = answer.json()
-        if document.get("issuer") != client.issuer or not isinstance(document["jwks_uri"], str):
+        document = fetched_json(client.issuer + DISCOVERY)
+        if not isinstance(document, dict) or document.get("issuer") != client.issuer:
             raise ValueError("a discovery document for another issuer")
-    except (requests.RequestException, ValueError, KeyError, AttributeError) as error:
+        if not isinstance(document.get("jwks_uri"), str):
+            raise ValueError("a discovery document without a jwks_uri")
+    except (requests.RequestException, ValueError) as error:
         log.warning("%s's discovery document could not be read: %s", client.who, error)
         raise oauth.ProviderUnavailable(502, "discovery", who=client.who) from None
     return document["jwks_uri"]
@@ -178,15 +179,17 @@ def check_signature(keys, header, signed, signature, client):
 
 def check_issuer(claims, client):
     """Item 2: `iss` is the provider this sign-in went to (Google spells its own two ways)."""
-    if claims.get("iss") not in client.dialect.issuers(client.issuer):
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or issuer not in client.dialect.issuers(client.issuer):
         raise untrusted("iss", client)
 
 
 def check_audience(claims, client):
-    """Item 3: `aud` is, or holds, this app's client id."""
+    """Item 3: `aud` is, or holds, this app's client id, and no audience this app does not
+    trust: it trusts only itself, so a token also meant for another client is refused."""
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
-    if client.client_id not in audiences:
+    if not audiences or any(entry != client.client_id for entry in audiences):
         raise untrusted("aud", client)
 
 
@@ -230,6 +233,8 @@ def check_at_hash(claims, access_token, client):
     an ID token cannot be paired with another answer's access token."""
     if "at_hash" not in claims:
         return
+    if not access_token.isascii():  # RFC 6749 A.12: an access token is printable ASCII
+        raise untrusted("at_hash", client)
     digest = hashlib.sha256(access_token.encode("ascii")).digest()
     expected = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
     if not isinstance(claims["at_hash"], str) or not hmac.compare_digest(

@@ -197,10 +197,14 @@ def explain(error, dialect):
         message = f"{who} sent an answer this app cannot use, so nothing was stored. Try again."
         return 502, f"Unexpected answer from {who}", message
     if isinstance(error, oauth.UntrustedAnswer):
+        kept = (
+            "and the tokens it came with were given back."
+            if error.given_back
+            else "and the access you gave this app before is kept as it was."
+        )
         message = (
             f"{who}'s answer could not be trusted: its ID token, which says who signed in, "
-            "failed a check. Nothing was stored, and the tokens it came with were given back. "
-            "Please sign in again."
+            f"failed a check. Nothing of it was stored, {kept} Please sign in again."
         )
         return 502, f"{who}'s answer could not be trusted", message
     if isinstance(error, oauth.RevokedAtOnce):

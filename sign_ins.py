@@ -74,21 +74,23 @@ class SignIns:
 
     # Step 3, the consent page, is the provider's (here sandbox/): it sends the browser back.
 
-    def identify(self, request, tokens, nonce):
+    def identify(self, request, tokens, pending):
         """Step 5: who the new tokens belong to (the dialect's identify), their ID token
-        checked against the `nonce` this sign-in sent."""
+        checked against the nonce the `pending` sign-in (or consent round) sent."""
         try:
             keys = self.id_token_keys
-            checked = self.dialect.checked_id_token(self.client, keys, tokens, nonce)
+            checked = self.dialect.checked_id_token(self.client, keys, tokens, pending.nonce)
             if checked is not None:
                 request.note(*tracing.id_token_step(checked))
             return self.dialect.identify(self.client, tokens, checked)
         except (oauth.UntrustedAnswer, oauth.Unidentified) as error:
-            # An answer not to be believed, or nobody to file the tokens under: give them
-            # back rather than keep them. The log says which check failed, never the token.
+            # An answer not to be believed, or nobody to file the tokens under: nothing is
+            # kept. The log says which check failed, never the token.
             if isinstance(error, oauth.UntrustedAnswer):
                 log.warning("%s's ID token was refused: %s check failed", error.who, error.check)
-            disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
+            error.given_back = self.nobodys_here(tokens)
+            if error.given_back:
+                disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
             raise
         except oauth.TokenRejected as error:
             # Not the provider failing: the code was redeemed twice, and the tokens of both
@@ -97,6 +99,19 @@ class SignIns:
         # (A spent budget that leaves the user unknown, oauth.RateLimited, goes on to its
         # page with the tokens unrevoked: the budget was spent by this app for this very
         # user, whose grant is in use elsewhere, and a revoke could end it.)
+
+    def nobodys_here(self, tokens):
+        """Whether tokens that will not be kept belong to no grant this app keeps: only
+        then are they revoked, since at Google a revoke ends the whole grant, the one in
+        use with it. Whose they are, the dialect says (Google's identity endpoint, which
+        believes nothing of the ID token); when it cannot say (no Health scope granted, or
+        no answer), they are taken to be somebody's, and dropped unrevoked: tokens never
+        stored are lost to everyone, and a grant in use must not be."""
+        person = self.dialect.owner(self.client, tokens)
+        if person is None:
+            return False
+        user = User.of(person)
+        return user is None or not user.connected or dialect_of(user) is not self.dialect
 
     def settle(self, request, user, person, kinds=None):
         """Step 6: the user's new tokens are stored. Keep the answers read on the way, and

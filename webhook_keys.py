@@ -88,7 +88,8 @@ def public_key(value):
 def enabled_keys(keyset):
     """{key id: (key, encoding)} of a keyset's ENABLED ECDSA keys; any other is skipped."""
     keys = {}
-    for entry in keyset.get("key", []) if isinstance(keyset, dict) else []:
+    listed = keyset.get("key") if isinstance(keyset, dict) else None
+    for entry in listed if isinstance(listed, list) else []:
         try:
             data = entry["keyData"]
             if entry["status"] != "ENABLED" or data["typeUrl"] != PUBLIC_KEY_TYPE:
@@ -96,7 +97,14 @@ def enabled_keys(keyset):
             if entry.get("outputPrefixType", "TINK") != "TINK":
                 continue  # the signatures carry the key id only in Tink's own prefix
             keys[int(entry["keyId"])] = public_key(data["value"])
-        except (KeyError, TypeError, ValueError, IndexError, binascii.Error) as error:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            AttributeError,
+            binascii.Error,
+        ) as error:
             log.warning("A key of Google's webhook keyset was skipped: %r", error)
     return keys
 

@@ -263,10 +263,12 @@ class GoogleAuthorizationServer(GoogleOpenIdConnect, GoogleServiceTokens, Author
 
     def on_revoke(self, request):
         """No client authentication; the token in the form or the query. A dead or unknown
-        token is a 400 invalid_token."""
+        token is a 400 invalid_token. Revoking any token ends the app's access to the
+        account, every grant the user gave it with every token of them: the app leaves the
+        account's list of connected apps."""
         token = request.form.get("token") or request.args.get("token")
         grant = self.store.grants.grant_of(token) if token else None
         if grant is None:
             raise OAuthError(400, "invalid_token", "Token expired or revoked")
-        self.store.grants.forget_grant(grant.grant_id)
+        self.store.grants.forget_user(grant.client_id, grant.user_id)
         return as_json({})

@@ -872,3 +872,15 @@ def test_a_google_delivery_for_sleep_or_heart_rate_costs_one_fetch_of_it(
     fetched = {name: len(calls_to(google, re.escape(url))) for name, url in lists.items()}
     assert fetched == {name: 2 if name == stale else 1 for name in lists}
     assert len(google_api_calls(google)) == 1  # the steps: not named, not fetched again
+
+
+@pytest.mark.parametrize("keyset", [{"key": None}, {"key": "k"}, {"key": [None, 1, "k"]}, []])
+def test_a_keyset_of_any_other_shape_holds_no_key_and_verifies_nothing(
+    google_browser, google, keys, keyset
+):
+    google.get(KEYSET_URL, json=keyset)
+    with freeze_time(NOW):
+        google_sign_in(google_browser, google)
+        response = deliver_to_google_endpoint(google_browser, google_delivery(), keys=keys)
+    assert response.status_code == 401  # a signature by no key it holds
+    assert Notification.select().count() == 0
