@@ -248,6 +248,7 @@ def make_first_release_database(database_url):
     database.close()
 
 
+@freeze_time("2026-11-23 12:00:00")  # an hour after Alex's session began, as it was kept
 def test_a_database_of_the_first_release_is_upgraded_in_place(database_url):
     make_first_release_database(database_url)
     # Alex is signed in somewhere, with a cached answer: changing the users table must not

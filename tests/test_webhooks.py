@@ -303,10 +303,10 @@ def test_the_trace_shows_the_notification_and_the_fetch_after_it(browser, fitbit
         deliver_to_fitbit_endpoint(browser, fitbit_delivery())
         clock.tick(60)
         browser.get("/")
+        trace = page(browser.get("/trace"))  # while the session is minutes old
     titles = [entry.title for entry in TraceEntry.select().order_by(TraceEntry.id)]
     notified = titles.index("A notification from Fitbit")
     assert titles[notified + 1] == "An API call: /1/user/-/activities/steps/date/today/1m.json"
-    trace = page(browser.get("/trace"))
     assert "the cached answer is stale" in trace and "X-Fitbit-Signature" in trace
     for secret in (*SECRETS, VERIFY_CODE):
         assert secret not in trace
@@ -687,7 +687,7 @@ def test_the_google_trace_shows_the_notification_masked(google_browser, google, 
         deliver_to_google_endpoint(google_browser, google_delivery(), keys=keys)
         clock.tick(60)
         google_browser.get("/")
-    trace = page(google_browser.get("/trace"))
+        trace = page(google_browser.get("/trace"))  # while the session is minutes old
     assert "A notification from Google Health" in trace
     assert "Bearer ***" in trace and "X-HEALTHAPI-SIGNATURE" in trace
     assert GOOGLE_SECRET.split()[1] not in trace
