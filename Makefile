@@ -73,12 +73,18 @@ test: install $(PROD_STAMP) $(POSTGRES)
 
 # The storm of tests/test_storm.py at full size: hostile requests at every route, real
 # sign-ins among them, two browsers kept signed in. `make test` sends 800 per dialect; this
-# sends FUZZ_REQUESTS (12,000) per dialect, picked by FUZZ_SEED (a new one each run unless
-# given: `make fuzz FUZZ_SEED=7` sends the same storm again).
+# sends FUZZ_REQUESTS (12,000) per dialect. And tests/test_lifecycle.py's lives of users:
+# `make test` runs 8 of 30 steps per dialect, the same each time; this runs LIFE_EXAMPLES
+# (100) of LIFE_STEPS (40). Both are picked by FUZZ_SEED, a new one each run unless given:
+# `make fuzz FUZZ_SEED=7` sends the same storm and lives again.
 FUZZ_REQUESTS ?= 12000
+LIFE_EXAMPLES ?= 100
+LIFE_STEPS ?= 40
 FUZZ_SEED ?= $(shell date +%s)
 fuzz: install $(PROD_STAMP)
-	FUZZ_REQUESTS=$(FUZZ_REQUESTS) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest tests/test_storm.py
+	FUZZ_REQUESTS=$(FUZZ_REQUESTS) FUZZ_SEED=$(FUZZ_SEED) LIFE_EXAMPLES=$(LIFE_EXAMPLES) \
+		LIFE_STEPS=$(LIFE_STEPS) $(BIN)/pytest tests/test_storm.py tests/test_lifecycle.py \
+		--hypothesis-seed=$(FUZZ_SEED)
 
 # What a page costs against a bare Werkzeug app under the same gunicorn. wrk comes from
 # Debian's package where it can be installed; without it, bench.py uses its own client.

@@ -208,7 +208,10 @@ def owner(client, tokens):
         return None
     try:
         health_user_id, legacy_id = identity(client, tokens)
-    except oauth.ProviderError:
+    except oauth.ProviderError as error:
+        if error.error_type == "ACCOUNT_NOT_LINKED":
+            # A Google account without a Health profile: nobody this app could keep.
+            return Person(KEY, None, None, None)
         return None
     return Person(KEY, legacy_id, health_user_id, None)
 

@@ -494,6 +494,9 @@ class ProviderError(Exception):
     repeats the access token itself.
     """
 
+    # For a sign-in it ends: whether the new tokens were handed back (sign_ins.py).
+    given_back = True
+
     def __init__(self, status, error_type, detail="", who="the provider"):
         self.status = status
         self.error_type = error_type
@@ -527,8 +530,6 @@ class UntrustedAnswer(ProviderError):
     """An answer that failed a check of its authenticity: an ID token (id_tokens.py) whose
     signature or claims do not hold. `error_type` names the check, for the log."""
 
-    given_back = True  # whether the tokens it came with were revoked (sign_ins.py)
-
     def __init__(self, check, who="the provider"):
         super().__init__(200, "untrusted_id_token", f": the {check} check failed", who=who)
         self.check = check
@@ -546,8 +547,6 @@ class ScopeMissing(ProviderError):
 
 class Unidentified(ProviderError):
     """The provider cannot say who the user is with what was granted: nobody to sign in."""
-
-    given_back = True  # whether the tokens it came with were revoked (sign_ins.py)
 
 
 class RateLimited(ProviderError):

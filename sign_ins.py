@@ -83,22 +83,25 @@ class SignIns:
             if checked is not None:
                 request.note(*tracing.id_token_step(checked))
             return self.dialect.identify(self.client, tokens, checked)
-        except (oauth.UntrustedAnswer, oauth.Unidentified) as error:
-            # An answer not to be believed, or nobody to file the tokens under: nothing is
-            # kept. The log says which check failed, never the token.
+        except oauth.TokenRejected as error:
+            # Not the provider failing: the code was redeemed twice, and the tokens of both
+            # redemptions are dead already.
+            raise oauth.RevokedAtOnce(error.status, error.error_type, who=error.who) from None
+        except oauth.RateLimited:
+            # A spent budget that leaves the user unknown goes on to its page with the
+            # tokens unrevoked: this app spent it for this very user, whose grant is in use
+            # elsewhere, and a revoke could end it.
+            raise
+        except oauth.ProviderError as error:
+            # An answer not to be believed, nobody to file the tokens under (no Health scope,
+            # no Health profile), or no answer: nothing is kept, and the tokens go back if
+            # they are nobody's here. The log says which check failed, never the token.
             if isinstance(error, oauth.UntrustedAnswer):
                 log.warning("%s's ID token was refused: %s check failed", error.who, error.check)
             error.given_back = self.nobodys_here(tokens)
             if error.given_back:
                 disconnect.revoke_quietly(self.client, tokens.refresh_token or tokens.access_token)
             raise
-        except oauth.TokenRejected as error:
-            # Not the provider failing: the code was redeemed twice, and the tokens of both
-            # redemptions are dead already.
-            raise oauth.RevokedAtOnce(error.status, error.error_type, who=error.who) from None
-        # (A spent budget that leaves the user unknown, oauth.RateLimited, goes on to its
-        # page with the tokens unrevoked: the budget was spent by this app for this very
-        # user, whose grant is in use elsewhere, and a revoke could end it.)
 
     def nobodys_here(self, tokens):
         """Whether tokens that will not be kept belong to no grant this app keeps: only

@@ -560,6 +560,20 @@ def test_an_account_without_a_health_profile_is_explained(browser, google):
     assert User.select().count() == 0
 
 
+def test_the_tokens_of_an_account_without_a_health_profile_are_handed_back(browser, google):
+    """Found by the state machine of tests/test_lifecycle.py: they were left live at Google.
+    An account without a Health profile can be nobody's here."""
+    google.post(google_health.REVOKE_URL, json={})
+    query = start(browser)
+    google.post(google_health.TOKEN_URL, json=token_answer())
+    google.get(
+        IDENTITY_URL, status=400, json=rpc_status(400, "FAILED_PRECONDITION", "ACCOUNT_NOT_LINKED")
+    )
+    browser.get("/auth/callback", query_string={"code": AUTH_CODE, "state": query["state"]})
+    revoked = calls_to(google, google_health.REVOKE_URL)
+    assert [call.request.body for call in revoked] == [f"token={REFRESH_TOKEN}"]
+
+
 def test_a_quota_error_shows_the_last_data_with_a_note(browser, google, monkeypatch):
     with freeze_time(NOW) as clock:
         sign_in(browser, google)

@@ -172,6 +172,23 @@ class AppProcesses:
             log.close()
 
 
+def app_env(stand_in, root, provider, credentials, redirect_uri):
+    """The environment of an app process registered at `stand_in` (a class), served from
+    `root`, as `credentials` (client id and secret), in `provider`'s dialect."""
+    prefix = "GOOGLE" if provider == "google" else "FITBIT"
+    env = {
+        **os.environ,
+        **stand_in.settings(root),  # FITBIT_TOKEN_URL=..., or GOOGLE_TOKEN_URL=..., and so on
+        "PROVIDER": provider,
+        f"{prefix}_CLIENT_ID": credentials[0],
+        f"{prefix}_CLIENT_SECRET": credentials[1],
+        f"{prefix}_REDIRECT_URI": redirect_uri,
+        "FITBIT_CACHE_SECONDS": "0",  # every page view calls the API, so every round refreshes
+    }
+    env.pop("SECRET_KEY", None)  # the processes agree on the key kept in the database
+    return env
+
+
 @contextmanager
 def app_processes(
     tmp_path,
@@ -193,25 +210,13 @@ def app_processes(
     registered = [RegisteredClient(CLIENT_ID, CLIENT_SECRET, redirect_uri)]
     counting = CountingGoogleStandIn if provider == "google" else CountingStandIn
     stand_in_server.app = counting(registered, rate_limit=100_000)
-    prefix = "GOOGLE" if provider == "google" else "FITBIT"
-    env = {
-        **os.environ,
-        **counting.settings(root),  # FITBIT_TOKEN_URL=..., or GOOGLE_TOKEN_URL=..., and so on
-        "PROVIDER": provider,
-        f"{prefix}_CLIENT_ID": CLIENT_ID,
-        f"{prefix}_CLIENT_SECRET": CLIENT_SECRET,
-        f"{prefix}_REDIRECT_URI": redirect_uri,
-        "FITBIT_CACHE_SECONDS": "0",  # every page view calls the API, so every round refreshes
-        "DATABASE_URL": database_url,
-        encryption.SETTING: keys,
-        # No SECRET_KEY: the processes agree on the key kept in the database.
-    }
+    env = app_env(counting, root, provider, (CLIENT_ID, CLIENT_SECRET), redirect_uri)
+    env |= {"DATABASE_URL": database_url, encryption.SETTING: keys}
     if webhooks:
         endpoint = f"http://127.0.0.1:{ports[0]}/webhooks/{provider}"
         subscriber = stand_in_server.app.generated_subscriber(CLIENT_ID, endpoint)
         env[counting.WEBHOOK_SECRET_SETTING] = subscriber.secret
         env["FITBIT_CACHE_SECONDS"] = "86400"
-    env.pop("SECRET_KEY", None)
     apps = AppProcesses(tmp_path, env, ports, gunicorn_workers)
     try:
         for index in range(count):

@@ -273,7 +273,10 @@ class Storm:
         elif self.dialect == "google" and not any("googlehealth" in s for s in scopes):
             ended, expected = "no Health scope", "No health data allowed" in text
         elif self.dialect == "google" and person == NOT_LINKED:
-            ended, expected = "no Health profile", "No Google Health profile" in text
+            # Or cancelled: another sign-in of Casey's handed its tokens back at that moment,
+            # and at Google a revoke ends every token of the person's.
+            ended = "no Health profile"
+            expected = "No Google Health profile" in text or "Sign-in cancelled" in text
         elif answer.status_code == 429:
             # Only the call that says who the user is may stop a sign-in for the quota.
             ended = "quota spent at the identity call"
