@@ -64,7 +64,7 @@ serve: install $(PROD_STAMP) $(POSTGRES)
 # (put a new key first, keep the old ones after it, run this, then drop them): says how many
 # rows changed. Safe while the app serves, and a second run changes nothing.
 reencrypt: install $(POSTGRES)
-	$(BIN)/python reencrypt.py
+	$(BIN)/python -m tools.reencrypt
 
 # With TEST_DATABASE_URL (a PostgreSQL database that may be wiped), the database tests run on
 # PostgreSQL too; `.ci/with-postgres make test` makes a throwaway one.
@@ -87,12 +87,12 @@ fuzz: install $(PROD_STAMP)
 		--hypothesis-seed=$(FUZZ_SEED)
 
 # What a page costs against a bare Werkzeug app under the same gunicorn. wrk comes from
-# Debian's package where it can be installed; without it, bench.py uses its own client.
+# Debian's package where it can be installed; without it, tools/bench.py uses its own client.
 bench: install $(PROD_STAMP)
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } \
 		>/dev/null 2>&1 || true
-	$(BIN)/python bench.py
+	$(BIN)/python -m tools.bench
 
 # Headless Chromium from Debian (apt-get install chromium); nothing downloads a browser.
 $(E2E_STAMP): $(STAMP) requirements-e2e.txt

@@ -18,10 +18,10 @@ from test_models import make_first_release_database
 import dialects
 import encryption
 import oauth
-import reencrypt
 import token_store
 from database import open_database
 from models import ApiCache, TraceEntry, User, db
+from tools import reencrypt
 
 EXPIRY = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 ANSWER = {"activities-steps": [{"dateTime": "2026-11-23", "value": "8123"}]}

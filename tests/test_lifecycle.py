@@ -406,7 +406,11 @@ class Life(RuleBasedStateMachine):
         environ = {**os.environ, "DATABASE_URL": self.database_url}
         environ[encryption.SETTING] = ",".join(self.rings[index])
         done = subprocess.run(
-            [sys.executable, "reencrypt.py"], cwd=HERE, env=environ, capture_output=True, text=True
+            [sys.executable, "-m", "tools.reencrypt"],
+            cwd=HERE,
+            env=environ,
+            capture_output=True,
+            text=True,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         if "Still sealed by older keys" in done.stdout:

@@ -564,14 +564,14 @@ def test_a_notification_to_one_process_costs_one_fetch_across_both(
 
 def test_keys_rotated_while_two_processes_refresh_lose_no_token(tmp_path, database_url):
     """The rotation as the README gives it: the processes run with a new key first and the
-    old one after it, every value still sealed by the old one; `python reencrypt.py` runs
+    old one after it, every value still sealed by the old one; `python -m tools.reencrypt` runs
     while they refresh, round after round; then the new key alone opens everything, and
     nobody was logged out."""
     old, new = TOKEN_KEY, encryption.new_key_text()
 
     def reencrypt(keys):
         env = {**os.environ, "DATABASE_URL": database_url, encryption.SETTING: keys}
-        command = [sys.executable, "reencrypt.py"]
+        command = [sys.executable, "-m", "tools.reencrypt"]
         return subprocess.Popen(command, cwd=HERE, env=env, stdout=subprocess.PIPE, text=True)
 
     def rows_sealed(run):
@@ -691,7 +691,11 @@ def test_a_key_rolled_out_in_the_readmes_order_never_asks_anyone_to_wait(tmp_pat
             view_both()
         environ = {**os.environ, "DATABASE_URL": database_url, encryption.SETTING: f"{new},{old}"}
         sealed = subprocess.run(
-            [sys.executable, "reencrypt.py"], cwd=HERE, env=environ, capture_output=True, text=True
+            [sys.executable, "-m", "tools.reencrypt"],
+            cwd=HERE,
+            env=environ,
+            capture_output=True,
+            text=True,
         )
         assert sealed.returncode == 0, sealed.stderr
         for index in (0, 1):

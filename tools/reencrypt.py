@@ -6,7 +6,7 @@ makes one), keeping the old ones after it; restart the app; run this; then drop 
 keys. Each row is swapped only if it still holds what was read, so it is safe while the
 app serves, and a second run changes nothing.
 
-    python reencrypt.py        (DATABASE_URL and TOKEN_ENCRYPTION_KEYS from the environment)
+    python -m tools.reencrypt   (DATABASE_URL and TOKEN_ENCRYPTION_KEYS from the environment)
 """
 
 import argparse

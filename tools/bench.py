@@ -12,7 +12,7 @@ hello and each page are loaded in turn, round after round: a page's ratio is tak
 the hello of its own round, so that the machine's drift between rounds cancels out, and the
 table gives the median of the rounds, and their spread.
 
-    python bench.py [--seconds 5] [--rounds 3] [--connections 16]
+    python -m tools.bench [--seconds 5] [--rounds 3] [--connections 16]
 """
 
 import argparse
@@ -37,7 +37,7 @@ from werkzeug.wrappers import Request, Response
 
 import encryption
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project
 SYNC = ["--worker-class", "sync"]
 SEEDED_USERS = 1000
 HELLO = "bare Werkzeug hello"
