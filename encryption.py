@@ -16,9 +16,11 @@ The keys come from TOKEN_ENCRYPTION_KEYS: base64url keys of 32 bytes, separated 
 newest first. New values are sealed with the first; a value opens with whichever key sealed
 it, so a key is rotated by putting a new one first, running `make reencrypt`, then dropping
 the old one. Without the setting (sandbox mode), a key is made once and kept in a file
-(key_in_file(); database.key_file_for() says where). `python encryption.py` prints a new key.
+(key_in_file(); database.key_file_for() says where). `.venv/bin/python encryption.py` prints
+a new key.
 """
 
+import argparse
 import base64
 import binascii
 import hashlib
@@ -29,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SETTING = "TOKEN_ENCRYPTION_KEYS"
+MAKE_A_KEY = ".venv/bin/python encryption.py"  # the command that prints a new key
 VERSION = "v1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -69,11 +72,11 @@ def parse_keys(text, where=SETTING):
         if len(key) != KEY_BYTES:
             raise SystemExit(
                 f"{where}: each key must be {KEY_BYTES} bytes in base64url (make one with "
-                "`python encryption.py`)."
+                f"`{MAKE_A_KEY}`)."
             )
         keys.append(key)
     if not keys:
-        raise SystemExit(f"{where} holds no key (make one with `python encryption.py`).")
+        raise SystemExit(f"{where} holds no key (make one with `{MAKE_A_KEY}`).")
     return tuple(keys)
 
 
@@ -163,5 +166,14 @@ def key_in_file(path):
     return Keyring(parse_keys(text, where=path), where=path)
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    argparse.ArgumentParser(
+        description="Print a new key for TOKEN_ENCRYPTION_KEYS: 32 random bytes, base64url.",
+        epilog="To rotate keys, put the new one in TOKEN_ENCRYPTION_KEYS as docs/operations.md "
+        "says, then run `make reencrypt`.",
+    ).parse_args(argv)
     print(new_key_text())
+
+
+if __name__ == "__main__":
+    main()

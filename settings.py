@@ -7,12 +7,14 @@ provider's client id, or with FITBIT_SANDBOX=1, the app talks to the built-in st
 """
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import encryption
 import oauth
 import sandbox_mode
 from database import key_file_for
 from providers import PROVIDERS
+from sessions import LOOPBACK_NAMES
 
 DEFAULT_PORT = 4000
 
@@ -108,7 +110,6 @@ def config_from_env(environ, port):
         client_id = client_secret = ""
     else:
         client_id, client_secret = setting("client_id"), setting("client_secret")
-    settings["encryption_keys"] = encryption_keys(environ, sandbox)
     # Each endpoint is the provider's own unless set, as FITBIT_TOKEN_URL, GOOGLE_TOKEN_URL,
     # and so on; Google's API root is GOOGLE_HEALTH_API_URL.
     fields = ("scopes", "issuer", *oauth.ENDPOINTS)
@@ -120,23 +121,32 @@ def config_from_env(environ, port):
         redirect_uri=redirect_uri,
         **chosen,
     )
+    settings["encryption_keys"] = encryption_keys(environ, sandbox or on_this_machine(client))
     webhooks = webhook_settings(environ, dialect)
     return Config(client=client, sandbox=sandbox, webhooks=webhooks, **settings)
 
 
-def encryption_keys(environ, sandbox):
-    """TOKEN_ENCRYPTION_KEYS, newest first. Without it, sandbox mode keeps a key beside the
-    database (database.key_file_for); an app that signs real people in must be given one."""
+def encryption_keys(environ, stand_in):
+    """TOKEN_ENCRYPTION_KEYS, newest first. Without it, an app that talks to a stand-in
+    (sandbox mode, or one run on its own) keeps a key beside the database
+    (database.key_file_for); an app that signs real people in must be given one."""
     text = environ.get(encryption.SETTING, "")
     if text.strip():
         return encryption.parse_keys(text)
-    if not sandbox:
+    if not stand_in:
         raise SystemExit(
             f"{encryption.SETTING} is not set: the users' tokens are encrypted with it. Make a "
-            f"key with `python encryption.py` and set {encryption.SETTING} to it (in .env), "
+            f"key with `{encryption.MAKE_A_KEY}` and set {encryption.SETTING} to it (in .env), "
             "and keep a copy: without it the tokens kept cannot be read."
         )
     return ()
+
+
+def on_this_machine(client):
+    """Whether every endpoint the app talks to is on this machine: a stand-in run on its own
+    (`make sandbox`), which signs no real person in. One real endpoint, and it is not."""
+    urls = (client.authorize_url, client.token_url, client.api_url)
+    return all(urlsplit(url).hostname in LOOPBACK_NAMES for url in urls)
 
 
 def webhook_settings(environ, dialect):

@@ -199,7 +199,30 @@ def test_a_real_client_id_without_an_encryption_key_does_not_start():
     env = {"FITBIT_CLIENT_ID": "REAL12", "FITBIT_CLIENT_SECRET": "real"}
     with pytest.raises(SystemExit, match="TOKEN_ENCRYPTION_KEYS is not set") as stopped:
         settings.config_from_env(env, 4000)
-    assert "python encryption.py" in str(stopped.value)
+    # A command that runs as written: the system's Python lacks the venv's cryptography.
+    assert "`.venv/bin/python encryption.py`" in str(stopped.value)
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_against_a_stand_in_on_this_machine_a_key_is_kept_beside_the_database(tmp_path, provider):
+    """The lines `make sandbox` prints, pasted into .env, hold a client id; the endpoints
+    they name are on this machine, so the app keeps a key as in sandbox mode."""
+    import sandbox
+
+    prefix = provider.upper()
+    env = {
+        "PROVIDER": provider,
+        f"{prefix}_CLIENT_ID": "ALONE1",
+        f"{prefix}_CLIENT_SECRET": "alone-secret",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        **sandbox.STAND_INS[provider].settings("http://localhost:4001"),
+    }
+    config = settings.config_from_env(env, 4000)
+    assert not config.sandbox and config.encryption_keys == ()
+    assert any(str(tmp_path / "app.db.key") in line for line in start_up_lines(config))
+    # One endpoint elsewhere, and it is a real provider: a key must be given.
+    with pytest.raises(SystemExit, match="TOKEN_ENCRYPTION_KEYS is not set"):
+        settings.config_from_env({**env, f"{prefix}_TOKEN_URL": "https://tokens.example"}, 4000)
 
 
 @pytest.mark.parametrize("bad", ["short", "a" * 43 + "!", " , "])
