@@ -5,8 +5,8 @@ and open http://localhost:4000. It speaks two dialects: Fitbit's legacy Web API 
 the default) and its successor, the Google Health API (PROVIDER=google).
 
 This file is the web app: the URL map, then one view per page in the order a sign-in runs
-through them (the steps are numbered as in the README's walkthrough), then dispatch and
-start-up. The OAuth steps are in oauth.py, the round trip to the consent page and back in
+through them (the steps are numbered as in docs/walkthrough.md: 1 to 7, 9 and 10; step 8
+is in oauth.py), then the pages beside the lesson, dispatch and start-up. The OAuth steps are in oauth.py, the round trip to the consent page and back in
 sign_ins.py, what each provider does its own way in fitbit_legacy.py and google_health.py,
 and each other job in a module named for it.
 """
@@ -115,11 +115,11 @@ class FitbitOAuthApp:
                 Rule("/", endpoint="index", methods=["GET"]),
                 Rule("/auth", endpoint="auth", methods=["GET"]),
                 Rule("/auth/callback", endpoint="callback", methods=["GET"]),
-                Rule("/trace", endpoint="trace", methods=["GET"]),
-                Rule("/users", endpoint="users", methods=["GET"]),
-                Rule("/auth/more", endpoint="more", methods=["POST"]),
                 Rule("/auth/revoke", endpoint="revoke", methods=["POST"]),
                 Rule("/logout", endpoint="logout", methods=["POST"]),
+                Rule("/auth/more", endpoint="more", methods=["POST"]),
+                Rule("/trace", endpoint="trace", methods=["GET"]),
+                Rule("/users", endpoint="users", methods=["GET"]),
                 # What the app holds about the signed-in user: downloaded, or deleted.
                 Rule("/my-data", endpoint="my_data", methods=["GET"]),
                 Rule("/my-data/<panel>.csv", endpoint="my_data_csv", methods=["GET"]),
@@ -211,6 +211,23 @@ class FitbitOAuthApp:
         shown["own_data"] = self.pages.part(request, "own_data.html", kinds=kinds)
         return self.pages.render(request, "index.html", **shown)
 
+    def on_revoke(self, request):
+        """Step 9, Disconnect: revoke at the provider, and forget the tokens here whatever
+        it says."""
+        self.sessions.check_csrf(request)
+        user = request.browser.user
+        if user is not None and user.connected:
+            self.webhooks.unsubscribe(user)  # Fitbit's, while the tokens still work
+            request.browser.add_flash(disconnect.disconnect(self.client, user))
+        return redirect(request.urls.build("index"), code=302)
+
+    def on_logout(self, request):
+        """Step 9, Sign out: this browser forgets the user; the app keeps its access."""
+        self.sessions.check_csrf(request)
+        self.sessions.start(request)
+        request.browser.add_flash("You are signed out.")
+        return redirect(request.urls.build("index"), code=302)
+
     def on_more(self, request):
         """Step 10, from the signed-in page, when the user asks to see one more kind of data:
         a consent round for its scope alone (least privilege: the first sign-in asked only
@@ -244,26 +261,9 @@ class FitbitOAuthApp:
         rows = self.pages.users_rows(User.page_of(page, USERS_PER_PAGE))
         return self.pages.render(request, "users.html", rows=rows, page=page, pages=pages)
 
-    def on_revoke(self, request):
-        """Step 9, Disconnect: revoke at the provider, and forget the tokens here whatever
-        it says."""
-        self.sessions.check_csrf(request)
-        user = request.browser.user
-        if user is not None and user.connected:
-            self.webhooks.unsubscribe(user)  # Fitbit's, while the tokens still work
-            request.browser.add_flash(disconnect.disconnect(self.client, user))
-        return redirect(request.urls.build("index"), code=302)
-
     def on_webhook(self, request):
         """The provider's notice that a user's data changed, or its handshake."""
         return self.webhooks.receive(request)
-
-    def on_logout(self, request):
-        """Step 9, Sign out: this browser forgets the user; the app keeps its access."""
-        self.sessions.check_csrf(request)
-        self.sessions.start(request)
-        request.browser.add_flash("You are signed out.")
-        return redirect(request.urls.build("index"), code=302)
 
     # The user's own data ------------------------------------------------------------
 

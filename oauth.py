@@ -8,7 +8,7 @@ dialect. Nothing here knows about the web framework or the database: functions t
 arguments and return plain data, and every failure is a `ProviderError`. Read it in order;
 each step names the RFC section it follows.
 
-The steps are numbered as in the README's walkthrough, which tells the ones in between:
+The steps are numbered as in docs/walkthrough.md, which tells the ones in between:
 
     Step 2  authorize_url()   send the browser to the consent page (RFC 6749 4.1.1, RFC 7636),
                               and again, for one scope more, at step 10
