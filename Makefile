@@ -26,7 +26,7 @@ GUNICORN_OPTIONS = --workers $(WORKERS) --worker-class gthread --threads $(THREA
 POSTGRES = $(if $(findstring postgres,$(DATABASE_URL) $(TEST_DATABASE_URL)),$(PG_STAMP))
 
 
-.PHONY: install run sandbox serve reencrypt test fuzz bench e2e screenshots lint fmt clean
+.PHONY: install run sandbox serve reencrypt test fuzz bench e2e screenshots lint fmt clean clean-data
 
 install: $(STAMP)
 
@@ -114,6 +114,12 @@ fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The virtualenv and the tools' caches; nothing of anyone's.
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .env.mk fitbit_app.db* fitbit_sandbox.db*
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .env.mk
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Start over: the app's and the stand-ins' SQLite files, and the key kept beside them.
+DATA_FILES = $(wildcard fitbit_app.db* fitbit_sandbox*.db* token_encryption.key)
+clean-data:
+	@if [ -n "$(DATA_FILES)" ]; then echo "Deleting $(DATA_FILES): everyone signed in here is forgotten."; rm -f $(DATA_FILES); else echo "No data to delete."; fi
