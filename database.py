@@ -139,7 +139,7 @@ def forget_what_was_deleted():
     database's files too. SQLite overwrites what a row held in its file (secure_delete), but
     its write-ahead log keeps the pages as they were until a checkpoint: this one waits for
     readers (up to the busy timeout), copies the log back and empties it. PostgreSQL keeps
-    its own log, and old versions of rows until a VACUUM: the README says what to do."""
+    its own log, and old versions of rows until a VACUUM: docs/operations.md says what to do."""
     if isinstance(db.obj, SqliteDatabase):
         busy, _, _ = db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:

@@ -6,9 +6,10 @@ the default) and its successor, the Google Health API (PROVIDER=google).
 
 This file is the web app: the URL map, then one view per page in the order a sign-in runs
 through them (the steps are numbered as in docs/walkthrough.md: 1 to 7, 9 and 10; step 8
-is in oauth.py), then the pages beside the lesson, dispatch and start-up. The OAuth steps are in oauth.py, the round trip to the consent page and back in
-sign_ins.py, what each provider does its own way in fitbit_legacy.py and google_health.py,
-and each other job in a module named for it.
+is in oauth.py), then the pages beside the lesson, dispatch and start-up. The OAuth steps
+are in oauth.py, the round trip to the consent page and back in sign_ins.py, what each
+provider does its own way in fitbit_legacy.py and google_health.py, and each other job in
+a module named for it.
 """
 
 import argparse

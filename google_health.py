@@ -610,4 +610,4 @@ def moment_in_words(value):
 
 
 def subscription_requests(client, settings, user, method, kinds):
-    return []  # Google subscribes users per Cloud project, with AUTOMATIC (see the README)
+    return []  # Google subscribes users per Cloud project, with AUTOMATIC (see docs/webhooks.md)

@@ -41,7 +41,7 @@ class SignIns:
         verifier."""
         if not self.config.configured:
             missing = self.dialect.SETTINGS["client_secret"]
-            raise ServiceUnavailable(f"{missing} is not set. See the README.")
+            raise ServiceUnavailable(f"{missing} is not set. See docs/providers.md.")
         state, verifier, nonce = oauth.new_state(), oauth.new_code_verifier(), oauth.new_nonce()
         user = request.browser.user if kind is not None else None
         self.sessions.clear_some()

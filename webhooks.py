@@ -1,5 +1,5 @@
 """Webhooks: data that arrives by itself. The provider says when a user's data changed, and
-the signed-in page fetches it again only then (see README, "Webhooks").
+the signed-in page fetches it again only then (see docs/webhooks.md).
 
 This is what both dialects share: the endpoint's rules (its own limit on the body, a plain
 answer a machine reads), the durable record of each delivery, and what a change does.
@@ -41,7 +41,7 @@ def answer(status, text="", headers=None):
 
 class Webhooks:
     """The endpoint /webhooks/<provider> for the app's dialect, and the subscriptions a
-    dialect makes per user (Fitbit's; Google subscribes a whole project, see the README)."""
+    dialect makes per user (Fitbit's; Google subscribes a whole project, see docs/webhooks.md)."""
 
     def __init__(self, client, settings, tokens):
         self.client, self.settings, self.tokens = client, settings, tokens

@@ -431,7 +431,7 @@ def test_disconnect_deletes_the_subscriptions_at_the_fitbit_stand_in(tmp_path):
 
 
 def test_python_m_sandbox_walk_notifies_the_running_app(tmp_path, monkeypatch, capsys):
-    """The command, beside the running app, on the stand-in's file: as in the README."""
+    """The command, beside the running app, on the stand-in's file: as in docs/webhooks.md."""
     from sandbox.__main__ import main as sandbox_main
 
     with running_app(tmp_path, FITBIT_CACHE_SECONDS="86400") as (url, _):

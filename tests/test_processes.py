@@ -563,7 +563,7 @@ def test_a_notification_to_one_process_costs_one_fetch_across_both(
 
 
 def test_keys_rotated_while_two_processes_refresh_lose_no_token(tmp_path, database_url):
-    """The rotation as the README gives it: the processes run with a new key first and the
+    """The rotation as docs/operations.md gives it: the processes run with a new key first and the
     old one after it, every value still sealed by the old one; `python -m tools.reencrypt` runs
     while they refresh, round after round; then the new key alone opens everything, and
     nobody was logged out."""
@@ -625,7 +625,7 @@ def make_answers_stale(fitbit_id):
 def test_a_key_rolled_out_one_process_at_a_time_loses_no_token_and_no_answer(
     tmp_path, database_url, provider
 ):
-    """The order the README warns against: one process is given the new key first, while
+    """The order docs/operations.md warns against: one process is given the new key first, while
     the other still has the old one alone. The first seals with the new key; the second
     leaves what it cannot open as it is, asks the browser to try again (503, Retry-After)
     and logs the key it lacks; given the key too, it shows the same user, still connected,
@@ -665,7 +665,7 @@ def test_a_key_rolled_out_one_process_at_a_time_loses_no_token_and_no_answer(
     assert "Traceback" not in apps.output()
 
 
-def test_a_key_rolled_out_in_the_readmes_order_never_asks_anyone_to_wait(tmp_path, database_url):
+def test_a_key_rolled_out_in_the_documented_order_never_asks_anyone_to_wait(tmp_path, database_url):
     """The safe order: the new key is added second to every process (each can then open
     what it will seal), then put first, one process at a time; `make reencrypt`; then the
     old key is dropped. No page on the way is anything but the user's own."""

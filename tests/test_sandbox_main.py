@@ -100,7 +100,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_make_sandbox_reads_the_same_env_file_as_the_app(tmp_path):
-    """The README's `make sandbox`, in a copy of the project whose .env names the app's
+    """docs/providers.md's `make sandbox`, in a copy of the project whose .env names the app's
     client: the stand-in registers that client instead of making one up."""
     for name in ("Makefile", "requirements.txt"):
         shutil.copy(os.path.join(ROOT, name), tmp_path)

@@ -1,7 +1,7 @@
 """The Google stand-in's subscribers API, as a client written from Google's reference would
 drive it (the google-health-api client's requests, shape for shape): a service token, then
 subscribers created, listed, changed and deleted, each change a long-running operation
-that is done only after the endpoint's handshake. And the README's registration command,
+that is done only after the endpoint's handshake. And docs/webhooks.md's registration command,
 replayed against the stand-in as written.
 """
 
@@ -267,19 +267,20 @@ def test_sandbox_mode_registers_the_apps_subscriber_through_the_same_api(stand_i
     assert set(listed["subscriberConfigs"][0]["dataTypes"]) >= {"steps", "sleep"}
 
 
-# --- The README's command --------------------------------------------------------------------
+# --- docs/webhooks.md's command ------------------------------------------------------------
 
 
 def readme_registration():
-    """The README's registration block: its shell variables' lines, the curl command, and
-    the JSON body of its here-document."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    block = re.search(r"```sh\n(# Register the webhook.*?)```", readme, re.S).group(1)
+    """docs/webhooks.md's registration block for the real Google: the page, the curl
+    command, and the JSON body of its here-document. (The page's block for the stand-in
+    is run as written, by tests/test_docs.py.)"""
+    page = (Path(__file__).parent.parent / "docs" / "webhooks.md").read_text()
+    block = re.search(r"```sh\n(HEALTH_API=https://health.*?)```", page, re.S).group(1)
     command, body = re.search(r"(curl -X POST .*?) <<EOF\n(.*?)\nEOF", block, re.S).groups()
-    return block, command.replace("\\\n", " "), body
+    return page, command.replace("\\\n", " "), body
 
 
-def test_the_readmes_registration_command_runs_against_the_stand_in(google, stand_in):
+def test_the_docs_registration_command_for_google_runs_against_the_stand_in(google, stand_in):
     block, command, body = readme_registration()
     values = {
         "HEALTH_API": "",
