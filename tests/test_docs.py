@@ -357,3 +357,28 @@ def test_make_reencrypt_seals_the_rows_again_and_the_app_opens_them(copy):
     with shell.serving("make run"):
         page = browser.get(shell.url("/"), timeout=30)
     assert "Hello, " in page.text and 'action="/auth/revoke"' in page.text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fitbit_oauth_app.py"],
+        ["encryption.py"],
+        ["-m", "sandbox"],
+        ["-m", "tools.reencrypt"],
+        ["-m", "tools.bench"],
+    ],
+    ids=lambda command: command[-1],
+)
+def test_every_command_the_docs_name_says_how_it_is_used(command):
+    """`--help` prints usage and does nothing else: no key printed, no database made."""
+    before = set(ROOT.iterdir())
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), *command, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: "), done.stdout + done.stderr
+    assert set(ROOT.iterdir()) == before
