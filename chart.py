@@ -155,3 +155,56 @@ def stage_bar(night):
         )
         x += width
     return {"segments": segments, "width": CHART_WIDTH, "height": STAGE_BAR_HEIGHT}
+
+
+DAY_MINUTES = 24 * 60
+DRAWN_EVERY = 5  # a day's line is drawn from each five minutes' mean: 288 points at most
+GAP_MINUTES = 20  # readings further apart than this are not joined: the tracker was off
+
+
+def day_line(minutes, marks=(), resting=None):
+    """Geometry of one day's heart rate: ((minute of the day, bpm), ...) as a line across
+    the day, drawn from each DRAWN_EVERY minutes' mean and broken where the readings stop;
+    `marks`, ((first minute, last minute, words), ...), shaded behind it (the workouts); and
+    the resting rate as a dashed line. The scale spans the values and the resting rate, in
+    steps of 20."""
+    buckets = {}
+    for minute, rate in minutes:
+        buckets.setdefault(minute // DRAWN_EVERY, []).append(rate)
+    means = [
+        (slot * DRAWN_EVERY, sum(rates) / len(rates)) for slot, rates in sorted(buckets.items())
+    ]
+    values = [rate for _, rate in means] + ([resting] if resting else []) or [60]
+    low = math.floor(min(values) / 20) * 20
+    high = max(math.ceil(max(values) / 20) * 20, low + 20)
+    scale = (CHART_HEIGHT - 20) / (high - low)
+
+    def x(minute):
+        return round(CHART_WIDTH * minute / DAY_MINUTES, 2)
+
+    def y(value):
+        return round(CHART_HEIGHT - (value - low) * scale, 2)
+
+    runs = []
+    for n, (minute, rate) in enumerate(means):
+        point = f"{x(minute)},{y(rate)}"
+        if n and minute - means[n - 1][0] <= GAP_MINUTES:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    shaded = [
+        {"x": x(first), "width": max(x(last) - x(first), 2), "words": words}
+        for first, last, words in marks
+    ]
+    highest = max(means, key=lambda mean: mean[1]) if means else None
+    return {
+        "lines": [" ".join(run) for run in runs if len(run) > 1],
+        "marks": shaded,
+        "resting": {"value": resting, "y": y(resting)} if resting else None,
+        "highest": {"minute": highest[0], "value": round(highest[1])} if highest else None,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "full_height": CHART_HEIGHT + CHART_LABELS,
+        "hours": [{"x": x(hour * 60), "label": f"{hour:02}:00"} for hour in (0, 6, 12, 18)],
+        "grid": [{"value": value, "y": y(value)} for value in range(low, high + 1, 20)],
+    }

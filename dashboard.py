@@ -1,17 +1,23 @@
 """What the signed-in page shows: the user's profile, and a panel for each kind of data the
-dialect reads (steps, sleep, heart rate: dialect.DATA), from the provider's API through a
-cache of its answers and within the user's budget of calls. A kind the user has not granted
-is asked for when they ask to see it (the panel's button, step 10 in fitbit_oauth_app.py);
-its markup is drawn by pages.Pages.panel.
+dialect reads (steps, workouts, sleep, heart rate, heart rate today: dialect.DATA), from the
+provider's API through a cache of its answers and within the user's budget of calls. A kind
+the user has not granted is asked for when they ask to see it (the panel's button, step 10
+in fitbit_oauth_app.py); its markup is drawn by pages.Pages.draw_panel.
 
 Each answer is kept in the ApiCache table for FITBIT_CACHE_SECONDS, so a reload does not
 spend the user's budget, and a spent budget (or a 429) shows the last answer with a note.
+A list that comes a page at a time (dialects.Paging) is fetched to its end, up to its bound,
+each page counted against the budget before it is asked for, and kept as one answer.
+
+Every day on the page is the user's own: cut in the time zone the provider gives for them
+(Fitbit's profile, Google's settings), not in UTC, and not in this server's.
 """
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 import oauth
 import token_store
@@ -27,7 +33,19 @@ PROFILE_NOTE = (
     "Connect again and allow profile to see them."
 )
 
+# What a note says when the user's time zone cannot be had.
+ZONE_NOTE = "Your days are cut at midnight UTC: {who} did not give this app your time zone{why}."
+
 log = logging.getLogger("fitbit_oauth_app")
+
+
+class Reading(NamedTuple):
+    """One kind of data, as a view found it: whether its scope was granted, and what the
+    dialect read from its answer (None without one)."""
+
+    granted: bool
+    data: object = None
+    given: bool = True  # False: the provider keeps it from this app (oauth.NotAllowed)
 
 
 class Dashboard:
@@ -63,11 +81,48 @@ class Dashboard:
             )
             if shown["display_name"] != user.display_name:  # read after a sign-in without it
                 user.rename(shown["display_name"])
-        today = datetime.now(UTC).date()
-        shown["panels"] = [self.panel(user, kind, today, notes) for kind in self.dialect.DATA]
+        zone = self.zone(user, profile, notes)
+        today = datetime.now(zone).date()
+        began = datetime.combine(today, time(), zone)  # an answer from before is yesterday's
+        shown["day_ends"] = datetime.combine(today + timedelta(days=1), time(), zone)
+        readings = {
+            kind.panel: self.reading(user, kind, today, began, notes) for kind in self.dialect.DATA
+        }
+        shown["panels"] = [self.panel(kind, readings, today) for kind in self.dialect.DATA]
         # A profile left unticked can be granted by signing in again: the page offers it.
         shown["ask_again"] = PROFILE_NOTE in notes
         return shown
+
+    def zone(self, user, profile, notes):
+        """The user's time zone, as the provider gives it (dialect.read_zone): from the
+        profile's answer when it holds it (Fitbit), else from its own (Google's settings).
+        UTC, with a note, when it cannot be had."""
+        dialect, why = self.dialect, ""
+        if dialect.grants(user.scope, "zone"):
+            request = dialect.zone_request(self.client)
+            text = profile if request.key == dialect.profile_request(self.client).key else None
+            try:
+                text = text or self.api_data(user, request, notes)
+            except oauth.ScopeMissing:
+                text = None
+            found = self.read_zone(user, text)
+            if found is not None:
+                return found
+        else:
+            why = ": it was not allowed on the consent page"
+        note = ZONE_NOTE.format(who=dialect.NAME, why=why)
+        if note not in notes:
+            notes.append(note)
+        return UTC
+
+    def read_zone(self, user, text):
+        if text is None:
+            return None
+        try:
+            return read(self.dialect.read_zone, text)
+        except (oauth.BadResponse, ValueError, TypeError, AttributeError):
+            log.warning("%s: a time zone this app cannot read", account(user))
+            return None
 
     def profile(self, user, notes):
         """The profile's answer (api_data()), or None and a note without its scope."""
@@ -87,20 +142,36 @@ class Dashboard:
             PANELS[kind.panel].words for kind in self.dialect.DATA if kind.granted(scope)
         ]
 
-    def panel(self, user, kind, today, notes):
-        """One kind of data's panel: its words, whether the user granted it, and, when they
-        did, its markup from the provider's answer (None while the budget is spent and there
-        is no answer yet: a note says when)."""
-        shown = {"name": kind.panel, **PANELS[kind.panel]._asdict(), "granted": False}
+    def reading(self, user, kind, today, began, notes):
+        """One kind of data, for its panel: not granted, or what was read of its answer
+        (None while the budget is spent and there is no answer yet: a note says when). An
+        answer fetched before the user's day `began` is asked for again, however young."""
         # No need to ask the provider to know it would say no.
-        if kind.granted(user.scope):
-            try:
-                text = self.api_data(user, kind.request(self.client, today), notes)
-            except oauth.ScopeMissing as error:  # taken back at the provider since
-                log.info("%s: %s", account(user), error)
-            else:
-                data = self.read_panel(user, kind, text, notes)
-                shown.update(granted=True, drawn=self.draw_panel(kind.panel, data, today))
+        if not kind.granted(user.scope):
+            return Reading(False)
+        try:
+            api_request = kind.request(self.client, today)
+            text = self.api_data(user, api_request, notes, kind.pages, since=began)
+        except oauth.ScopeMissing as error:  # taken back at the provider since
+            log.info("%s: %s", account(user), error)
+            return Reading(False)
+        except oauth.NotAllowed as error:  # the provider keeps it from this app
+            log.info("%s: %s", account(user), error)
+            return Reading(True, given=False)
+        return Reading(True, self.read_panel(user, kind, text, notes))
+
+    def panel(self, kind, readings, today):
+        """One kind of data's panel: its words, whether the user granted it, and, when they
+        did, its markup, drawn with what it sits beside (kind.beside)."""
+        shown = {"name": kind.panel, **PANELS[kind.panel]._asdict(), "granted": False}
+        reading = readings[kind.panel]
+        if reading.granted and not reading.given:
+            shown.update(granted=True, withheld=True)
+        elif reading.granted:
+            beside = tuple((name, readings[name].data) for name in kind.beside)
+            shown.update(
+                granted=True, drawn=self.draw_panel(kind.panel, reading.data, today, beside)
+            )
         return shown
 
     def read_panel(self, user, kind, text, notes):
@@ -116,14 +187,15 @@ class Dashboard:
             notes.append(f"{self.dialect.NAME} sent {words} in a shape this app cannot read.")
             return None
 
-    def api_data(self, user, api_request, notes):
+    def api_data(self, user, api_request, notes, pages=None, since=None):
         """One API answer for this user, as the JSON text it is kept as: the cached one while
-        it is fresh, else a new one.
+        it is fresh, else a new one (with `pages`, a dialects.Paging, every page of a list,
+        kept as one answer: every_page()); with `since`, one fetched before it is stale.
         A webhook's change makes it stale at once; of the views that find it so, in every
         process, one fetches it and the others show what is kept. When the user's budget
         of calls is spent, the last answer (if any) stands in, with a note."""
         cached = token_store.cached_answer(user, api_request.key)
-        if cached is not None and cached.fresh(timedelta(seconds=self.cache_seconds)):
+        if cached is not None and cached.fresh(timedelta(seconds=self.cache_seconds), since):
             return cached.text
         asked_at = datetime.now(UTC)
         if cached is not None and cached.changed and not cached.claim_refetch(asked_at):
@@ -131,7 +203,10 @@ class Dashboard:
         if not user.budget_spent():
             try:
                 api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
-                data, headers = api.call(api_request)
+                if pages is not None:
+                    data, headers = self.every_page(user, api, api_request, pages), {}
+                else:
+                    data, headers = api.call(api_request)
             except oauth.RateLimited as error:
                 log.warning("%s: %s", account(user), error)
                 user.record_budget(0, error.reset_at)
@@ -149,6 +224,39 @@ class Dashboard:
             notes.append(note)
         return cached.text if cached is not None else None
 
+    def every_page(self, user, api, first, pages):
+        """Every page of a list, from `first` on, kept as one answer (pages.kept): up to
+        pages.most of them, and each after the first only while the budget can spare it for
+        the rest of the page (can_spare()). Where the paging stopped short is kept with it:
+        "pages" or "budget", for the panel to say."""
+        bodies, request, stopped = [], first, ""
+        while request is not None:
+            if len(bodies) == pages.most:
+                stopped = "pages"
+                break
+            if bodies and not self.can_spare(user):
+                stopped = "budget"
+                break
+            try:
+                body, headers = api.call(request)
+            except oauth.RateLimited as error:
+                if not bodies:
+                    raise
+                user.record_budget(0, error.reset_at)  # what came is kept, and said to be short
+                stopped = "budget"
+                break
+            user.record_budget(*self.dialect.rate_budget(headers))
+            bodies.append(body)
+            request = pages.next_request(self.client, request, body)
+        return pages.kept(bodies, stopped)
+
+    def can_spare(self, user):
+        """Whether the user's budget of calls, as the provider last reported it, leaves one
+        more page and a call for each other kind of data and the profile on this view. A
+        provider that reports none (Google) is held to the list's bound alone."""
+        reserve = len(self.dialect.DATA) + 1
+        return user.rate_remaining is None or user.rate_remaining > reserve
+
     @staticmethod
     def give_back(cached):
         """A claimed fetch that did not happen: the change waits for the next view."""
@@ -160,6 +268,20 @@ class Dashboard:
         `asked_at`, when it was asked for. Returns its JSON text, as kept."""
         user.record_budget(*self.dialect.rate_budget(headers))
         return token_store.keep_answer(user, key, data, asked_at)
+
+
+def kept_today(client, user):
+    """The user's today, by the time zone in the answer kept for it, with no call to the
+    provider; by UTC when none is kept (webhooks.py marks the answers of that day stale)."""
+    dialect = client.dialect
+    zone = None
+    if dialect.grants(user.scope, "zone"):
+        cached = token_store.cached_answer(user, dialect.zone_request(client).key)
+        try:
+            zone = read(dialect.read_zone, cached.text) if cached is not None else None
+        except (oauth.BadResponse, ValueError, TypeError, AttributeError):
+            zone = None
+    return datetime.now(zone or UTC).date()
 
 
 @lru_cache(maxsize=1024)

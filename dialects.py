@@ -8,8 +8,9 @@ them, and tests/test_dialects.py checks that each has every one.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import NamedTuple, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # A day's steps beyond this is a broken answer, kept capped.
 MAX_DAILY_STEPS = 1_000_000
@@ -18,6 +19,14 @@ MAX_NAME = 100
 # A night is at most a day long; a resting heart rate outside these is a broken answer.
 DAY_MINUTES = 24 * 60
 HEART_RATES = range(20, 251)
+# A heart rate at any moment (in a workout too), and a workout's length, distance and
+# calories: beyond these, a broken answer.
+PULSE_RATES = range(20, 301)
+MAX_WORKOUT_MINUTES = 24 * 60
+MAX_WORKOUT_KM = 1000
+MAX_CALORIES = 50_000
+# The days the workouts panel lists, today the last.
+WORKOUT_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -39,24 +48,89 @@ class Person:
 
 
 @dataclass(frozen=True)
+class Paging:
+    """A list that comes a page at a time: how to ask for the page after one answer (None
+    at the end), how many pages to ask for at most, and what to keep of the pages
+    (`kept(bodies, complete)`: one JSON document, which the kind's `read` reads)."""
+
+    next_request: Callable  # (client, request, body) -> oauth.ApiRequest | None
+    most: int
+    kept: Callable
+
+
+@dataclass(frozen=True)
 class DataKind:
     """One kind of the user's data, as one dialect reaches it: where it is, which scope reads
     it, how an answer is read, and how a webhook delivery names it. The signed-in page shows
     each in a panel of its own, drawn by templates/panels/<panel>.html from what `read`
-    makes of an answer. A fourth kind (weight, say) is one more of these in each dialect,
-    one more template, and its words in dashboard.PANELS."""
+    makes of an answer. One more kind (weight, say) is one more of these in each dialect,
+    one more template, and its words and figures in panels.PANELS."""
 
-    panel: str  # "steps", "sleep", "heart_rate": the panel, and its template
+    panel: str  # "steps", "workouts", "sleep", ...: the panel, and its template
     scope: str  # what the app asks for, when the user asks to see it
     request: Callable  # (client, today) -> the oauth.ApiRequest that reads it
     read: Callable  # an answer's JSON -> what the panel shows, hashable
     webhook_types: tuple = ()  # the names a delivery gives it; the first, Fitbit's collection
     also_granted_by: frozenset = frozenset()  # other scopes that read it too
+    pages: Paging | None = None  # for a list that comes a page at a time
+    # Other kinds whose reading this panel draws beside its own (by their panel): the heart
+    # rate of today marks the day's workouts, and the resting rate.
+    beside: tuple = ()
 
     def granted(self, scope):
         """Whether the granted `scope` string lets the app read this kind of data."""
         granted = set(scope.split())
         return self.scope in granted or bool(self.also_granted_by & granted)
+
+
+class Workout(NamedTuple):
+    """One exercise session, as both dialects read it: what kind ("Walk", in the provider's
+    words), when it started on the user's clock, how long it lasted, and the distance (km)
+    and average heart rate, each None when not given."""
+
+    kind: str
+    start: datetime
+    minutes: int
+    km: float | None
+    heart_rate: int | None
+    calories: int | None
+
+
+class Workouts(NamedTuple):
+    """The workouts panel's reading: the sessions, oldest first, and whether every page of
+    the list was fetched (`complete`); when not, why (`stopped`: "pages" for the bound,
+    "budget" to keep calls for the rest of the page)."""
+
+    sessions: tuple
+    complete: bool = True
+    stopped: str = ""
+
+
+class HeartDay(NamedTuple):
+    """Today's heart rate through the day, as both dialects read it: ((minute of the day,
+    beats a minute), ...), the resting rate when the answer gives it, whether the provider
+    gave the day's readings at all (Fitbit gives them only to apps it approves), and, as for
+    Workouts, whether every page came."""
+
+    minutes: tuple
+    resting: int | None = None
+    available: bool = True
+    complete: bool = True
+    stopped: str = ""
+
+
+def time_zone(name, offset):
+    """The user's time zone, as a provider gives it: its IANA `name` ("Pacific/Auckland"),
+    else a fixed `offset` from UTC (a timedelta) for the moment; None when neither can be
+    read. A name that is not one of the database's is no zone."""
+    if isinstance(name, str) and 0 < len(name) <= 64:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    if isinstance(offset, timedelta) and abs(offset) <= timedelta(hours=14):
+        return timezone(offset)
+    return None
 
 
 class Night(NamedTuple):

@@ -8,8 +8,9 @@ which has the same shape:
     authorize parameters       authorize_parameters(), code_exchange_parameters()
     who the user is            identify()
     error shapes               error_from_response(), revoked()
-    where the data lives       profile_request(), read_profile(); DATA: steps, sleep and
-                               heart rate, each a request and a reader
+    where the data lives       profile_request(), read_profile(); the user's time zone,
+                               zone_request(), read_zone(); DATA: steps, workouts, sleep,
+                               heart rate and today's heart rate, each a request and a reader
     webhooks                   verify_subscriber(), read_webhook(), subscription_requests()
 """
 
@@ -18,18 +19,29 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode, urlsplit
 
 import oauth
 from dialects import (
     DAY_MINUTES,
     HEART_RATES,
+    MAX_CALORIES,
     MAX_DAILY_STEPS,
     MAX_NAME,
+    MAX_WORKOUT_KM,
+    MAX_WORKOUT_MINUTES,
+    PULSE_RATES,
+    WORKOUT_DAYS,
     Change,
     DataKind,
+    HeartDay,
     Night,
+    Paging,
     Person,
     Refused,
+    Workout,
+    Workouts,
+    time_zone,
 )
 
 KEY = "fitbit"  # as kept in the users table
@@ -46,6 +58,13 @@ SCOPES = "activity profile"
 PROFILE_PATH = "/1/user/-/profile.json"
 STEPS_PATH = "/1/user/-/activities/steps/date/today/1m.json"
 HEART_RATE_PATH = "/1/user/-/activities/heart/date/today/30d.json"
+# Today's heart rate, a point a minute: intraday data, which Fitbit gives only to apps it
+# has approved (a "Personal" app, for its owner's own).
+HEART_RATE_TODAY_PATH = "/1/user/-/activities/heart/date/today/1d/1min.json"
+ACTIVITY_LIST_PATH = "/1/user/-/activities/list.json"
+ACTIVITY_PAGE = 100  # the list's largest page
+ACTIVITY_PAGES = 5  # pages at most: 500 workouts, far more than two weeks hold
+KM_PER = {"Kilometer": 1.0, "Mile": 1.609344, "Meter": 0.001}
 SLEEP_PATH = "/1.2/user/-/sleep/date"  # then /<start>/<end>.json
 SLEEP_NIGHTS = 14
 STAGES = ("deep", "light", "rem", "wake")  # a staged night's levels, as Fitbit names them
@@ -95,7 +114,7 @@ REGISTRATION_HINT = (
 
 # What the user's name needs, by meaning. Fitbit spells a scope one way only. (Each kind
 # of data names its own scope: DATA, below.)
-NEEDS = {"profile": {"profile"}}
+NEEDS = {"profile": {"profile"}, "zone": {"profile"}}  # the time zone is in the profile
 
 
 def grants(scope, need):
@@ -181,6 +200,11 @@ def error_from_response(response):
         return oauth.TokenRejected(status, error_type, who=NAME)
     if status == 403 and error_type == "insufficient_scope":
         return oauth.ScopeMissing(status, error_type, who=NAME)
+    if status == 403:
+        # What Fitbit keeps from an app it has not approved (intraday data): seen as its own
+        # insufficient_permissions, and in 2026 as Google's PERMISSION_DENIED, with no
+        # `errors` at all.
+        return oauth.NotAllowed(status, error_type, who=NAME)
     return oauth.ProviderError(status, error_type, who=NAME)
 
 
@@ -255,6 +279,23 @@ def read_profile(body):
     except (TypeError, ValueError):
         member_since = None
     return name, avatar, member_since
+
+
+def zone_request(client):
+    """Where the user's time zone is: their profile, so it costs no call of its own."""
+    return profile_request(client)
+
+
+def read_zone(body):
+    """The profile's `timezone` (IANA), else its `offsetFromUTCMillis`; None if neither."""
+    user = body.get("user") if isinstance(body, dict) else None
+    if not isinstance(user, dict):
+        return None
+    millis = user.get("offsetFromUTCMillis")
+    offset = None
+    if isinstance(millis, int) and not isinstance(millis, bool) and abs(millis) < 86_400_000:
+        offset = timedelta(milliseconds=millis)
+    return time_zone(user.get("timezone"), offset)
 
 
 def steps_request(client, today):
@@ -356,15 +397,139 @@ def read_heart_rate(body):
     return tuple(sorted(rates))
 
 
-# Each kind of data the signed-in page shows (dialects.DataKind): steps, asked for at sign-in,
-# and sleep and heart rate, each asked for when the user asks to see it. Steps and heart
-# rate change in the `activities` collection of Fitbit's webhooks.
+def heart_rate_today_request(client, today):
+    """Today's heart rate, a point a minute (`today`: Fitbit knows the user's own)."""
+    return oauth.ApiRequest("GET", client.api_url + HEART_RATE_TODAY_PATH)
+
+
+def read_heart_rate_today(body):
+    """dialects.HeartDay of the intraday answer: ((minute of the day, bpm), ...) from
+    `activities-heart-intraday.dataset` (times on the user's clock, minutes without a reading
+    left out), and the day's resting rate. An app Fitbit has not approved gets the answer
+    without its intraday part: then `available` is False."""
+    days = body.get("activities-heart") if isinstance(body, dict) else None
+    if not isinstance(days, list):
+        raise oauth.BadResponse("no activities-heart", who=NAME)
+    resting = read_heart_rate({"activities-heart": days[:1]})
+    resting = resting[0][1] if resting else None
+    intraday = body.get("activities-heart-intraday")
+    if intraday is None:
+        return HeartDay((), resting, available=False)
+    try:
+        minutes = []
+        for point in intraday["dataset"]:
+            hours, mins, _ = (int(part) for part in point["time"].split(":"))
+            value = point["value"]
+            if isinstance(value, bool) or not isinstance(value, int) or value not in PULSE_RATES:
+                raise ValueError(value)
+            if not (0 <= hours < 24 and 0 <= mins < 60):
+                raise ValueError(point["time"])
+            minutes.append((hours * 60 + mins, value))
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise oauth.BadResponse("unreadable intraday heart rate", who=NAME) from None
+    return HeartDay(tuple(sorted(dict(minutes).items())), resting)
+
+
+def workouts_request(client, today):
+    """The activity log of the last WORKOUT_DAYS days, oldest first: `afterDate` and its
+    `sort`, a page of ACTIVITY_PAGE, and `offset=0`, the only one Fitbit takes (the next
+    page is at `pagination.next`)."""
+    first = today - timedelta(days=WORKOUT_DAYS - 1)
+    query = {"afterDate": first.isoformat(), "sort": "asc", "limit": ACTIVITY_PAGE, "offset": 0}
+    return oauth.ApiRequest("GET", f"{client.api_url}{ACTIVITY_LIST_PATH}?{urlencode(query)}")
+
+
+def next_workouts(client, request, body):
+    """The page after `body`: its `pagination.next`, followed only to the same API and path,
+    since the Bearer token goes with it; None at the end."""
+    pagination = body.get("pagination") if isinstance(body, dict) else None
+    following = pagination.get("next") if isinstance(pagination, dict) else None
+    if not isinstance(following, str) or not following:
+        return None
+    api, there = urlsplit(client.api_url), urlsplit(following)
+    if (there.scheme, there.netloc) != (api.scheme, api.netloc):
+        return None  # another host: never sent the token
+    if there.path != urlsplit(request.url).path:
+        return None
+    return oauth.ApiRequest("GET", following)
+
+
+def kept_workouts(bodies, stopped):
+    """What is kept of the list's pages: their activities, and how the paging ended."""
+    activities = []
+    for body in bodies:
+        listed = body.get("activities") if isinstance(body, dict) else None
+        if not isinstance(listed, list):
+            raise oauth.BadResponse("no activities", who=NAME)
+        activities += listed
+    return {"activities": activities, "pages": len(bodies), "stopped": stopped}
+
+
+def read_workouts(body):
+    """dialects.Workouts of what was kept of the activity log list: each entry's name, its
+    start on the user's clock (Fitbit writes it with its offset), its duration (ms), and its
+    distance, average heart rate and calories when given."""
+    entries = body.get("activities") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        raise oauth.BadResponse("no activities", who=NAME)
+    sessions = []
+    for entry in entries:
+        try:
+            start = datetime.fromisoformat(entry["startTime"]).replace(tzinfo=None)
+            minutes = round(entry["duration"] / 60_000)
+            if isinstance(entry["duration"], bool) or not 0 <= minutes <= MAX_WORKOUT_MINUTES:
+                raise ValueError(entry["duration"])
+            name = entry.get("activityName")
+            name = name.strip()[:40] if isinstance(name, str) and name.strip() else "Workout"
+            km = distance(entry)
+            rate = entry.get("averageHeartRate")
+            rate = rate if isinstance(rate, int) and rate in PULSE_RATES else None
+            calories = entry.get("calories")
+            if not (isinstance(calories, int) and 0 <= calories <= MAX_CALORIES):
+                calories = None
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            raise oauth.BadResponse("unreadable activity log", who=NAME) from None
+        sessions.append(Workout(name, start, minutes, km, rate, calories))
+    stopped = body.get("stopped") if isinstance(body.get("stopped"), str) else ""
+    return Workouts(tuple(sorted(sessions, key=lambda w: w.start)), not stopped, stopped)
+
+
+def distance(entry):
+    """The distance of an entry in km, or None when it has none (a workout in a gym)."""
+    value, unit = entry.get("distance"), entry.get("distanceUnit", "Kilometer")
+    if isinstance(value, bool) or not isinstance(value, int | float) or unit not in KM_PER:
+        return None
+    km = value * KM_PER[unit]
+    return round(km, 2) if 0 <= km <= MAX_WORKOUT_KM else None
+
+
+# Each kind of data the signed-in page shows (dialects.DataKind): steps and workouts, read
+# with `activity`, asked for at sign-in; sleep, asked for when the user asks to see it; and
+# the resting heart rate and the heart rate of today, both read with `heartrate`, asked for
+# together when the user asks to see either. All but sleep change in the `activities`
+# collection of Fitbit's webhooks.
 STEPS = DataKind("steps", "activity", steps_request, read_steps, ("activities",))
+WORKOUTS = DataKind(
+    "workouts",
+    "activity",
+    workouts_request,
+    read_workouts,
+    ("activities",),
+    pages=Paging(next_workouts, ACTIVITY_PAGES, kept_workouts),
+)
 SLEEP = DataKind("sleep", "sleep", sleep_request, read_sleep, ("sleep",))
 HEART_RATE = DataKind(
     "heart_rate", "heartrate", heart_rate_request, read_heart_rate, ("activities",)
 )
-DATA = (STEPS, SLEEP, HEART_RATE)
+HEART_RATE_TODAY = DataKind(
+    "heart_rate_today",
+    "heartrate",
+    heart_rate_today_request,
+    read_heart_rate_today,
+    ("activities",),
+    beside=("workouts",),
+)
+DATA = (STEPS, WORKOUTS, SLEEP, HEART_RATE, HEART_RATE_TODAY)
 
 
 # --- Webhooks: Fitbit's subscriptions ---------------------------------------------------

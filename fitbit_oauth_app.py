@@ -53,6 +53,7 @@ import token_store
 import tracing
 from dashboard import PROFILE_WORDS, Dashboard
 from database import connection_when_needed, open_database
+from kept_pages import KeptPages
 from middleware import CallbackLogHandler, security_headers, with_security_headers
 from models import User, db, shared_secret
 from my_data import MyData
@@ -138,6 +139,7 @@ class FitbitOAuthApp:
         self.pages = Pages(config)
         tokens = UserTokenStore()
         self.dashboard = Dashboard(self.client, tokens, config.cache_seconds, self.pages.panel)
+        self.kept_pages = KeptPages(config.cache_seconds)
         self.webhooks = Webhooks(self.client, config.webhooks, tokens)
         self.sign_ins = SignIns(config, self.sessions, self.dashboard, self.webhooks)
         self.my_data = MyData(self.client, self.webhooks)
@@ -194,7 +196,11 @@ class FitbitOAuthApp:
 
     def signed_in_page(self, request, user):
         """Step 7: the user's name and steps, from the provider's API (see dashboard.py),
-        refreshing the tokens when they are due (step 8, in oauth.ApiClient)."""
+        refreshing the tokens when they are due (step 8, in oauth.ApiClient). The page
+        drawn the view before, while nothing it shows has changed (kept_pages.py)."""
+        view = self.kept_pages.view(request.browser, user)
+        if view.kept is not None:
+            return Response(view.kept, mimetype="text/html")
         shown = {"user": user, "display_name": user.display_name, "notes": []}
         # The provider the user's tokens came from, which the lines under the buttons name.
         shown["account_provider"] = dialect_of(user)
@@ -210,7 +216,11 @@ class FitbitOAuthApp:
         # Download my data, and Delete my data (see on_my_data() and on_delete() below).
         kinds = tuple((p["name"], p["title"]) for p in shown.get("panels", ()) if p["granted"])
         shown["own_data"] = self.pages.part(request, "own_data.html", kinds=kinds)
-        return self.pages.render(request, "index.html", **shown)
+        quiet = request.browser.flashes == "[]"  # no message for this view to show
+        html = self.pages.html(request, "index.html", **shown)
+        if "day_ends" in shown:
+            view.keep(html, shown["day_ends"], not quiet, shown["notes"])
+        return Response(html, mimetype="text/html")
 
     def on_revoke(self, request):
         """Step 9, Disconnect: revoke at the provider, and forget the tokens here whatever

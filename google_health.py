@@ -8,8 +8,9 @@ The same shape as fitbit_legacy.py, so the two can be read side by side:
     who the user is            identify(), issuers(): the ID token, checked, and the
                                Health API's identity endpoint
     error shapes               error_from_response(), revoked()
-    where the data lives       profile_request(), read_profile(); DATA: steps, sleep and
-                               heart rate, each a request and a reader
+    where the data lives       profile_request(), read_profile(); the user's time zone,
+                               zone_request(), read_zone(); DATA: steps, workouts, sleep,
+                               heart rate and today's heart rate, each a request and a reader
     webhooks                   verify_subscriber(), read_webhook(), subscription_requests()
 
 Where Google's documentation leaves a detail open (how a granted scope is spelled, whether
@@ -30,14 +31,24 @@ import webhook_keys
 from dialects import (
     DAY_MINUTES,
     HEART_RATES,
+    MAX_CALORIES,
     MAX_DAILY_STEPS,
     MAX_NAME,
+    MAX_WORKOUT_KM,
+    MAX_WORKOUT_MINUTES,
+    PULSE_RATES,
     VERIFIED,
+    WORKOUT_DAYS,
     Change,
     DataKind,
+    HeartDay,
     Night,
+    Paging,
     Person,
     Refused,
+    Workout,
+    Workouts,
+    time_zone,
 )
 
 log = logging.getLogger("oauth")
@@ -58,11 +69,19 @@ JWKS_URL = ""  # found through the discovery document under the issuer (id_token
 GOOGLE_SCOPES = "https://www.googleapis.com/auth/"
 HEALTH_SCOPES = GOOGLE_SCOPES + "googlehealth."
 ACTIVITY_SCOPE = HEALTH_SCOPES + "activity_and_fitness.readonly"
-# openid and profile: an ID token, which says who signed in and gives their name and picture.
-SCOPES = f"openid profile {ACTIVITY_SCOPE}"
+# The user's time zone, which every panel cuts its days by.
+SETTINGS_SCOPE = HEALTH_SCOPES + "settings.readonly"
+# openid and profile: an ID token, which says who signed in and gives their name and picture;
+# the activity scope for the steps and workouts; the settings for the user's time zone.
+SCOPES = f"openid profile {ACTIVITY_SCOPE} {SETTINGS_SCOPE}"
 IDENTITY_PATH = "/v4/users/me/identity"
 DATA_TYPES = "/v4/users/me/dataTypes"
 STEPS_PATH = DATA_TYPES + "/steps/dataPoints:dailyRollUp"
+SETTINGS_PATH = "/v4/users/me/settings"
+# dataPoints.list's largest pages, and how many the app asks for at most: a day of heart rate
+# at a reading a second is nine pages; two weeks of workouts, one.
+HEART_RATE_PAGE, HEART_RATE_PAGES = 10000, 10
+EXERCISE_PAGE, EXERCISE_PAGES = 25, 4
 SLEEP_NIGHTS = 14
 HEART_RATE_DAYS = 30
 # What every token answer has: no user_id, and a refresh token only after a consent.
@@ -106,7 +125,7 @@ REGISTRATION_HINT = 'Copy both from your "Web server" OAuth client in the Google
 
 # What the user's name needs, by meaning: Google may grant `profile` and spell it
 # .../auth/userinfo.profile. (Each kind of data names its own scope: DATA, below.)
-NEEDS = {"profile": {"profile", GOOGLE_SCOPES + "userinfo.profile"}}
+NEEDS = {"profile": {"profile", GOOGLE_SCOPES + "userinfo.profile"}, "zone": {SETTINGS_SCOPE}}
 
 
 def grants(scope, need):
@@ -341,10 +360,26 @@ def civil(day):
     return {"date": {"year": day.year, "month": day.month, "day": day.day}}
 
 
+def zone_request(client):
+    """Where the user's time zone is: the Health API's settings."""
+    return oauth.ApiRequest("GET", client.api_url + SETTINGS_PATH)
+
+
+def read_zone(body):
+    """The settings' `timeZone` (IANA), else their `utcOffset` ("-28800s"); None if neither."""
+    if not isinstance(body, dict):
+        return None
+    offset = body.get("utcOffset")
+    seconds = offset[:-1] if isinstance(offset, str) and offset.endswith("s") else ""
+    delta = None
+    if seconds.lstrip("-").isdigit() and len(seconds) <= 6:
+        delta = timedelta(seconds=int(seconds))
+    return time_zone(body.get("timeZone"), delta)
+
+
 def steps_request(client, today):
-    """The daily roll-up of steps, DAYS_SHOWN days up to and including `today`: the range's
-    end is exclusive. Days follow the user's own clock at Google, and `today` is today in
-    UTC here, since the time zone would take one more scope."""
+    """The daily roll-up of steps, DAYS_SHOWN days up to and including `today`, the user's
+    own: the range's end is exclusive. Days follow the user's own clock at Google."""
     first, after = today - timedelta(days=DAYS_SHOWN - 1), today + timedelta(days=1)
     body = {"range": {"start": civil(first), "end": civil(after)}, "windowSizeDays": 1}
     return oauth.ApiRequest("POST", client.api_url + STEPS_PATH, json=body)
@@ -380,7 +415,7 @@ def read_steps(body):
 
 def listed(client, data_type, text, size):
     """dataPoints.list of one data type: the points whose filter `text` holds, newest
-    first, `size` to a page (one page is all the panels need)."""
+    first, `size` to a page (a list that goes on has a nextPageToken: next_page())."""
     query = urlencode({"filter": text, "pageSize": size})
     return oauth.ApiRequest("GET", f"{client.api_url}{DATA_TYPES}/{data_type}/dataPoints?{query}")
 
@@ -472,9 +507,127 @@ def read_heart_rate(body):
     return tuple(sorted(rates.items()))
 
 
-# Each kind of data the signed-in page shows (dialects.DataKind): steps, asked for at sign-in
-# and readable under any of four Health scopes, and sleep and heart rate, each asked for
-# when the user asks to see it; each named by its data type in webhook deliveries.
+def next_page(client, request, body):
+    """The page after `body`: the same list again with its nextPageToken (AIP-158); None at
+    the end, when there is none (proto3 leaves out an empty one)."""
+    token = body.get("nextPageToken") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token or len(token) > 2048:
+        return None
+    base = request.url.split("&pageToken=")[0]
+    return oauth.ApiRequest("GET", f"{base}&{urlencode({'pageToken': token})}")
+
+
+def heart_rate_today_request(client, today):
+    """Today's heart rate, every reading, by the user's own clock: the largest pages."""
+    after = today + timedelta(days=1)
+    text = (
+        f'heart_rate.sample_time.civil_time >= "{today}T00:00:00" AND '
+        f'heart_rate.sample_time.civil_time < "{after}T00:00:00"'
+    )
+    return listed(client, "heart-rate", text, HEART_RATE_PAGE)
+
+
+def kept_heart_rate(bodies, stopped):
+    """What is kept of a day's readings, a few thousand to a page: each minute's mean, by
+    its minute of the day on the user's clock, and how the paging ended. (The points'
+    civil times are the user's clock.)"""
+    minutes = {}
+    for body in bodies:
+        for point in points_of(body):
+            try:
+                sample = point["heartRate"]
+                clock = sample["sampleTime"]["civilTime"].get("time", {})
+                minute = clock.get("hours", 0) * 60 + clock.get("minutes", 0)
+                value = sample["beatsPerMinute"]
+                if isinstance(value, bool) or not isinstance(value, str | int):
+                    raise ValueError(value)
+                beats = int(value)
+                if beats not in PULSE_RATES or not 0 <= minute < DAY_MINUTES:
+                    raise ValueError(value)
+            except (TypeError, KeyError, ValueError, AttributeError):
+                raise oauth.BadResponse("unreadable heart rate", who=NAME) from None
+            minutes.setdefault(minute, []).append(beats)
+    means = [[minute, round(sum(rates) / len(rates))] for minute, rates in sorted(minutes.items())]
+    return {"minutes": means, "pages": len(bodies), "stopped": stopped}
+
+
+def read_heart_rate_today(body):
+    """dialects.HeartDay of what was kept: ((minute of the day, bpm), ...). The resting rate
+    is the resting heart rate's own data type, drawn beside it."""
+    try:
+        minutes = tuple((int(minute), int(beats)) for minute, beats in body["minutes"])
+    except (TypeError, KeyError, ValueError):
+        raise oauth.BadResponse("unreadable heart rate", who=NAME) from None
+    stopped = body.get("stopped") if isinstance(body.get("stopped"), str) else ""
+    return HeartDay(minutes, None, True, not stopped, stopped)
+
+
+def workouts_request(client, today):
+    """The workouts of the last WORKOUT_DAYS days, newest first, by the user's own clock."""
+    first = today - timedelta(days=WORKOUT_DAYS - 1)
+    text = f'exercise.interval.civil_start_time >= "{first}T00:00:00"'
+    return listed(client, "exercise", text, EXERCISE_PAGE)
+
+
+def kept_workouts(bodies, stopped):
+    """What is kept of the list's pages: their points, and how the paging ended."""
+    found = [point for body in bodies for point in points_of(body)]
+    return {"dataPoints": found, "pages": len(bodies), "stopped": stopped}
+
+
+def read_workouts(body):
+    """dialects.Workouts of what was kept: each session's kind in Google's words (its
+    `displayName`), its start on the user's clock (the physical start and its offset), its
+    length (the interval: Google gives no duration), and its distance, average heart rate
+    and calories when given."""
+    sessions = []
+    for point in points_of(body):
+        try:
+            session = point["exercise"]
+            interval = session["interval"]
+            start, end = (moment(interval[edge]) for edge in ("startTime", "endTime"))
+            start += seconds_of(interval.get("startUtcOffset", "0s"))
+            minutes = round((end - moment(interval["startTime"])).total_seconds() / 60)
+            if not 0 <= minutes <= MAX_WORKOUT_MINUTES:
+                raise ValueError(minutes)
+            name = session.get("displayName") or session.get("exerciseType", "Workout")
+            name = name.strip()[:40].replace("_", " ").capitalize() if name.isupper() else name
+            summary = session.get("metricsSummary") or {}
+            km = summary.get("distanceMillimeters")
+            km = round(km / 1_000_000, 2) if isinstance(km, int | float) else None
+            km = km if km is not None and 0 <= km <= MAX_WORKOUT_KM else None
+            rate = summary.get("averageHeartRateBeatsPerMinute")
+            rate = int(rate) if isinstance(rate, str) and rate.isdigit() else None
+            rate = rate if rate in PULSE_RATES else None
+            calories = summary.get("caloriesKcal")
+            calories = round(calories) if isinstance(calories, int | float) else None
+            calories = calories if calories is not None and 0 <= calories <= MAX_CALORIES else None
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            raise oauth.BadResponse("unreadable exercise", who=NAME) from None
+        sessions.append(Workout(name[:40], start, minutes, km, rate, calories))
+    stopped = body.get("stopped") if isinstance(body.get("stopped"), str) else ""
+    return Workouts(tuple(sorted(sessions, key=lambda w: w.start)), not stopped, stopped)
+
+
+def moment(text):
+    """A protobuf Timestamp ("2026-12-07T18:54:51Z"), as a naive UTC datetime."""
+    if not isinstance(text, str):
+        raise ValueError(text)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
+
+
+def seconds_of(text):
+    """A protobuf Duration ("-28800s") as a timedelta."""
+    if not isinstance(text, str) or not text.endswith("s"):
+        raise ValueError(text)
+    return timedelta(seconds=float(text[:-1]))
+
+
+# Each kind of data the signed-in page shows (dialects.DataKind): steps and workouts, asked
+# for at sign-in (steps readable under any of four Health scopes); sleep, asked for when the
+# user asks to see it; and the resting heart rate and today's heart rate, both read with the
+# health metrics scope, asked for together when the user asks to see either. Each is named
+# by its data type in webhook deliveries.
 STEPS = DataKind(
     "steps",
     ACTIVITY_SCOPE,
@@ -486,6 +639,14 @@ STEPS = DataKind(
         for name in ("health_metrics_and_measurements", "location", "sleep")
     ),
 )
+WORKOUTS = DataKind(
+    "workouts",
+    ACTIVITY_SCOPE,
+    workouts_request,
+    read_workouts,
+    ("exercise",),
+    pages=Paging(next_page, EXERCISE_PAGES, kept_workouts),
+)
 SLEEP = DataKind("sleep", HEALTH_SCOPES + "sleep.readonly", sleep_request, read_sleep, ("sleep",))
 HEART_RATE = DataKind(
     "heart_rate",
@@ -494,7 +655,16 @@ HEART_RATE = DataKind(
     read_heart_rate,
     ("daily-resting-heart-rate",),
 )
-DATA = (STEPS, SLEEP, HEART_RATE)
+HEART_RATE_TODAY = DataKind(
+    "heart_rate_today",
+    HEALTH_SCOPES + "health_metrics_and_measurements.readonly",
+    heart_rate_today_request,
+    read_heart_rate_today,
+    ("heart-rate",),
+    pages=Paging(next_page, HEART_RATE_PAGES, kept_heart_rate),
+    beside=("workouts", "heart_rate"),
+)
+DATA = (STEPS, WORKOUTS, SLEEP, HEART_RATE, HEART_RATE_TODAY)
 
 
 # --- Webhooks: a subscriber per Cloud project -------------------------------------------

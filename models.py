@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from peewee import (
+    JOIN,
     SQL,
     AutoField,
+    Case,
     CharField,
     DatabaseProxy,
     DateTimeField,
@@ -223,8 +225,16 @@ class User(BaseModel):
         return self._cached_answers
 
     def cached_answer(self, path):
-        """The ApiCache row for `path`, or None."""
+        """The ApiCache row for `path`, or None. The paths asked for are noted, for a page
+        drawn from them (paths_read)."""
+        self.paths_read().add(path)
         return self.cached_answers().get(path)
+
+    def paths_read(self):
+        """The paths of the answers this instance was asked for: a page view's."""
+        if not hasattr(self, "_paths_read"):
+            self._paths_read = set()
+        return self._paths_read
 
     def browser_count(self):
         """In how many browsers this user is signed in."""
@@ -266,7 +276,10 @@ class ApiCache(BaseModel):
     changed_at = MomentField(null=True)
 
     class Meta:
-        indexes = ((("user", "path"), True),)
+        indexes = (
+            (("user", "path"), True),
+            (("user", "path", "fetched_at", "changed_at"), False),  # ANSWER_STAMPS
+        )
 
     @classmethod
     def store(cls, user, path, body, fetched_at):
@@ -274,13 +287,18 @@ class ApiCache(BaseModel):
         False, keeping nothing, when the user's row is gone: their data was deleted while
         the request was on its way. (An id is never given twice, so a row still there is
         still theirs.)"""
-        fields = {"body": body, "fetched_at": fetched_at}
+        fields = {cls.body: body, cls.fetched_at: fetched_at}
+        # A change notified before this answer was asked for is in it, and is forgotten; one
+        # notified since still makes it stale. (A view that drew the page from the answer
+        # before it, while this one was on its way, sees its stamp change: ANSWER_STAMPS.)
+        still_changed = Case(None, [(cls.changed_at > fetched_at, cls.changed_at)], None)
         try:
             with db.atomic():
                 if not User.select().where(User.id == user.id).exists():
                     return False
-                cls.insert(user=user.id, path=path, **fields).on_conflict(
-                    conflict_target=[cls.user, cls.path], update=fields
+                cls.insert({cls.user: user.id, cls.path: path, **fields}).on_conflict(
+                    conflict_target=[cls.user, cls.path],
+                    update={**fields, cls.changed_at: still_changed},
                 ).execute()
                 User.update(last_sync_at=now()).where(User.id == user.id).execute()
         except IntegrityError:  # deleted at this very moment, by another process
@@ -299,8 +317,10 @@ class ApiCache(BaseModel):
         """Whether a change was notified after this answer's request was sent."""
         return self.changed_at is not None and self.changed_at > self.fetched_at
 
-    def fresh(self, max_age):
-        return now() - self.fetched_at < max_age and not self.changed
+    def fresh(self, max_age, since=None):
+        """Young enough to show again, changed by nobody since, and fetched after `since`."""
+        young = now() - self.fetched_at < max_age and not self.changed
+        return young and (since is None or self.fetched_at >= since)
 
     def claim_refetch(self, moment):
         """Of all the views that find this answer changed, across every process, the one for
@@ -339,11 +359,13 @@ class BrowserSession(BaseModel):
 
     @classmethod
     def find(cls, key):
-        """The session and its user: the two queries of every page, their SQL written once."""
+        """The session and its user: the one query of every page, its SQL written once."""
         cutoff = cls.created_at.db_value(now() - SESSION_LIFETIME)
-        session = next(iter(SESSION_BY_KEY(key, cutoff)), None)
-        if session is not None and session.user_id is not None:
-            session.user = next(iter(USER_BY_ID(session.user_id)), None)
+        found = SESSION_BY_KEY.pairs(User, key, cutoff)
+        if not found:
+            return None
+        session, user = found[0]
+        session.user = user
         return session
 
     def add_flash(self, message, link=None):
@@ -420,15 +442,17 @@ class Prepared:
         if sql not in self.fields:
             by_column = self.model._meta.columns
             self.fields[sql] = [by_column[name] for name, *_ in cursor.description]
-        fields = self.fields[sql]
-        rows = []
-        for row in cursor:
-            pairs = zip(fields, row, strict=True)
-            data = {field.name: field.python_value(value) for field, value in pairs}
-            instance = self.model(__no_default__=1, **data)
-            instance._dirty.clear()
-            rows.append(instance)
-        return rows
+        return [made(self.model, self.fields[sql], row) for row in cursor]
+
+    def pairs(self, other, *values):
+        """The rows of a SELECT of this model's columns and then `other`'s (a LEFT JOIN), as
+        (instance, instance of `other` or None when the join found none)."""
+        cursor = db.execute_sql(self.written(), values)
+        mine, theirs = self.model._meta.sorted_fields, other._meta.sorted_fields
+        cut = len(mine)
+        return [
+            (made(self.model, mine, row[:cut]), made(other, theirs, row[cut:])) for row in cursor
+        ]
 
     def scalar(self, *values):
         """The one value of a one-row, one-column SELECT, such as a count."""
@@ -445,14 +469,41 @@ class Prepared:
         return self.sql[database]
 
 
+def made(model, fields, values):
+    """An instance of `model` from a row's `values` for its `fields`, each made into its
+    Python value, as peewee makes one (Model.__init__, a field at a time, costs more than
+    the query); None for the empty side of a LEFT JOIN, whose primary key is NULL."""
+    data = {
+        field.name: field.python_value(value) for field, value in zip(fields, values, strict=True)
+    }
+    if data[model._meta.primary_key.name] is None:
+        return None
+    instance = model.__new__(model)
+    instance.__data__, instance._dirty, instance.__rel__ = data, set(), {}
+    return instance
+
+
 SESSION_BY_KEY = Prepared(
     BrowserSession,
-    lambda: BrowserSession.select().where(
-        (BrowserSession.key == "") & (BrowserSession.created_at > now())
+    lambda: (
+        BrowserSession.select(BrowserSession, User)
+        .join(User, JOIN.LEFT_OUTER, on=(BrowserSession.user == User.id))
+        .where((BrowserSession.key == "") & (BrowserSession.created_at > now()))
     ),
 )
-USER_BY_ID = Prepared(User, lambda: User.select().where(User.id == 0))
 ANSWERS_OF = Prepared(ApiCache, lambda: ApiCache.select().where(ApiCache.user == 0))
+# When each of a user's answers was fetched, and marked changed: what a kept page was drawn
+# from (kept_pages.py), read on every view of it, from an index alone (the bodies, tens of
+# kilobytes, are never read for it). Every answer kept changes its row's stamp: a new
+# fetched_at, or, for a fetch claimed under a change, the change forgotten (ApiCache.store).
+ANSWER_STAMPS = Prepared(
+    ApiCache,
+    lambda: (
+        ApiCache.select(ApiCache.path, ApiCache.fetched_at, ApiCache.changed_at)
+        .where(ApiCache.user == 0)
+        .order_by(ApiCache.path)
+    ),
+)
 # COUNT(*), not COUNT(id): SQLite counts a table's rows from its b-tree only for the first,
 # ten times faster than reading each row's id.
 USER_COUNT = Prepared(User, lambda: User.select(fn.COUNT(SQL("*"))))

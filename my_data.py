@@ -98,7 +98,8 @@ class MyData:
             read_out = read(self.kinds[panel].read, cached.text)
         except oauth.BadResponse:
             return []
-        return [ROWS[panel](item) for item in read_out or ()]
+        items = ITEMS.get(panel, lambda found: found)(read_out)
+        return [ROWS[panel](item) for item in items or ()]
 
     # --- Delete -------------------------------------------------------------------------
 
@@ -156,15 +157,38 @@ def night(row):
     }
 
 
+def workout(session):
+    return {
+        "start": session.start.isoformat(timespec="minutes"),  # the user's own clock
+        "kind": session.kind,
+        "minutes": session.minutes,
+        "km": session.km,
+        "average_heart_rate": session.heart_rate,
+        "calories": session.calories,
+    }
+
+
+# Where a kind's reading keeps its rows, when it is not a sequence of them itself.
+ITEMS = {
+    "workouts": lambda found: found.sessions,
+    "heart_rate_today": lambda found: found.minutes,
+}
 # Each kind's rows, and their columns in CSV.
 ROWS = {
     "steps": lambda day: {"date": day[0].isoformat(), "steps": day[1]},
     "sleep": night,
     "heart_rate": lambda day: {"date": day[0].isoformat(), "resting_heart_rate": day[1]},
+    "workouts": workout,
+    "heart_rate_today": lambda minute: {
+        "time": f"{minute[0] // 60:02}:{minute[0] % 60:02}",  # the user's own clock
+        "beats_per_minute": minute[1],
+    },
 }
 CSV_COLUMNS = {
     "steps": ["date", "steps"],
     "sleep": ["date", "minutes_asleep", "minutes_in_bed"]
     + [f"minutes_{level}" for level in ("deep", "light", "rem", "awake")],
     "heart_rate": ["date", "resting_heart_rate"],
+    "workouts": ["start", "kind", "minutes", "km", "average_heart_rate", "calories"],
+    "heart_rate_today": ["time", "beats_per_minute"],
 }

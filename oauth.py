@@ -545,6 +545,11 @@ class ScopeMissing(ProviderError):
     """403: the user did not grant the scope this call needs."""
 
 
+class NotAllowed(ProviderError):
+    """403 for what the provider keeps from this app whatever the user grants, such as
+    Fitbit's intraday data for an app it has not approved."""
+
+
 class Unidentified(ProviderError):
     """The provider cannot say who the user is with what was granted: nobody to sign in."""
 

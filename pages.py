@@ -98,12 +98,13 @@ class Pages:
             path = self.links[key] = request.urls.build(endpoint, values)
         return path
 
-    def draw_panel(self, name, data, today):
+    def draw_panel(self, name, data, today, beside=()):
         """A panel's markup (templates/panels/<name>.html) for `data`, what a dialect's
-        DataKind.read made of an answer, on `today`; None without data."""
+        DataKind.read made of an answer, on the user's `today`, with what the panel draws
+        beside its own data (((panel, what was read), ...)); None without data."""
         if data is None:
             return None
-        figures = PANELS[name].figures(data, today)
+        figures = PANELS[name].figures(data, today, dict(beside))
         template = self.jinja.get_template(f"panels/{name}.html")
         return Markup(template.render(data=data, today=today, provider=self.dialect, **figures))
 

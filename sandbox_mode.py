@@ -38,6 +38,7 @@ def register(config):
     stand_in = stand_ins[config.client.dialect.KEY]
     if config.sandbox_expires_in is not None:
         stand_in.expires_in = config.sandbox_expires_in
+    stand_ins["fitbit"].intraday = config.sandbox_intraday
     # The app's registration at the stand-in: made by the first worker to start, and the
     # same for every other one and after a restart.
     registered = stand_in.generated_client(config.client.redirect_uri)

@@ -157,6 +157,16 @@ def _ids_never_reused(migrator):
     ]
 
 
+def _answer_stamps(migrator):
+    # Named as a new database names it (models.ANSWER_STAMPS reads it alone).
+    return [
+        migrator.sql(
+            "CREATE INDEX apicache_user_id_path_fetched_at_changed_at "
+            "ON apicache (user_id, path, fetched_at, changed_at)"
+        )
+    ]
+
+
 # Any number, the same in every process: the key of the advisory lock taken for upgrades
 # (models.SIGN_IN_LOCKS is the one for counting sign-ins).
 SCHEMA_LOCK = 4000
@@ -172,6 +182,7 @@ MIGRATIONS = {
     8: _sealed_at_rest,
     9: _sign_in_times,
     10: _ids_never_reused,
+    11: _answer_stamps,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # The version after whose columns the values kept in plain text before it are sealed.

@@ -42,6 +42,8 @@ class Config:
     # /sandbox in this same process, and the client above is registered there.
     sandbox: bool = False
     sandbox_expires_in: int | None = None  # None: the stand-in's own default
+    # What Fitbit's stand-in gives of the intraday heart rate (sandbox/fitbit_day.py).
+    sandbox_intraday: str = "granted"
     # The stand-in's own SQLite file, shared by every worker and kept across restarts;
     # None: the sandbox package's default.
     sandbox_database: str | None = None
@@ -103,6 +105,7 @@ def config_from_env(environ, port):
         settings["sandbox_expires_in"] = seconds_setting(
             environ, "SANDBOX_EXPIRES_IN", stand_in.DEFAULT_EXPIRES_IN
         )
+        settings["sandbox_intraday"] = intraday_setting(environ)
         # The stand-in's endpoints are read as if they had been set to point at it. It
         # registers the app itself in create_app(): a real secret set in the environment
         # never reaches it.
@@ -147,6 +150,18 @@ def on_this_machine(client):
     (`make sandbox`), which signs no real person in. One real endpoint, and it is not."""
     urls = (client.authorize_url, client.token_url, client.api_url)
     return all(urlsplit(url).hostname in LOOPBACK_NAMES for url in urls)
+
+
+def intraday_setting(environ):
+    """SANDBOX_FITBIT_INTRADAY: what Fitbit's stand-in gives an app of a day's heart rate:
+    granted (the default), omitted or forbidden."""
+    value = environ.get("SANDBOX_FITBIT_INTRADAY") or "granted"
+    answers = ("granted", "omitted", "forbidden")
+    if value not in answers:
+        raise SystemExit(
+            f"SANDBOX_FITBIT_INTRADAY must be one of {', '.join(answers)}, not {value!r}."
+        )
+    return value
 
 
 def webhook_settings(environ, dialect):

@@ -83,6 +83,26 @@ REQUEST_HEADERS = {
     "Bearer": "The access token (RFC 6750): whoever holds it may call the API.",
     "Accept": "The answer should be JSON.",
 }
+# What each parameter of a list's request says, and each field of its answer that leads on.
+LIST_PARAMETERS = {
+    "filter": "Google's own (AIP-160): which points, by a field of the data type; civil times "
+    "are the user's own clock.",
+    "pageSize": "How many points to a page, at most; the app asks for the largest the data "
+    "type allows, so that a day costs as few calls as it can.",
+    "pageToken": "Google's own (AIP-158): where the page before left off, good for the same "
+    "filter only. Each page is one more call, counted against the budget before it is made.",
+    "afterDate": "Fitbit's own: the activity log from this date on, the user's own clock.",
+    "beforeDate": "Fitbit's own: the activity log before this moment, the user's own clock.",
+    "sort": "asc with afterDate, desc with beforeDate: Fitbit takes no other pairing.",
+    "limit": "How many entries to a page: Fitbit's largest is 100.",
+    "offset": "Always 0: Fitbit pages only by pagination.next, never by an offset.",
+}
+PAGING_FIELDS = {
+    "nextPageToken": "There is more: the app asks again with this as pageToken, until a page "
+    "comes without one, or the bound of pages is met (then the panel says what it left out).",
+    "pagination.next": "Fitbit's next page, a whole URL: followed only to the same API, since "
+    "the access token goes with it, until it is empty or the bound of pages is met.",
+}
 SECRET_FIELDS = {"code", "access_token", "refresh_token", "token", "id_token"}
 MAX_BODY = 600  # characters of an API answer kept: the trace shows its shape, not the data
 FOLDED_AFTER = 12  # lines of an answer shown before the rest is folded away
@@ -259,6 +279,12 @@ def exchange_step(rate_limit_headers, method, url, headers, form, json_body, res
     }
     if json_body is not None:
         shown["request"]["json"] = json.dumps(json_body, indent=1)
+    query = dict(parse_qsl(urlsplit(url).query))
+    listed = [
+        (name, short(query[name]), why) for name, why in LIST_PARAMETERS.items() if name in query
+    ]
+    if listed:
+        shown["request"]["query"] = listed
     if response is None:
         shown["response"] = {"status": "no answer (timeout or refused connection)"}
     else:
@@ -293,6 +319,9 @@ def answer_step(rate_limit_headers, response, headers, form):
         body = response.json()
     except ValueError:
         body = None
+    paging = paging_of(body)
+    if paging:
+        answer["paging"] = paging
     if isinstance(body, dict) and ("access_token" in body or "refresh_token" in body):
         answer["fields"] = [
             (name, masked_fields({name: value})[name], TOKEN_FIELDS.get(name, ""))
@@ -307,6 +336,26 @@ def answer_step(rate_limit_headers, response, headers, form):
     if len(lines) > FOLDED_AFTER:
         answer["more"] = "\n".join(lines[FOLDED_AFTER:])
     return answer
+
+
+def short(value, most=48):
+    return value if len(value) <= most else value[: most - 1] + "…"
+
+
+def paging_of(body):
+    """The fields of a list's answer that lead to its next page, explained; [] for none."""
+    if not isinstance(body, dict):
+        return []
+    found = []
+    if isinstance(body.get("nextPageToken"), str):
+        found.append(
+            ("nextPageToken", body["nextPageToken"][:20] + "…", PAGING_FIELDS["nextPageToken"])
+        )
+    pagination = body.get("pagination")
+    if isinstance(pagination, dict) and isinstance(pagination.get("next"), str):
+        following = pagination["next"] or "(empty: the last page)"
+        found.append(("pagination.next", following, PAGING_FIELDS["pagination.next"]))
+    return found
 
 
 def mask_tokens_in(text, headers, form):

@@ -22,6 +22,7 @@ import oauth
 import token_store
 import tracing
 import webhook_keys
+from dashboard import kept_today
 from dialects import VERIFIED, Refused
 from models import ApiCache, BrowserSession, Notification, User, db
 from providers import account, dialect_of
@@ -102,7 +103,7 @@ class Webhooks:
             log.info("%s: access revoked at %s, tokens forgotten", account(user), self.dialect.NAME)
             what = "The user revoked this app's access: their tokens are forgotten here."
         else:
-            paths = self.stale_paths(change)
+            paths = self.stale_paths(change, user)
             ApiCache.mark_changed(user.id, paths, datetime.now(UTC))
             log.info("%s: %s changed (%s)", account(user), change.data_type, change.when)
             what = (
@@ -113,10 +114,10 @@ class Webhooks:
             )
         self.trace(user, headers, body, what)
 
-    def stale_paths(self, change):
+    def stale_paths(self, change, user):
         """The cache keys of the answers that show the data named in `change`: each kind of
-        data (dialect.DATA) that a delivery names so."""
-        today = datetime.now(UTC).date()
+        data (dialect.DATA) that a delivery names so, on the user's own today."""
+        today = kept_today(self.client, user)
         return [
             kind.request(self.client, today).key
             for kind in self.dialect.DATA

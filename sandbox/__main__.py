@@ -15,6 +15,7 @@ import sys
 from werkzeug.serving import run_simple
 
 from . import DEFAULT_DATABASE, STAND_INS, RegisteredClient
+from .fitbit_day import INTRADAY_ANSWERS
 from .walk_page import MOST_STEPS, steps_walked
 
 
@@ -64,6 +65,16 @@ def registered_client(stand_in, env, prefix, redirect_uri, database):
     )
 
 
+def intraday_setting(stand_in, env, parser):
+    """What Fitbit's stand-in gives an app of the intraday heart rate: SANDBOX_FITBIT_INTRADAY
+    (sandbox/fitbit_day.py)."""
+    value = env.get("SANDBOX_FITBIT_INTRADAY")
+    if value and hasattr(stand_in, "intraday"):
+        if value not in INTRADAY_ANSWERS:
+            parser.error(f"SANDBOX_FITBIT_INTRADAY must be one of {', '.join(INTRADAY_ANSWERS)}.")
+        stand_in.intraday = value
+
+
 def add_provider(parser):
     parser.add_argument(
         "--provider", choices=STAND_INS, default=os.environ.get("PROVIDER") or "fitbit"
@@ -108,6 +119,7 @@ def main(argv=None):
     database = kind.database_for(env.get("SANDBOX_DATABASE") or DEFAULT_DATABASE)
     expires_in = int(env.get("SANDBOX_EXPIRES_IN") or kind.DEFAULT_EXPIRES_IN)
     stand_in = kind(expires_in=expires_in, database=database)
+    intraday_setting(stand_in, env, parser)
     client, credentials = registered_client(stand_in, env, prefix, redirect_uri, database)
     root = f"http://{args.host}:{args.port}"
     # The app's webhook, beside its callback; the stand-in's handshake comes before its first

@@ -209,8 +209,8 @@ class StandIn:
         """`steps` more for the person today, and a notification to each app that asked to
         hear of it: [(endpoint, status of the first try, or None)]. An app's subscriber
         must pass its provider's handshake first, or it is sent nothing."""
-        moment = now()
-        self.store.walks.add(self.data_key(user_id), moment.date(), steps)
+        moment, key = now(), self.data_key(user_id)
+        self.store.walks.add(key, recordings.clock_of(key, moment).date(), steps)
         return self.notify(
             user_id, "steps", moment - timedelta(minutes=20), moment, retry_in_background
         )
@@ -219,11 +219,12 @@ class StandIn:
         """A night of `minutes` in bed, logged by hand, ending at 07:00 this morning (or
         yesterday's, before then); each app that asked to hear of the person's sleep is told,
         as by walk()."""
-        moment = now()
-        day = moment.date() if moment.time() >= time(7) else moment.date() - timedelta(days=1)
-        self.store.nights.log(self.data_key(user_id), day, minutes)
+        key = self.data_key(user_id)
+        clock = recordings.clock_of(key)  # the person's own
+        day = clock.date() if clock.time() >= time(7) else clock.date() - timedelta(days=1)
+        self.store.nights.log(key, day, minutes)
         night = recordings.logged_night(day, minutes)
-        start, end = (edge.replace(tzinfo=UTC) for edge in (night.start, night.end))
+        start, end = (recordings.physical(key, edge) for edge in (night.start, night.end))
         return self.notify(user_id, "sleep", start, end, retry_in_background)
 
     def notify(self, user_id, data_type, start, end, retry_in_background):
@@ -307,17 +308,19 @@ def back_to_app(consent, **result):
 # --- The demo people ---------------------------------------------------------------------
 
 
-def steps_on(person_id, day, today):
-    """A plausible, repeatable step count: the same person and day always give the same
-    value, at Fitbit and at Google alike."""
-    if day > today:
+def steps_on(person_id, day):
+    """A plausible, repeatable step count for a day of the person's own clock: the same
+    person and day always give the same value, at Fitbit and at Google alike, the steps of
+    the day's workout among them. Today's so far."""
+    clock = recordings.clock_of(person_id)
+    if day > clock.date():
         return 0
     seed = int.from_bytes(hashlib.sha256(f"{person_id}:{day.isoformat()}".encode()).digest()[:4])
     steps = 3500 + seed % 9000 + (2500 if day.weekday() >= 5 else 0)
-    if day == today:  # today is not over yet
-        elapsed = now() - datetime.combine(today, datetime.min.time(), UTC)
+    if day == clock.date():  # today is not over yet
+        elapsed = clock - datetime.combine(day, time())
         steps = int(steps * elapsed.total_seconds() / 86400)
-    return steps
+    return steps + recordings.workout_steps(person_id, day, clock)
 
 
 def avatar(person, colour):

@@ -50,6 +50,9 @@ class FitbitStandIn(StandIn):
     # The app's setting for the subscriber's secret, for `python -m sandbox` to print.
     WEBHOOK_SECRET_SETTING = "FITBIT_SUBSCRIBER_VERIFICATION_CODE"
     INTERNAL_ERROR = OAuthError(500, "system", "Internal error.")
+    # What an app gets of the intraday heart rate (fitbit_day.py): "granted", as an app that
+    # Fitbit approved; or, as one it did not, "omitted" or "forbidden".
+    intraday = "granted"
 
     @staticmethod
     def new_client_id():

@@ -2,7 +2,7 @@
 scopes and the hourly budget, and the demo people's avatars. Sleep and heart rate are in
 fitbit_sleep_heart.py.
 
-    GET  /1/user/-/profile.json
+    GET  /1/user/-/profile.json   (with the person's time zone)
     GET  /1/user/-/activities/steps/date/<date>/<period>.json
     POST, DELETE  /1/user/-/[<collection>/]apiSubscriptions/<subscription id>.json
     GET  /1/user/-/[<collection>/]apiSubscriptions.json
@@ -13,8 +13,10 @@ import re
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
+from . import recordings
 from .common import OAuthError, Role, as_json, avatar, now, steps_on
 from .fitbit_dates import days_asked
+from .fitbit_day import FitbitDay
 from .fitbit_sleep_heart import FitbitSleepAndHeart
 from .store import Subscription
 
@@ -45,9 +47,10 @@ DEMO_USERS = {
 }
 
 
-class FitbitResourceServer(FitbitSleepAndHeart, Role):
+class FitbitResourceServer(FitbitSleepAndHeart, FitbitDay, Role):
     RULES = [
         *FitbitSleepAndHeart.RULES,
+        *FitbitDay.RULES,
         Rule("/1/user/-/profile.json", endpoint="profile", methods=["GET"]),
         Rule(
             "/1/user/-/activities/steps/date/<first>/<second>.json",
@@ -102,24 +105,27 @@ class FitbitResourceServer(FitbitSleepAndHeart, Role):
     def on_profile(self, request):
         grant, headers = self.authorize_api_call(request, "profile")
         person = DEMO_USERS[grant.user_id]
+        offset = recordings.offset_of(grant.user_id, recordings.clock_of(grant.user_id))
         profile = {
             **person,
             "encodedId": grant.user_id,
             "avatar": f"{request.url_root}avatars/{grant.user_id}.svg",
-            "timezone": "UTC",
+            # Where the person lives; Fitbit cuts their days by it (recordings.ZONES).
+            "timezone": recordings.zone_of(grant.user_id).key,
+            "offsetFromUTCMillis": int(offset.total_seconds() * 1000),
         }
         return as_json({"user": profile}, headers=headers)
 
     def on_steps(self, request, first, second):
         grant, headers = self.authorize_api_call(request, "activity")
-        today = now().date()
+        today = recordings.clock_of(grant.user_id).date()  # "today" is the person's own
         days = days_asked(first, second, today, STEPS_PERIODS, MAX_RANGE_DAYS)
         walked = self.store.walks.of(grant.user_id)
         series = [
             # Fitbit sends the count as a string.
             {
                 "dateTime": day.isoformat(),
-                "value": str(steps_on(grant.user_id, day, today) + walked.get(day.isoformat(), 0)),
+                "value": str(steps_on(grant.user_id, day) + walked.get(day.isoformat(), 0)),
             }
             for day in days
         ]

@@ -12,7 +12,7 @@ Each needs its own scope (`heartrate`, `sleep`): without it, Fitbit's 403
 from werkzeug.routing import Rule
 
 from . import recordings
-from .common import as_json, now
+from .common import as_json
 from .fitbit_dates import days_asked
 
 HEART_PERIODS = {"1d", "7d", "30d", "1w", "1m"}
@@ -23,7 +23,7 @@ CLASSIC_LEVELS = {"asleep": "asleep", "wake": "awake"}
 
 
 def fitbit_time(moment):
-    """The user's local time, as Fitbit writes it: no offset (the people's clock is UTC)."""
+    """The user's local time, as Fitbit writes it: on their clock, with no offset."""
     return f"{moment:%Y-%m-%dT%H:%M:%S}.000"
 
 
@@ -42,21 +42,19 @@ class FitbitSleepAndHeart:
 
     def on_heart(self, request, first, second):
         grant, headers = self.authorize_api_call(request, "heartrate")
-        today = now().date()
-        days = days_asked(first, second, today, HEART_PERIODS, MOST_HEART_DAYS)
         person = self.stand_in.data_key(grant.user_id)
+        today = recordings.clock_of(person).date()  # "today" is the person's own
+        days = days_asked(first, second, today, HEART_PERIODS, MOST_HEART_DAYS)
         series = [heart_day(day, recordings.resting_rate(person, day, today)) for day in days]
         return as_json({"activities-heart": series}, headers=headers)
 
     def on_sleep(self, request, first, second):
         grant, headers = self.authorize_api_call(request, "sleep")
-        moment = now()
-        days = days_asked(first, second, moment.date(), set(), MOST_SLEEP_DAYS)
         person = self.stand_in.data_key(grant.user_id)
+        moment = recordings.clock_of(person)
+        days = days_asked(first, second, moment.date(), set(), MOST_SLEEP_DAYS)
         logged = self.store.nights.of(person)
-        nights = recordings.nights_of(
-            person, days[0], days[-1], moment.replace(tzinfo=None), logged
-        )
+        nights = recordings.nights_of(person, days[0], days[-1], moment, logged)
         records = [sleep_record(night) for night in reversed(nights)]  # newest first
         summary = {
             "totalMinutesAsleep": sum(night.asleep for night in nights if night.main),

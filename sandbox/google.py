@@ -13,7 +13,7 @@ import os
 import secrets
 from datetime import timedelta
 
-from . import google_oidc, google_webhooks
+from . import google_oidc, google_webhooks, recordings
 from .common import StandIn, as_json, now
 from .google_authorization import (
     AUTHORIZE_PATH,
@@ -23,6 +23,7 @@ from .google_authorization import (
     TOKEN_PATH,
     GoogleAuthorizationServer,
 )
+from .google_day import EXERCISE_SCOPES
 from .google_resources import (
     PEOPLE,
     RATE_LIMIT,
@@ -30,7 +31,7 @@ from .google_resources import (
     USERINFO_PATH,
     GoogleResourceServer,
 )
-from .google_sleep_heart import SLEEP_SCOPES
+from .google_sleep_heart import HEART_SCOPES, SLEEP_SCOPES
 from .google_status import ApiError
 from .google_subscribers import GoogleSubscribersApi, project_of
 from .walk_page import WalkPage
@@ -41,12 +42,17 @@ PRUNE_BATCH = 50
 APP_SUBSCRIBER = "app"
 APP_CONFIGS = [
     {
-        "dataTypes": ["steps", "sleep", "daily-resting-heart-rate"],
+        "dataTypes": ["steps", "sleep", "daily-resting-heart-rate", "heart-rate", "exercise"],
         "subscriptionCreatePolicy": "AUTOMATIC",
     }
 ]
 # The scopes that read each kind of data a change can be notified of.
-READ_SCOPES = {"steps": STEPS_SCOPES, "sleep": SLEEP_SCOPES}
+READ_SCOPES = {
+    "steps": STEPS_SCOPES,
+    "sleep": SLEEP_SCOPES,
+    "heart-rate": HEART_SCOPES,
+    "exercise": EXERCISE_SCOPES,
+}
 
 
 class GoogleStandIn(StandIn):
@@ -163,6 +169,9 @@ class GoogleStandIn(StandIn):
         """For each app the user granted a scope that reads `data_type` (subscribed
         AUTOMATICally, as a subscriber for it is), one signed delivery."""
         key_id, pem = self.signing_key()
+        # The interval on the person's own clock, as the data's civil times are.
+        key = self.data_key(user_id)
+        start, end = (recordings.clock_of(key, edge) for edge in (start, end))
         body = google_webhooks.notification(user_id, data_type, start, end)
         scopes = READ_SCOPES[data_type]
         clients = {

@@ -4,7 +4,7 @@ and its pages (AIP-158).
 A filter is clauses joined by AND, each a field of the data type, >= or <, and a quoted
 value: a moment with its zone (`"2026-11-14T00:00:00Z"`), a moment on the user's clock
 (`"2026-11-14T00:00:00"`), or a date (`"2026-11-14"`), as the field takes. The user's clock
-is UTC here.
+is their own (recordings.ZONES): a moment with its zone is read onto it.
 """
 
 import base64
@@ -12,6 +12,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 
+from . import recordings
 from .google_status import ApiError
 
 CLAUSE = re.compile(r'([a-z_.]{1,80})\s*(>=|<)\s*"([0-9T:.Z+-]{10,40})"')
@@ -22,17 +23,20 @@ def bad_filter(message):
     return ApiError(400, "INVALID_ARGUMENT", message, reason="INVALID_DATA_POINT_FILTER")
 
 
-def clauses(text, fields):
+def clauses(text, fields, person):
     """[(field, operator, value), ...] of a filter whose fields are among `fields`, {name:
     "zoned", "civil" or "date"}: each value read as its field takes it, a moment as a naive
-    datetime in UTC (or on the user's clock), a date as a date."""
+    datetime on the clock of `person` (whose data key it is), a date as a date."""
     found = []
     for clause in filter(None, (part.strip() for part in text.split(" AND "))):
         matched = CLAUSE.fullmatch(clause)
         if matched is None or matched.group(1) not in fields:
             raise bad_filter(f"Unsupported filter: {clause[:80]}")
         field, operator, literal = matched.groups()
-        found.append((field, operator, value_of(field, fields[field], literal)))
+        value = value_of(field, fields[field], literal)
+        if fields[field] == "zoned":
+            value = recordings.clock_of(person, value.replace(tzinfo=UTC))
+        found.append((field, operator, value))
     return found
 
 

@@ -18,10 +18,11 @@ from datetime import date, datetime, time, timedelta
 
 from werkzeug.routing import Rule
 
-from . import google_webhooks
+from . import google_webhooks, recordings
 from .common import Role, as_json, avatar, now, steps_on
+from .google_day import GoogleDay
 from .google_lists import bad_filter, clauses, merged_bounds, page
-from .google_sleep_heart import GoogleSleepAndHeart
+from .google_sleep_heart import GoogleSleepAndHeart, duration, interval
 from .google_status import ApiError
 
 USERINFO_PATH = "/v1/userinfo"
@@ -93,8 +94,8 @@ def whole_numbers(value, names, defaults=None):
 
 
 def civil_moment(value):
-    """A CivilDateTime {"date": {...}, "time"?: {...}}: no time is midnight. The user's
-    clock is UTC here (their settings say so)."""
+    """A CivilDateTime {"date": {...}, "time"?: {...}}: no time is midnight, on the user's
+    own clock (their settings say where it stands)."""
     try:
         day = date(*whole_numbers(value["date"], ("year", "month", "day")))
         clock = value.get("time", {})
@@ -128,37 +129,31 @@ def hourly_steps(who, start, before, moment, walked):
     points, day = [], start.date()
     while datetime.combine(day, time()) < before and day <= moment.date():
         hours = 24 if day < moment.date() else moment.hour + 1
-        total = steps_on(who, day, moment.date()) + walked.get(day.isoformat(), 0)
+        total = steps_on(who, day) + walked.get(day.isoformat(), 0)
         for hour in range(hours):
             begins = datetime.combine(day, time(hour))
             count = total // hours + (total % hours if hour == hours - 1 else 0)
             if start <= begins < before and count:
-                points.append(steps_point(begins, count))
+                points.append(steps_point(who, begins, count))
         day += timedelta(days=1)
     return points
 
 
-def steps_point(begins, count):
+def steps_point(who, begins, count):
+    """An hour's steps; `begins` on the person's clock."""
     ends = begins + timedelta(hours=1)
+    shown = interval(who, begins, ends, civil_too=False)
+    shown.update(civilStartTime=civil(begins), civilEndTime=civil(ends))
     return {
         "name": f"users/me/dataTypes/steps/dataPoints/{begins:%Y%m%d%H}",
-        "steps": {
-            "interval": {
-                "startTime": f"{begins:%Y-%m-%dT%H:%M:%S}Z",
-                "startUtcOffset": "0s",
-                "endTime": f"{ends:%Y-%m-%dT%H:%M:%S}Z",
-                "endUtcOffset": "0s",
-                "civilStartTime": civil(begins),
-                "civilEndTime": civil(ends),
-            },
-            "count": str(count),  # an int64, as a string
-        },
+        "steps": {"interval": shown, "count": str(count)},  # an int64, as a string
     }
 
 
-class GoogleResourceServer(GoogleSleepAndHeart, Role):
+class GoogleResourceServer(GoogleSleepAndHeart, GoogleDay, Role):
     RULES = [
         *GoogleSleepAndHeart.RULES,
+        *GoogleDay.RULES,
         Rule(USERINFO_PATH, endpoint="userinfo", methods=["GET"]),
         Rule("/oauth2/v3/userinfo", endpoint="userinfo", methods=["GET"]),  # its other address
         Rule(f"{ME}/identity", endpoint="identity", methods=["GET"]),
@@ -252,8 +247,14 @@ class GoogleResourceServer(GoogleSleepAndHeart, Role):
         )
 
     def on_settings(self, request):
-        self.health_call(request, {HEALTH + "settings.readonly"})
-        return as_json({"name": "users/me/settings", "timeZone": "UTC", "utcOffset": "0s"})
+        """Where the person lives: the zone their days are cut by."""
+        grant, _ = self.health_call(request, {HEALTH + "settings.readonly"})
+        key = self.stand_in.data_key(grant.user_id)
+        offset = recordings.offset_of(key, recordings.clock_of(key))
+        zone = recordings.zone_of(key).key
+        return as_json(
+            {"name": "users/me/settings", "timeZone": zone, "utcOffset": duration(offset)}
+        )
 
     def on_steps(self, request):
         grant, person = self.health_call(request, STEPS_SCOPES)
@@ -271,7 +272,8 @@ class GoogleResourceServer(GoogleSleepAndHeart, Role):
             raise ApiError(400, "INVALID_ARGUMENT", "range.end must be after range.start.")
         if (end - start).days > MAX_RANGE_DAYS:
             raise ApiError(400, "INVALID_ARGUMENT", "The range may span at most 90 days.")
-        today, who = now().date(), self.stand_in.data_key(grant.user_id)
+        who = self.stand_in.data_key(grant.user_id)
+        today = recordings.clock_of(who).date()  # the person's own
         walked = self.store.walks.of(who)
         points = []
         first = start
@@ -280,7 +282,7 @@ class GoogleResourceServer(GoogleSleepAndHeart, Role):
             after = min(datetime.combine(first.date() + timedelta(days=window), time()), end)
             last = (after - timedelta(microseconds=1)).date()
             days = [first.date() + timedelta(days=n) for n in range((last - first.date()).days + 1)]
-            total = sum(steps_on(who, day, today) + walked.get(day.isoformat(), 0) for day in days)
+            total = sum(steps_on(who, day) + walked.get(day.isoformat(), 0) for day in days)
             # proto3's JSON leaves out a zero int64, and with it an empty message's field.
             points.append(
                 {
@@ -296,13 +298,13 @@ class GoogleResourceServer(GoogleSleepAndHeart, Role):
         """dataPoints.list: the raw points, oldest first, a page at a time."""
         grant, person = self.health_call(request, STEPS_SCOPES)
         text = request.args.get("filter", "")
-        start, before = merged_bounds(clauses(text, STEPS_FILTER))
-        moment = now().replace(tzinfo=None)
+        who = self.stand_in.data_key(grant.user_id)
+        start, before = merged_bounds(clauses(text, STEPS_FILTER, who))
+        moment = recordings.clock_of(who)
         before = min(before or moment, moment + timedelta(hours=1))
         start = start or datetime.combine(before.date() - timedelta(days=LISTED_DAYS), time())
         if (before - start).days > MAX_RANGE_DAYS:
             raise bad_filter("The filter may span at most 90 days.")
-        who = self.stand_in.data_key(grant.user_id)
         points = hourly_steps(who, start, before, moment, self.store.walks.of(who))
         return as_json(page(request, points, STEPS_PAGE))
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from werkzeug.routing import Rule
 
 from . import recordings
-from .common import as_json, now
+from .common import as_json
 from .google_lists import bad_filter, clauses, page
 
 ME = "/v4/users/me"
@@ -54,24 +54,26 @@ class GoogleSleepAndHeart:
 
     def on_list_sleep(self, request):
         grant, person = self.health_call(request, SLEEP_SCOPES)
-        found = clauses(request.args.get("filter", ""), SLEEP_FILTER)
-        moment = now().replace(tzinfo=None)
+        key = self.stand_in.data_key(grant.user_id)
+        found = clauses(request.args.get("filter", ""), SLEEP_FILTER, key)
+        moment = recordings.clock_of(key)
         first = min((value for _, op, value in found if op == ">="), default=None)
         first = (first or moment - timedelta(days=LISTED_DAYS)).date() - timedelta(days=1)
         if (moment.date() - first).days > MOST_DAYS:
             raise bad_filter(f"The filter may span at most {MOST_DAYS} days.")
         nights = []
         if person["legacy"]:
-            logged = self.store.nights.of(person["legacy"])
-            nights = recordings.nights_of(person["legacy"], first, moment.date(), moment, logged)
+            logged = self.store.nights.of(key)
+            nights = recordings.nights_of(key, first, moment.date(), moment, logged)
         kept = [night for night in nights if all(holds(night, *clause) for clause in found)]
-        points = [sleep_point(night) for night in reversed(kept)]  # newest first
+        points = [sleep_point(key, night) for night in reversed(kept)]  # newest first
         return as_json(page(request, points, PAGE))
 
     def on_list_resting_heart_rate(self, request):
         grant, person = self.health_call(request, HEART_SCOPES)
-        found = clauses(request.args.get("filter", ""), HEART_FILTER)
-        today = now().date()
+        key = self.stand_in.data_key(grant.user_id)
+        found = clauses(request.args.get("filter", ""), HEART_FILTER, key)
+        today = recordings.clock_of(key).date()  # the person's own
         first = min((day for _, op, day in found if op == ">="), default=None)
         first = first or today - timedelta(days=LISTED_DAYS)
         if (today - first).days > MOST_DAYS:
@@ -95,7 +97,7 @@ def holds(night, field, operator, value):
     return compare(edge, operator, value)
 
 
-def sleep_point(night):
+def sleep_point(person, night):
     """A sleep data point, as the v4 discovery document shapes it."""
     number = recordings.seeded("sleep", night.start.isoformat()) % 10**12
     return {
@@ -105,11 +107,11 @@ def sleep_point(night):
             "recordingMethod": "MANUAL" if night.logged else "AUTOMATICALLY_RECORDED",
         },
         "sleep": {
-            "interval": interval(night.start, night.end),
+            "interval": interval(person, night.start, night.end),
             "type": "STAGES" if night.staged else "CLASSIC",
             "stages": [
                 {
-                    **interval(stage.start, stage.end, civil_too=False),
+                    **interval(person, stage.start, stage.end, civil_too=False),
                     "type": STAGE_TYPES[stage.level],
                 }
                 for stage in night.stages
@@ -122,23 +124,29 @@ def sleep_point(night):
                 "manuallyEdited": night.logged,
             },
             "summary": summary(night),
-            "createTime": zulu(night.end),
-            "updateTime": zulu(night.end),
+            "createTime": zulu(recordings.physical(person, night.end)),
+            "updateTime": zulu(recordings.physical(person, night.end)),
         },
     }
 
 
-def interval(start, end, civil_too=True):
-    """A session's interval: physical times with their offsets, and the user's clock."""
+def interval(person, start, end, civil_too=True):
+    """A session's interval, given on `person`'s clock: physical times (UTC) with their
+    offsets, and the clock's own."""
     shown = {
-        "startTime": zulu(start),
-        "startUtcOffset": "0s",
-        "endTime": zulu(end),
-        "endUtcOffset": "0s",
+        "startTime": zulu(recordings.physical(person, start)),
+        "startUtcOffset": duration(recordings.offset_of(person, start)),
+        "endTime": zulu(recordings.physical(person, end)),
+        "endUtcOffset": duration(recordings.offset_of(person, end)),
     }
     if civil_too:
         shown.update(civilStartTime=civil(start), civilEndTime=civil(end))
     return shown
+
+
+def duration(delta):
+    """A google.protobuf.Duration as JSON: whole seconds, "-28800s"."""
+    return f"{int(delta.total_seconds())}s"
 
 
 def summary(night):

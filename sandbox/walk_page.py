@@ -12,7 +12,8 @@ from urllib.parse import urlencode, urlsplit
 from werkzeug.routing import Rule
 from werkzeug.utils import redirect
 
-from .common import OAuthError, Role, now, steps_on
+from . import recordings
+from .common import OAuthError, Role, steps_on
 
 MOST_STEPS = 100_000  # in one walk
 FEWEST_HOURS, MOST_HOURS = 1, 14  # in bed, for a night logged by hand
@@ -54,12 +55,12 @@ class WalkPage(Role):
     def on_walk(self, request):
         if request.method == "POST":
             return self.walked(request)
-        today = now().date()
         people = []
         for user_id, name in self.stand_in.people().items():
             key = self.stand_in.data_key(user_id)
+            today = recordings.clock_of(key).date()  # the person's own
             walked = self.store.walks.of(key).get(today.isoformat(), 0)
-            people.append((user_id, name, steps_on(key, today, today) + walked))
+            people.append((user_id, name, steps_on(key, today) + walked))
         subscribers = [
             subscriber
             for client in self.store.clients.all()

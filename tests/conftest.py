@@ -17,6 +17,7 @@ from werkzeug.test import Client
 
 import encryption
 import fitbit_legacy
+import google_health
 import oauth
 import token_store
 from fitbit_oauth_app import create_app
@@ -36,6 +37,30 @@ SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, AUTH_CODE)
 REDIRECT_URI = "http://localhost:4000/auth/callback"
 PROFILE_URL = fitbit_legacy.API_URL + "/1/user/-/profile.json"
 STEPS_URL = fitbit_legacy.API_URL + "/1/user/-/activities/steps/date/today/1m.json"
+# The activity log list, whatever its query (responses matches a URL without one so).
+WORKOUTS_URL = fitbit_legacy.API_URL + fitbit_legacy.ACTIVITY_LIST_PATH
+NO_WORKOUTS = {"activities": [], "pagination": {"next": "", "previous": ""}}
+FITBIT_TODAY_URL = fitbit_legacy.API_URL + fitbit_legacy.HEART_RATE_TODAY_PATH
+NO_READINGS = {
+    "activities-heart": [],
+    "activities-heart-intraday": {"dataset": [], "datasetInterval": 1, "datasetType": "minute"},
+}
+GOOGLE_LISTS = google_health.API_URL + google_health.DATA_TYPES
+GOOGLE_EXERCISE_URL = GOOGLE_LISTS + "/exercise/dataPoints"
+GOOGLE_HEART_RATE_URL = GOOGLE_LISTS + "/heart-rate/dataPoints"
+GOOGLE_SETTINGS_URL = google_health.API_URL + google_health.SETTINGS_PATH
+IN_UTC = {"name": "users/me/settings", "timeZone": "UTC", "utcOffset": "0s"}
+
+
+def quiet_days(mock):
+    """What both providers answer, unless a test says otherwise, for what the page reads
+    beside the steps: no workouts, no readings through the day, and a user who lives in UTC.
+    (responses matches a URL registered without a query whatever the query.)"""
+    mock.get(WORKOUTS_URL, json=NO_WORKOUTS)
+    mock.get(FITBIT_TODAY_URL, json=NO_READINGS)
+    mock.get(GOOGLE_EXERCISE_URL, json={})  # proto3 leaves out an empty list
+    mock.get(GOOGLE_HEART_RATE_URL, json={})
+    mock.get(GOOGLE_SETTINGS_URL, json=IN_UTC)
 
 
 # The database tests run on SQLite, and on PostgreSQL too where TEST_DATABASE_URL names one
@@ -136,18 +161,22 @@ def browser(app):
 
 @pytest.fixture
 def fitbit():
-    """Fitbit, faked. Any request that nobody registered fails the test."""
+    """Fitbit, faked. Any request that nobody registered fails the test, but the quiet days
+    of quiet_days()."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        quiet_days(mock)
         yield mock
 
 
 @pytest.fixture
 def google(monkeypatch):
     """Google, faked the same way, with its OpenID Connect keys (tests/oidc.py); the nonce
-    of every sign-in is oidc.NONCE, so that an ID token can be made before it starts."""
+    of every sign-in is oidc.NONCE, so that an ID token can be made before it starts. As at
+    Fitbit, quiet days unless a test says otherwise."""
     monkeypatch.setattr(oauth, "new_nonce", lambda: oidc.NONCE)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         oidc.serve_keys(mock)
+        quiet_days(mock)
         yield mock
 
 

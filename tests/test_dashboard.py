@@ -9,6 +9,7 @@ import pytest
 from conftest import (
     PROFILE_URL,
     STEPS_URL,
+    WORKOUTS_URL,
     api_calls,
     callback,
     fitbit_error,
@@ -57,11 +58,12 @@ def chart(text):
 
 @pytest.fixture
 def signed_in(browser, fitbit):
-    """Signed in at T0 and the home page seen once, so profile and steps are both cached."""
+    """Signed in at T0 and the home page seen once, so profile, steps and workouts are all
+    cached."""
     with at(0):
         sign_in(browser, fitbit)
         home(browser)
-    assert len(api_calls(fitbit)) == 2
+    assert len(api_calls(fitbit)) == 3
     return browser
 
 
@@ -197,7 +199,7 @@ def test_without_the_profile_scope_the_user_is_known_by_their_fitbit_id(browser,
     assert "Hello, ABC123" in text  # the id is all the app knows
     assert "You did not allow access to your profile" in text
     assert len(chart(text)) == 3
-    assert [c.request.url for c in api_calls(fitbit)] == [STEPS_URL]  # no profile call
+    assert called(fitbit) == [STEPS_URL, WORKOUTS_URL]  # no profile call
 
 
 def test_a_note_about_an_unticked_profile_comes_with_a_way_to_grant_it(browser, fitbit):
@@ -224,11 +226,11 @@ def test_insufficient_scope_from_fitbit_shows_the_profile_and_asks_again(browser
 # --- The cache --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seconds, new_calls", [(299, 0), (300, 2)], ids=["hit", "miss"])
+@pytest.mark.parametrize("seconds, new_calls", [(299, 0), (300, 3)], ids=["hit", "miss"])
 def test_cache_lives_five_minutes(signed_in, fitbit, seconds, new_calls):
     with at(seconds):
         home(signed_in)
-    assert len(api_calls(fitbit)) == 2 + new_calls
+    assert len(api_calls(fitbit)) == 3 + new_calls
 
 
 def test_a_fresh_answer_replaces_the_cached_one(signed_in, fitbit):
@@ -239,13 +241,13 @@ def test_a_fresh_answer_replaces_the_cached_one(signed_in, fitbit):
         assert "Hello, Alexandra" in home(signed_in)
 
 
-def test_ten_reloads_within_the_cache_life_make_two_calls_in_all(browser, fitbit):
+def test_ten_reloads_within_the_cache_life_make_three_calls_in_all(browser, fitbit):
     with at(0):
         sign_in(browser, fitbit)  # the callback fetches (and caches) the profile
     for second in range(0, 291, 30):  # ten views over four and a half minutes
         with at(second):
             home(browser)
-    assert [c.request.url for c in api_calls(fitbit)] == [PROFILE_URL, STEPS_URL]
+    assert called(fitbit) == [PROFILE_URL, STEPS_URL, WORKOUTS_URL]
 
 
 def test_calls_for_a_view_every_minute_for_twenty_minutes(browser, fitbit):
@@ -254,8 +256,8 @@ def test_calls_for_a_view_every_minute_for_twenty_minutes(browser, fitbit):
     for minute in range(21):
         with at(minute * 60):
             home(browser)
-    # 2 at the start, then both answers again at minutes 5, 10, 15 and 20.
-    assert len(api_calls(fitbit)) == 2 + 4 * 2
+    # 3 at the start, then the three answers again at minutes 5, 10, 15 and 20.
+    assert len(api_calls(fitbit)) == 3 + 4 * 3
 
 
 def test_cache_seconds_zero_asks_fitbit_every_time(config, fitbit):
@@ -263,7 +265,12 @@ def test_cache_seconds_zero_asks_fitbit_every_time(config, fitbit):
     sign_in(browser, fitbit)
     for _ in range(5):
         home(browser)
-    assert len(api_calls(fitbit)) == 1 + 5 * 2
+    assert len(api_calls(fitbit)) == 1 + 5 * 3
+
+
+def called(fitbit):
+    """The API's addresses called, in order, each without its query."""
+    return [call.request.url.split("?")[0] for call in api_calls(fitbit)]
 
 
 def test_cached_data_is_kept_per_user(app, fitbit):
@@ -301,7 +308,7 @@ def test_429_with_cached_data_shows_it_with_a_note(signed_in, fitbit):
         text = home(signed_in)
     assert "Hello, Alex" in text and len(chart(text)) == 3  # the cached answers
     assert "fresh data comes after 12:30 UTC (in 24 minutes)" in text
-    assert len(api_calls(fitbit)) == 3  # the 429, and no steps call after it
+    assert len(api_calls(fitbit)) == 4  # the 429, and no other call after it
 
 
 def test_429_without_cached_data_shows_the_note_alone(browser, fitbit):
@@ -364,11 +371,11 @@ def test_a_sign_in_with_the_budget_spent_signs_in_and_says_when_the_data_comes(
     assert (held(user).access_token, held(user).refresh_token) == ("new-a", "new-r")
     assert (user.rate_remaining, user.rate_reset_at) == (0, T0 + timedelta(seconds=2100))
     assert not [call for call in fitbit.calls if call.request.url == fitbit_legacy.REVOKE_URL]
-    assert len(api_calls(fitbit)) == 3  # the two of 12:00, and the 429
+    assert len(api_calls(fitbit)) == 4  # the three of 12:00, and the 429
     fitbit.replace("GET", PROFILE_URL, json=profile_body())
     with at(2100):
         home(other)
-    assert len(api_calls(fitbit)) == 5  # the budget is back: profile and steps
+    assert len(api_calls(fitbit)) == 7  # the budget is back: profile, steps and workouts
 
 
 def test_a_first_sign_in_with_the_budget_spent_shows_the_user_id_until_the_profile_comes(

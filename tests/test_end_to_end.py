@@ -304,7 +304,7 @@ def test_google_consent_without_profile_shows_what_was_allowed_and_notes_the_res
         activity = "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly"
         page = Browser(url).sign_in(scopes=[activity])
     assert page.status_code == 200 and f"Hello, {ALEX}" in page.text
-    assert "You allowed this app to see your steps." in page.text
+    assert "You allowed this app to see your steps and your workouts." in page.text
     assert "You did not allow access to your profile" in page.text
     assert "steps today" in page.text
 
@@ -386,7 +386,9 @@ def walk_at(browser, mount, person, steps):
     return page.text
 
 
-def test_a_walk_at_the_fitbit_stand_in_reaches_the_page_with_one_api_call(tmp_path):
+def test_a_walk_at_the_fitbit_stand_in_reaches_the_page_with_a_call_per_panel_of_it(tmp_path):
+    """Fitbit's `activities` collection is the steps, the workouts and the heart rate: a
+    walk makes each granted panel of it stale, the steps and the workouts, once."""
     # A day of cache: without the notification, the page would show the old count all day.
     with running_app(tmp_path, FITBIT_CACHE_SECONDS="86400") as (url, _):
         browser = Browser(url)
@@ -398,9 +400,9 @@ def test_a_walk_at_the_fitbit_stand_in_reaches_the_page_with_one_api_call(tmp_pa
         # The handshake passed, and the app answered the signed notification at once.
         assert "Notifications sent: 1, answered 2xx at once: 1" in html.unescape(said)
         assert steps_today(browser.get("/")) >= before + 2500
-        assert api_calls_at(tmp_path / "stand-in.db") == calls + 1
+        assert api_calls_at(tmp_path / "stand-in.db") == calls + 2
         browser.get("/")
-        assert api_calls_at(tmp_path / "stand-in.db") == calls + 1
+        assert api_calls_at(tmp_path / "stand-in.db") == calls + 2
         assert "A notification from Fitbit" in browser.get("/trace").text
 
 
@@ -448,9 +450,10 @@ def test_python_m_sandbox_walk_notifies_the_running_app(tmp_path, monkeypatch, c
 # --- Step 10: one kind of data more, through the stand-ins' consent pages --------------------
 
 
-def ask_for_more(browser, panel, decision="allow", ticked=True):
-    """Press a panel's button, and answer the consent page that comes: Allow with everything
-    offered (or with the new scope unticked), or Deny."""
+def ask_for_more(browser, panel, decision="allow", ticked=True, user=None):
+    """Press a panel's button, and answer the consent page that comes as `user` (the first
+    person offered unless given): Allow with everything offered (or with the new scope
+    unticked), or Deny."""
     token = re.search(r'name="csrf_token" value="([^"]+)"', browser.page.text).group(1)
     consent = browser.http.post(
         browser.base_url + "/auth/more", data={"csrf_token": token, "panel": panel}, timeout=10
@@ -458,7 +461,7 @@ def ask_for_more(browser, panel, decision="allow", ticked=True):
     assert "would like to access your data" in consent.text
     request_id = re.search(r'name="request_id" value="([^"]+)"', consent.text).group(1)
     offered = re.findall(r'name="scope" value="([^"]+)"', consent.text)
-    user = re.search(r'name="user_id" value="([^"]+)" checked', consent.text).group(1)
+    user = user or re.search(r'name="user_id" value="([^"]+)" checked', consent.text).group(1)
     scopes = offered if ticked else offered[:-1]
     form = {"request_id": request_id, "user_id": user, "decision": decision, "scope": scopes}
     browser.page = browser.http.post(consent.url.split("?")[0], data=form, timeout=10)

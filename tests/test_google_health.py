@@ -41,9 +41,13 @@ CLIENT_ID = "123-abc.apps.googleusercontent.com"
 REDIRECT_URI = "http://localhost:4000/auth/callback"
 IDENTITY_URL = google_health.API_URL + google_health.IDENTITY_PATH
 STEPS_URL = google_health.API_URL + google_health.STEPS_PATH
+EXERCISE_URL = google_health.API_URL + google_health.DATA_TYPES + "/exercise/dataPoints"
 HEALTH_ID = "hu-4f1e9c2a7b"
 ACTIVITY = google_health.ACTIVITY_SCOPE
-GRANTED = f"openid https://www.googleapis.com/auth/userinfo.profile {ACTIVITY}"
+GRANTED = (
+    f"openid https://www.googleapis.com/auth/userinfo.profile {ACTIVITY} "
+    f"{google_health.SETTINGS_SCOPE}"
+)
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 
 
@@ -154,7 +158,7 @@ def test_authorize_url_asks_for_a_refresh_token_and_consent(client_config):
         "response_type": "code",
         "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT_URI,
-        "scope": f"openid profile {ACTIVITY}",
+        "scope": f"openid profile {ACTIVITY} {google_health.SETTINGS_SCOPE}",
         "state": "the-state",
         "code_challenge": oauth.code_challenge("v" * 43),
         "code_challenge_method": "S256",
@@ -652,7 +656,7 @@ def test_a_scope_google_refuses_gives_a_note_not_an_error(browser, google):
     assert response.status_code == 200
     # The scope was granted, as far as the app knew: the line says so, and the steps panel
     # asks for what Google refused.
-    assert "You allowed this app to see your name and picture and your steps." in page(response)
+    assert "your name and picture, your steps and your workouts." in page(response)
     assert "Show my steps" in page(response) and "<svg" not in page(response)
 
 

@@ -164,6 +164,7 @@ class Dialect:
 
 class Fitbit(Dialect):
     key, sleep_url, heart_url = "fitbit", FITBIT_SLEEP, FITBIT_HEART
+    today_url = fitbit_legacy.API_URL + fitbit_legacy.HEART_RATE_TODAY_PATH
     night, sleep_answer = staticmethod(fitbit_night), staticmethod(fitbit_sleep)
     heart = staticmethod(fitbit_heart)
     no_sleep = {"sleep": []}
@@ -191,6 +192,7 @@ class Fitbit(Dialect):
 
 class Google(Dialect):
     key, sleep_url, heart_url = "google", GOOGLE_SLEEP, GOOGLE_HEART
+    today_url = GOOGLE_LISTS + "/heart-rate/dataPoints"
     CLIENT_ID = "1-a.apps.googleusercontent.com"
     night, no_sleep = staticmethod(google_night), {}
     heart = staticmethod(google_heart)
@@ -256,7 +258,11 @@ def test_a_panel_not_granted_says_what_it_would_show_and_asks_no_provider(provid
     assert "Show my heart rate" in heart and "<svg" not in sleep + heart
     assert 'name="csrf_token"' in sleep  # a POST with the form's token
     assert provider.calls(provider.sleep_url) == provider.calls(provider.heart_url) == []
-    assert "You allowed this app to see your name and picture and your steps." in text
+    assert provider.calls(provider.today_url) == []  # read with the heart rate's scope
+    assert "Show my heart rate" in panel(text, "heart_rate_today")
+    assert (
+        "You allowed this app to see your name and picture, your steps and your workouts." in text
+    )
 
 
 # --- Granted: data, empty, no stages, gaps --------------------------------------------------
@@ -414,7 +420,9 @@ def test_the_page_from_the_caches_is_the_page_drawn_anew(provider):
     dashboard.read.cache_clear()
     provider.app.pages.panel.cache_clear()
     assert home(provider) == warm
-    assert ApiCache.select().count() == 4  # profile, steps, sleep, heart rate
+    # The profile, steps, workouts, sleep, heart rate and today's, and at Google the
+    # settings (the time zone), which at Fitbit is in the profile.
+    assert ApiCache.select().count() == (7 if provider.key == "google" else 6)
 
 
 # --- Step 10: asking for one kind of data more ---------------------------------------------

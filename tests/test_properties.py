@@ -244,6 +244,12 @@ EVERY_ROUTE = [
     ("GET", "/sandbox/google/oauth2/v3/userinfo"),
     ("GET", "/sandbox/google/v4/users/me/dataTypes/sleep/dataPoints"),
     ("GET", "/sandbox/google/v4/users/me/dataTypes/daily-resting-heart-rate/dataPoints"),
+    # The heart rate through the day, and the workouts.
+    ("GET", "/sandbox/1/user/-/activities/heart/date/today/1d/1min.json"),
+    ("GET", "/sandbox/1/user/-/activities/heart/date/today/1d/1sec/time/08:00/09:30.json"),
+    ("GET", "/sandbox/1/user/-/activities/list.json"),
+    ("GET", "/sandbox/google/v4/users/me/dataTypes/heart-rate/dataPoints"),
+    ("GET", "/sandbox/google/v4/users/me/dataTypes/exercise/dataPoints"),
     ("GET", "/sandbox/google/walk"),
     ("POST", "/sandbox/google/night"),
     ("GET", "/sandbox/google/v4/projects/123456789/subscribers"),

@@ -416,9 +416,9 @@ def test_bad_steps_request_is_a_validation_error(fitbit, path):
 
 
 def test_steps_differ_by_person_and_day():
-    today = date(2026, 11, 23)
-    alex = [sandbox.common.steps_on(ALEX, date(2026, 11, d), today) for d in range(1, 22)]
-    sam = [sandbox.common.steps_on("9KD3MS", date(2026, 11, d), today) for d in range(1, 22)]
+    with freeze_time("2026-11-23 12:00:00"):
+        alex = [sandbox.common.steps_on(ALEX, date(2026, 11, d)) for d in range(1, 22)]
+        sam = [sandbox.common.steps_on("9KD3MS", date(2026, 11, d)) for d in range(1, 22)]
     assert alex != sam and len(set(alex)) > 15
 
 

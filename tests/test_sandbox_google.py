@@ -542,9 +542,10 @@ def test_a_time_no_clock_shows_is_invalid_argument(google, clock):
 
 
 LIST = "/v4/users/me/dataTypes/steps/dataPoints"
+# Alex's 14 November, in Los Angeles (UTC-8): its hours, in UTC.
 ONE_DAY = (
-    'steps.interval.start_time >= "2026-11-14T00:00:00Z" AND '
-    'steps.interval.start_time < "2026-11-15T00:00:00Z"'
+    'steps.interval.start_time >= "2026-11-14T08:00:00Z" AND '
+    'steps.interval.start_time < "2026-11-15T08:00:00Z"'
 )
 
 
@@ -564,9 +565,10 @@ def test_the_list_of_a_day_adds_up_to_its_roll_up(google):
     assert str(total) == day["rollupDataPoints"][0]["steps"]["countSum"]
     first = points[0]["steps"]["interval"]
     assert (first["startTime"], first["endTime"]) == (
-        "2026-11-14T00:00:00Z",
-        "2026-11-14T01:00:00Z",
+        "2026-11-14T08:00:00Z",
+        "2026-11-14T09:00:00Z",
     )
+    assert (first["startUtcOffset"], first["endUtcOffset"]) == ("-28800s", "-28800s")
     assert first["civilStartTime"] == {"date": {"year": 2026, "month": 11, "day": 14}}
 
 

@@ -17,7 +17,7 @@ from freezegun import freeze_time
 from werkzeug.test import Client
 
 import webhook_keys
-from sandbox import FitbitStandIn, GoogleStandIn, RegisteredClient
+from sandbox import FitbitStandIn, GoogleStandIn, RegisteredClient, recordings
 from sandbox.__main__ import main as sandbox_main
 from sandbox.common import steps_on
 from sandbox.google_resources import HEALTH
@@ -27,6 +27,7 @@ APP = RegisteredClient("SUBS01", "stand-in-secret-SENTINEL", "http://app.test/au
 ALEX_FITBIT, ALEX_GOOGLE = "7QW2XR", "hu-4f1e9c2a7b"
 ENDPOINT = "http://app.test/webhooks/fitbit"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+NOON_IN_LOS_ANGELES = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # Alex's clock
 
 
 class Recorder:
@@ -186,13 +187,13 @@ def test_a_subscriber_that_fails_the_handshake_is_sent_nothing(fitbit):
 
 def test_nobody_subscribed_is_told_nothing_and_the_steps_are_still_walked(fitbit):
     token = token_for(fitbit, ALEX_FITBIT, "activity")
-    today = NOW.date()
     with freeze_time(NOW):
+        today = recordings.clock_of(ALEX_FITBIT).date()  # Alex's own
         assert fitbit.walk(ALEX_FITBIT, 2500) == []
         answer = Client(fitbit).get(
             "/1/user/-/activities/steps/date/today/1d.json", headers=bearer(token)
         )
-        expected = steps_on(ALEX_FITBIT, today, today) + 2500
+        expected = steps_on(ALEX_FITBIT, today) + 2500
     assert answer.json["activities-steps"][0]["value"] == str(expected)
 
 
@@ -374,7 +375,7 @@ def test_a_night_logged_on_the_walk_page_replaces_the_one_recorded_and_notifies_
     for collection in ("activities", "sleep"):
         path = f"/1/user/-/{collection}/apiSubscriptions/1-{collection}.json"
         api.post(path, headers=bearer(token))
-    with freeze_time(NOW):  # 12:00: the night ended at 07:00 this morning
+    with freeze_time(NOON_IN_LOS_ANGELES):  # the night ended at 07:00 this morning
         answer = api.post("/night", data={"person": ALEX_FITBIT, "hours": "7.5"})
         assert answer.status_code == 303
         words = parse_qs(urlsplit(answer.headers["Location"]).query)["walked"][0]
@@ -390,7 +391,7 @@ def test_a_night_logged_on_the_walk_page_replaces_the_one_recorded_and_notifies_
 def test_a_night_logged_at_google_is_a_sleep_notification_to_apps_that_read_sleep(google):
     token_for(google, ALEX_GOOGLE, f"openid {HEALTH}sleep.readonly")
     token_for(google, "hu-8d03b6e5c1", f"openid {HEALTH}activity_and_fitness.readonly")
-    with freeze_time(NOW):
+    with freeze_time(NOON_IN_LOS_ANGELES):  # Alex's; in Auckland, Sam's night is tomorrow's
         assert google.log_night(ALEX_GOOGLE, 480) == [("http://app.test/webhooks/google", 204)]
         assert google.log_night("hu-8d03b6e5c1", 480) == []  # Sam's app reads no sleep
     [(_, _, body, _, _)] = google.notifier.send.deliveries()

@@ -46,10 +46,15 @@ def test_the_trace_replays_a_sign_in_and_a_refresh_with_every_secret_masked(tmp_
         "A subscription: /sandbox/1/user/-/userRevokedAccess/apiSubscriptions/"
         "1-userRevokedAccess.json",
         "An API call: /sandbox/1/user/-/activities/steps/date/today/1m.json",
+        "An API call: /sandbox/1/user/-/activities/list.json",
         "A refresh: the refresh token for a new pair",
         "An API call: /sandbox/1/user/-/profile.json",
         "An API call: /sandbox/1/user/-/activities/steps/date/today/1m.json",
+        "An API call: /sandbox/1/user/-/activities/list.json",
     ]
+    # The activity log's paging explained: its parameters, and where the next page is.
+    assert "Always 0: Fitbit pages only by pagination.next" in trace
+    assert "pagination.next" in trace and "(empty: the last page)" in trace
     # Each parameter of the authorization request, with why it is there.
     assert "Ties the answer to this browser" in trace and "The SHA-256 of a verifier" in trace
     # PKCE told truthfully: the verifier stays here until the token request, which sends it.
@@ -154,11 +159,17 @@ def test_a_google_sign_in_and_refresh_are_traced_with_every_secret_masked(tmp_pa
         "The token request: the code for tokens",
         "The ID token, checked",
         f"An API call: {root}/v4/users/me/identity",
+        f"An API call: {root}/v4/users/me/settings",  # the time zone the days are cut by
         f"An API call: {root}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
+        f"An API call: {root}/v4/users/me/dataTypes/exercise/dataPoints",
         "A refresh: the refresh token for a new pair",
         f"An API call: {root}/v1/userinfo",
+        f"An API call: {root}/v4/users/me/settings",
         f"An API call: {root}/v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
+        f"An API call: {root}/v4/users/me/dataTypes/exercise/dataPoints",
     ]
+    # The list's filter and page size explained.
+    assert "How many points to a page, at most" in trace and "AIP-160" in trace
     assert "offline asks for a refresh token" in trace and "Google&#39;s are kept and used" in trace
     # The roll-up's JSON body is shown as JSON, labelled so, not as a form in Python's words.
     assert '<p class="caption">JSON body</p><pre>{' in trace

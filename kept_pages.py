@@ -1,0 +1,84 @@
+"""The signed-in page, kept as it was drawn while nothing it shows has changed.
+
+Drawing the page (step 7) reads every cached answer, opens and parses it, and renders five
+panels; most views would draw it exactly as the view before did. So each process keeps the
+page it drew for a browser, and serves it again while all of this still holds:
+
+- the browser's session is the same (its form token, its trace, no message waiting), and
+  so is its user (the same id, name, scope, connection and provider);
+- the user's cached answers are the ones it was drawn from: the same paths, each fetched
+  at the same moment, none marked changed by a webhook since (one query of an index, so
+  that a change made in any process is seen here at once);
+- no answer it was drawn from has aged past FITBIT_CACHE_SECONDS (with 0, no page is
+  kept), and the user's day has not ended in their own time zone.
+
+A page drawn with a note (a budget spent, a shape not understood, a scope left unticked)
+or a message is not kept: it says something about the moment. Nothing is shared between
+browsers: a page is found by its browser's session key, and holds that browser's form
+token.
+"""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from models import ANSWER_STAMPS, ApiCache
+
+# Pages kept per process; past this, all are dropped and drawn again as they are asked for.
+MOST_PAGES = 1024
+
+
+class Kept(NamedTuple):
+    holds: tuple  # what the page was drawn from (see holding()), compared on every view
+    good_until: datetime  # when an answer it shows ages, or the user's day ends
+    html: str
+
+
+class KeptPages:
+    def __init__(self, cache_seconds):
+        self.max_age = timedelta(seconds=cache_seconds)
+        self.pages = {}  # {session key: Kept}
+        self.lock = threading.Lock()
+
+    def view(self, browser, user):
+        """A view of the signed-in page: what it is drawn from, read before anything else,
+        and the page kept for this browser if all of that still holds (View.kept)."""
+        return View(self, browser, user, ANSWER_STAMPS.tuples(user.id).fetchall())
+
+
+class View:
+    def __init__(self, pages, browser, user, stamps):
+        self.pages, self.browser, self.user, self.stamps = pages, browser, user, stamps
+        kept = pages.pages.get(browser.key)
+        fresh = kept is not None and datetime.now(UTC) < kept.good_until
+        self.kept = kept.html if fresh and kept.holds == self.holding() else None
+
+    def holding(self):
+        """What a kept page depends on, as it is read on every view."""
+        browser, user = self.browser, self.user
+        session = (browser.key, browser.csrf_token, browser.trace, browser.flashes)
+        person = (user.id, user.display_name, user.scope, user.connected, user.provider)
+        return session, person, tuple(self.stamps)
+
+    def keep(self, html, day_ends, flashes, notes):
+        """Keep `html`, just drawn, unless it said something of its moment (a message or a
+        note), or what it was drawn from changed meanwhile (this view fetched an answer, or
+        another did): until `day_ends` or its first answer ages, whichever comes first."""
+        if flashes or notes or ANSWER_STAMPS.tuples(self.user.id).fetchall() != self.stamps:
+            return
+        read = self.user.paths_read()
+        moments = [
+            (ApiCache.fetched_at.python_value(at), ApiCache.changed_at.python_value(changed))
+            for path, at, changed in self.stamps
+            if path in read
+        ]
+        if any(changed is not None and changed > at for at, changed in moments):
+            return  # a change still to fetch: the next view must look
+        good_until = min([day_ends, *(at + self.pages.max_age for at, _ in moments)])
+        if good_until <= datetime.now(UTC):
+            return  # drawn from an answer already too old to show again
+        kept, pages = Kept(self.holding(), good_until, html), self.pages
+        with pages.lock:
+            if len(pages.pages) >= MOST_PAGES:
+                pages.pages.clear()
+            pages.pages[self.browser.key] = kept

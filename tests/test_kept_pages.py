@@ -1,0 +1,107 @@
+"""The signed-in page kept between views (kept_pages.py): served again only while
+everything it shows still holds, in both dialects, against the stand-ins on real sockets.
+That it holds across processes too is in test_processes.py
+(test_a_notification_to_one_process_costs_one_fetch_across_both)."""
+
+import re
+
+import pytest
+from conftest import beside_a_stand_in
+from freezegun import freeze_time
+from test_day import PEOPLE, panel
+from test_end_to_end import Browser
+
+PROVIDERS = ["fitbit", "google"]
+AN_HOUR = {"FITBIT_CACHE_SECONDS": "3600"}
+
+
+def steps_today(text):
+    return re.search(r"<strong>([0-9,]+)</strong> steps today", text).group(1)
+
+
+def last_day(text):
+    return re.findall(r"<title>(\w+ \d+ \w+): [\d,]+ steps</title>", panel(text, "steps"))[-1]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_view_with_nothing_changed_asks_nobody_and_a_webhook_change_shows_at_once(
+    tmp_path, provider
+):
+    alex = PEOPLE[provider][0]
+    with beside_a_stand_in(tmp_path, provider, webhooks=True, **AN_HOUR) as (url, stand_in):
+        browser = Browser(url)
+        browser.sign_in(user=alex)
+        first = browser.get("/").text
+        asked = len(stand_in.asked)
+        assert browser.get("/").text == first
+        assert len(stand_in.asked) == asked
+        stand_in.walk(alex, 2500, retry_in_background=False)
+        after = browser.get("/").text
+    assert steps_today(after) != steps_today(first)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_kept_page_goes_when_its_answers_age(tmp_path, provider):
+    alex = PEOPLE[provider][0]
+    with (
+        freeze_time("2026-12-07 18:00:00") as clock,
+        beside_a_stand_in(tmp_path, provider, **AN_HOUR) as (url, stand_in),
+    ):
+        browser = Browser(url)
+        before = steps_today(browser.sign_in(user=alex).text)
+        asked = len(stand_in.asked)
+        clock.move_to("2026-12-07 18:59:00")  # the answers are 59 minutes old: kept
+        assert steps_today(browser.get("/").text) == before
+        assert len(stand_in.asked) == asked
+        clock.move_to("2026-12-07 19:01:00")  # past the hour: asked again, and more steps
+        after = steps_today(browser.get("/").text)
+        assert len(stand_in.asked) > asked
+    assert int(after.replace(",", "")) > int(before.replace(",", ""))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_kept_page_goes_at_the_users_own_midnight(tmp_path, provider):
+    """Sam lives in Auckland: 10:59 UTC is 23:59 there, 11:01 is the next day. The answers
+    are kept a day long, so only the day's end can make the page new."""
+    sam = PEOPLE[provider][1]
+    settings = {"FITBIT_CACHE_SECONDS": "86400"}
+    with (
+        freeze_time("2026-12-07 10:59:00") as clock,
+        beside_a_stand_in(tmp_path, provider, **settings) as (url, _),
+    ):
+        browser = Browser(url)
+        browser.sign_in(user=sam)
+        assert last_day(browser.get("/").text) == "Mon 7 Dec"
+        clock.move_to("2026-12-07 11:01:00")
+        assert last_day(browser.get("/").text) == "Tue 8 Dec"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_browser_is_kept_its_own_page_and_sees_what_another_did(tmp_path, provider):
+    alex = PEOPLE[provider][0]
+    with beside_a_stand_in(tmp_path, provider, **AN_HOUR) as (url, _):
+        laptop, phone = Browser(url), Browser(url)
+        assert "You are signed in" in laptop.sign_in(user=alex).text
+        assert "You are signed in" not in laptop.get("/").text  # shown once, never kept
+        phone.sign_in(user=alex)
+        tokens = [
+            re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").text).group(1)
+            for browser in (laptop, phone)
+        ]
+        assert tokens[0] != tokens[1]  # each page holds its own browser's form token
+        assert "This app no longer has access" not in phone.get("/").text
+        laptop.submit("/auth/revoke")  # Disconnect, on the laptop
+        assert "This app no longer has access" in phone.get("/").text
+        assert "You are signed out" in phone.submit("/logout").text
+        assert "Hello, " not in phone.get("/").text
+        assert "Hello, " in laptop.get("/").text  # signed in still, though not connected
+
+
+def test_with_no_cache_time_every_view_asks_again(tmp_path):
+    alex = PEOPLE["fitbit"][0]
+    with beside_a_stand_in(tmp_path, "fitbit") as (url, stand_in):  # FITBIT_CACHE_SECONDS=0
+        browser = Browser(url)
+        browser.sign_in(user=alex)
+        asked = len(stand_in.asked)
+        browser.get("/")
+        assert len(stand_in.asked) > asked
