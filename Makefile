@@ -18,6 +18,7 @@ STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
 PG_STAMP := $(VENV)/.installed-postgres
 PROD_STAMP := $(VENV)/.installed-prod
+BENCH_STAMP := $(VENV)/.installed-bench
 PORT ?= 4000
 WORKERS ?= 4
 THREADS ?= 16
@@ -39,6 +40,10 @@ $(STAMP): requirements.txt
 $(PG_STAMP): $(STAMP) requirements-postgres.txt
 	$(BIN)/pip install --quiet -r requirements-postgres.txt
 	touch $(PG_STAMP)
+
+$(BENCH_STAMP): $(PROD_STAMP) requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
 
 $(PROD_STAMP): $(STAMP) requirements-prod.txt
 	$(BIN)/pip install --quiet -r requirements-prod.txt
@@ -88,7 +93,7 @@ fuzz: install $(PROD_STAMP)
 
 # What a page costs against a bare Werkzeug app under the same gunicorn. wrk comes from
 # Debian's package where it can be installed; without it, tools/bench.py uses its own client.
-bench: install $(PROD_STAMP)
+bench: install $(BENCH_STAMP)
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } \
 		>/dev/null 2>&1 || true

@@ -12,10 +12,15 @@ hello and each page are loaded in turn, round after round: a page's ratio is tak
 the hello of its own round, so that the machine's drift between rounds cancels out, and the
 table gives the median of the rounds, and their spread.
 
-    python -m tools.bench [--seconds 5] [--rounds 3] [--connections 16]
+The signed-in page is measured beside its Flask peer too (tools/flask_peer.py): the same
+page from the same database, as a Flask app usually serves it. With --profile, it ends with
+where the signed-in page's time goes, by cProfile.
+
+    python -m tools.bench [--seconds 5] [--rounds 3] [--connections 16] [--profile]
 """
 
 import argparse
+import io
 import os
 import re
 import shutil
@@ -41,13 +46,17 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the projec
 SYNC = ["--worker-class", "sync"]
 SEEDED_USERS = 1000
 HELLO = "bare Werkzeug hello"
+SIGNED_IN = "/ signed in, five panels, cached"
+PEER = "the same page, Flask peer"
 
 
 def pages_to_measure(cookies):
     """(name, path, session cookie) of each page that is measured: the signed-in page of a
-    user who asked for every panel, and of one who has the steps alone."""
+    user who asked for every panel (sleep and heart rate; the workouts come with the steps,
+    and the heart rate through the day with the resting rate), and of one who has the steps
+    and workouts alone."""
     return [
-        ("/ signed in, three panels, cached", "/", cookies[0]),
+        (SIGNED_IN, "/", cookies[0]),
         ("/ signed in, steps alone, cached", "/", cookies[1]),
         ("/ signed out", "/", None),
         (f"/users ({SEEDED_USERS} users, first page)", "/users", None),
@@ -82,9 +91,9 @@ def gunicorn(app, env, workers, log_path, options=SYNC, port=None):
         try:
             while True:
                 try:
-                    requests.get(url + "/", timeout=1)
+                    requests.get(url + "/", timeout=5)
                     break
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):  # still starting
                     if server.poll() is not None or time.monotonic() - started > 30:
                         raise SystemExit(f"{app} did not start; see {log_path}") from None
                     time.sleep(0.01)
@@ -313,39 +322,70 @@ def walk_to_webhook(url, cookie, stand_in_database, walks=20):
     return statistics.median(times) * 1000, calls
 
 
-def cpu_per_request(env, url, pages, batches=10, count=300):
-    """The CPU milliseconds each page costs, measured in this process on requests to the app
-    itself (as gunicorn would call it), after the server above has gone: the pages take
-    turns, `batches` times `count` requests each, and each page's figure is the median of
-    its batches, so that a moment when the machine was busy elsewhere moves no figure."""
-    from werkzeug.test import EnvironBuilder
-
+def in_process(env, url):
+    """The app and its Flask peer as gunicorn would call them, in this process, on the
+    database of the servers above (once they have gone): {name: WSGI app}."""
     import fitbit_oauth_app
     from settings import config_from_env
+    from tools import flask_peer
 
     port = int(url.rsplit(":", 1)[1])
     app_env = {**env, "PORT": str(port), "FITBIT_REDIRECT_URI": f"{url}/auth/callback"}
-    app = fitbit_oauth_app.create_app(config_from_env(app_env, port))
+    config = config_from_env(app_env, port)
+    return {"app": fitbit_oauth_app.create_app(config), "peer": flask_peer.create(config)}
 
-    def spent(path, cookie, count):
-        headers = {"Cookie": f"session={cookie}"} if cookie else {}
+
+def view(app, url, path, cookie):
+    """One request of `path` to `app`, in process: the CPU seconds it took, and its body."""
+    from werkzeug.test import EnvironBuilder
+
+    headers = {"Cookie": f"session={cookie}"} if cookie else {}
+    environ = EnvironBuilder(path=path, base_url=url, headers=headers).get_environ()
+    started = time.process_time()
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: None))
+    return time.process_time() - started, body
+
+
+def cpu_per_request(apps, url, pages, batches=10, count=300):
+    """The CPU milliseconds each page costs, measured in this process: the pages take
+    turns, `batches` times `count` requests each, and each page's figure is the median of
+    its batches, so that a moment when the machine was busy elsewhere moves no figure.
+    `pages` are (name, path, cookie, which of `apps`)."""
+
+    def spent(app, path, cookie, count):
         total = 0.0
         for _ in range(count):
-            environ = EnvironBuilder(path=path, base_url=url, headers=headers).get_environ()
-            started = time.process_time()
-            body = b"".join(app(environ, lambda status, headers, exc_info=None: None))
-            total += time.process_time() - started
+            seconds, body = view(app, url, path, cookie)
+            total += seconds
         # The signed-in page must really be one: a lapsed cookie would measure the other.
         assert cookie is None or b"Hello, " in body, path
         return total / count * 1000
 
-    for _, path, cookie in pages:
-        spent(path, cookie, 100)  # every cache warmed up, uncounted
-    costs = {name: [] for name, _, _ in pages}
+    for _, path, cookie, which in pages:
+        spent(apps[which], path, cookie, 100)  # every cache warmed up, uncounted
+    costs = {name: [] for name, *_ in pages}
     for _ in range(batches):
-        for name, path, cookie in pages:
-            costs[name].append(spent(path, cookie, count))
+        for name, path, cookie, which in pages:
+            costs[name].append(spent(apps[which], path, cookie, count))
     return {name: statistics.median(figures) for name, figures in costs.items()}
+
+
+def profile(app, url, cookie, views=2000, lines=25):
+    """Where the signed-in page's time goes: `views` views of it under cProfile, in process,
+    the functions that spent the most in themselves first, as text."""
+    import cProfile
+    import pstats
+
+    for _ in range(100):
+        assert b"Hello, " in view(app, url, "/", cookie)[1]  # every cache warmed up
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(views):
+        view(app, url, "/", cookie)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(lines)
+    return out.getvalue()
 
 
 def main(argv=None):
@@ -354,6 +394,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="of every page (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="at once (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument(
+        "--profile", action="store_true", help="and where the signed-in page's time goes"
+    )
     args = parser.parse_args(argv)
     load = wrk if shutil.which("wrk") else threaded_client
     generator = "wrk" if load is wrk else "the built-in threaded client (no wrk found)"
@@ -371,25 +414,41 @@ def main(argv=None):
         load(url, cookie, 2, args.connections)
         return load(url, cookie, args.seconds, args.connections)
 
-    app = "fitbit_oauth_app:app_from_env()"
+    app, peer = "fitbit_oauth_app:app_from_env()", "tools.flask_peer:app_from_env()"
     with (
-        gunicorn("bench:hello", env, args.workers, f"{work}/hello.log") as (hello, hello_start),
+        gunicorn("tools.bench:hello", env, args.workers, f"{work}/hello.log") as (
+            hello,
+            hello_start,
+        ),
         gunicorn(app, env, args.workers, f"{work}/app.log") as (url, app_start),
     ):
         cookies = sign_in(url), sign_in(url, panels=(), person="9KD3MS")
         cookie = cookies[0]
         seed_users(env["DATABASE_URL"], SEEDED_USERS - 2)
-        pages = [(name, url + path, who) for name, path, who in pages_to_measure(cookies)]
-        pages.insert(0, (HELLO, hello + "/", None))
-        rounds = [
-            {name: measure(page, who) for name, page, who in pages} for _ in range(args.rounds)
-        ]
         calls_per_100 = calls_per_views(url, cookie, env["SANDBOX_DATABASE"], 100)
+        # The peer serves the page the app has just shown, from the same database.
+        with gunicorn(peer, env, args.workers, f"{work}/peer.log") as (peer_url, _):
+            pages = [(name, url + path, who) for name, path, who in pages_to_measure(cookies)]
+            pages.insert(0, (HELLO, hello + "/", None))
+            pages.insert(2, (PEER, peer_url + "/", cookie))
+            rounds = [
+                {name: measure(page, who) for name, page, who in pages} for _ in range(args.rounds)
+            ]
         walk_ms, calls_per_change = walk_to_webhook(url, cookie, env["SANDBOX_DATABASE"])
-    cpu = cpu_per_request(env, url, pages_to_measure(cookies))
-    refreshes, answered = token_posts_per_expiry(env, work)
+    apps = in_process(env, url)
+    measured = [(*page, "app") for page in pages_to_measure(cookies)]
+    measured.insert(1, (PEER, "/", cookie, "peer"))
+    cpu = cpu_per_request(apps, url, measured)
+    profiled = profile(apps["app"], url, cookie) if args.profile else None
+    refreshes, answered = token_posts_per_expiry(env, work)  # on a database of its own
 
     report(args, generator, rounds, cpu)
+    against_peer = [run[SIGNED_IN][0] / run[PEER][0] for run in rounds]
+    print(
+        f"- the signed-in page against the Flask peer's: {statistics.median(against_peer):.2f}"
+        f" times its requests/s ({min(against_peer):.2f}–{max(against_peer):.2f}),"
+        f" {cpu[PEER] / cpu[SIGNED_IN]:.2f} times less CPU"
+    )
     print(f"- Fitbit API calls per 100 signed-in page views: {calls_per_100}")
     print(
         f"- webhooks: a walk at the stand-in to the app's 204, median of 20: {walk_ms:.1f} ms;"
@@ -400,6 +459,8 @@ def main(argv=None):
         f" ({answered} of 40 pages answered 200)"
     )
     print(f"- process start to first answer: app {app_start:.2f} s, hello {hello_start:.2f} s")
+    if profiled is not None:
+        print(f"\nWhere 2000 views of the signed-in page spend their time, in process:\n{profiled}")
 
 
 def report(args, generator, rounds, cpu):
