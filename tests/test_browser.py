@@ -120,7 +120,9 @@ def test_show_my_sleep_is_a_consent_round_that_comes_back_to_the_panel(
         page.click("button:has-text('Show my heart rate')")
         page.click("button:has-text('Allow')")
         page.wait_for_selector("text=at rest today")
-        assert page.locator("svg.chart").count() == 4  # steps, a night, nights, heart
+        # Steps, a night, the nights, the resting rate, and today's line: one scope, two panels.
+        assert page.locator("svg.chart").count() == 5
+        assert page.locator("#workouts-heading").count() == 1
         screenshot(page, "panels" if provider == "fitbit" else "panels-google")
         page.click("text=See what just happened")
         page.wait_for_selector("text=A second consent round, for your sleep")
