@@ -15,8 +15,14 @@ from freezegun import freeze_time
 from test_sandbox_fitbit import ALEX as FITBIT_ALEX
 from test_sandbox_fitbit import api, assert_fitbit_error
 from test_sandbox_google import bearer
-from test_sandbox_sleep_heart import GOOGLE_ALEX, METRICS, ROBIN
-from werkzeug.test import Client
+from test_sandbox_sleep_heart import (
+    GOOGLE_ALEX,
+    METRICS,
+    ROBIN,
+    fitbit_tokens,
+    google_tokens,
+    stand_in,
+)
 
 import sandbox
 from sandbox import common, recordings
@@ -33,33 +39,12 @@ NOW = "2026-12-07 20:00:00"
 
 @pytest.fixture
 def fitbit():
-    registered = (
-        test_sandbox_fitbit.CLIENT_ID,
-        test_sandbox_fitbit.SECRET,
-        test_sandbox_fitbit.REDIRECT,
-    )
-    return Client(sandbox.FitbitStandIn([sandbox.RegisteredClient(*registered)]))
+    return stand_in(sandbox.FitbitStandIn, test_sandbox_fitbit)
 
 
 @pytest.fixture
 def google():
-    registered = (
-        test_sandbox_google.CLIENT_ID,
-        test_sandbox_google.SECRET,
-        test_sandbox_google.REDIRECT,
-    )
-    return Client(sandbox.GoogleStandIn([sandbox.RegisteredClient(*registered)]))
-
-
-def fitbit_tokens(fitbit, scopes, user=FITBIT_ALEX):
-    """Tokens for `user` at the Fitbit stand-in, asked for and granted `scopes`."""
-    return test_sandbox_fitbit.tokens(fitbit, scopes=scopes, scope=" ".join(scopes), user=user)
-
-
-def google_tokens(google, scopes, user=GOOGLE_ALEX):
-    """Tokens for `user` at the Google stand-in, asked for and granted `scopes`."""
-    asked = f"openid {' '.join(scopes)}"
-    return test_sandbox_google.tokens(google, user=user, scopes=scopes, scope=asked)
+    return stand_in(sandbox.GoogleStandIn, test_sandbox_google)
 
 
 # --- What the demo people recorded ----------------------------------------------------------

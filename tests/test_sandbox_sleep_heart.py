@@ -26,29 +26,25 @@ SLEEP_LIST = "/v4/users/me/dataTypes/sleep/dataPoints"
 HEART_LIST = "/v4/users/me/dataTypes/daily-resting-heart-rate/dataPoints"
 
 
+def stand_in(kind, tests):
+    """A test client of a new stand-in of `kind`, with the client of `tests` registered."""
+    registered = sandbox.RegisteredClient(tests.CLIENT_ID, tests.SECRET, tests.REDIRECT)
+    return Client(kind([registered]))
+
+
 @pytest.fixture
 def fitbit():
-    registered = (
-        test_sandbox_fitbit.CLIENT_ID,
-        test_sandbox_fitbit.SECRET,
-        test_sandbox_fitbit.REDIRECT,
-    )
-    return Client(sandbox.FitbitStandIn([sandbox.RegisteredClient(*registered)]))
+    return stand_in(sandbox.FitbitStandIn, test_sandbox_fitbit)
 
 
 @pytest.fixture
 def google():
-    registered = (
-        test_sandbox_google.CLIENT_ID,
-        test_sandbox_google.SECRET,
-        test_sandbox_google.REDIRECT,
-    )
-    return Client(sandbox.GoogleStandIn([sandbox.RegisteredClient(*registered)]))
+    return stand_in(sandbox.GoogleStandIn, test_sandbox_google)
 
 
-def fitbit_tokens(fitbit, scopes):
-    """Tokens for Alex at the Fitbit stand-in, asked for and granted `scopes`."""
-    return test_sandbox_fitbit.tokens(fitbit, scopes=scopes, scope=" ".join(scopes))
+def fitbit_tokens(fitbit, scopes, user=FITBIT_ALEX):
+    """Tokens for `user` at the Fitbit stand-in, asked for and granted `scopes`."""
+    return test_sandbox_fitbit.tokens(fitbit, scopes=scopes, scope=" ".join(scopes), user=user)
 
 
 def google_tokens(google, scopes, user="hu-4f1e9c2a7b"):
