@@ -136,11 +136,12 @@ class Dashboard:
         return None
 
     def granted_words(self, scope):
-        """What the user let the app see, in words: ["your name and picture", ...]."""
+        """What the user let the app see, in words: ["your name and picture", ...]. Two
+        panels may read one kind (the heart rate, at rest and through the day): each kind
+        is named once."""
         words = [PROFILE_WORDS] if self.dialect.grants(scope, "profile") else []
-        return words + [
-            PANELS[kind.panel].words for kind in self.dialect.DATA if kind.granted(scope)
-        ]
+        words += [PANELS[kind.panel].words for kind in self.dialect.DATA if kind.granted(scope)]
+        return list(dict.fromkeys(words))
 
     def reading(self, user, kind, today, began, notes):
         """One kind of data, for its panel: not granted, or what was read of its answer

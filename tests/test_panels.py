@@ -329,6 +329,18 @@ def test_resting_heart_rate_today_and_thirty_days_with_gaps_not_zeros(provider):
     assert ">no value<" in shown  # in the table of numbers too
 
 
+def test_the_heart_rate_is_named_once_where_two_panels_read_it(provider):
+    """Heart rate today and Resting heart rate come with the one scope: the sentence of
+    what the user allowed says "your heart rate" once, not once a panel."""
+    provider.sign_in("sleep", "heart_rate")
+    provider.answers(sleep=provider.no_sleep, heart=last_week())
+    text = home(provider)
+    allowed = re.search(r"You allowed this app to see ([^<]+)\.</p>", text).group(1)
+    assert allowed == (
+        "your name and picture, your steps, your workouts, your sleep and your heart rate"
+    )
+
+
 def test_no_resting_rate_today_shows_the_last_one(provider):
     provider.sign_in("heart_rate")
     provider.answers(heart={TODAY - timedelta(days=2): 61})
