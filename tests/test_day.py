@@ -304,6 +304,79 @@ def test_a_cached_view_makes_no_call_at_all(tmp_path, provider):
         assert len(stand_in.asked) == before
 
 
+# What a sign-in, each consent round and a cached view ask of the provider's API, in order
+# (the token endpoint and the data, not the consent pages the browser is shown).
+CALLS = {
+    "fitbit": {
+        "sign-in": [
+            "POST /oauth2/token",
+            "GET /1/user/-/profile.json",
+            "GET /1/user/-/activities/steps/date/today/1m.json",
+            "GET /1/user/-/activities/list.json",  # the workouts' first and only page
+        ],
+        "heart_rate": [
+            "POST /oauth2/token",
+            "GET /1/user/-/profile.json",
+            "GET /1/user/-/activities/heart/date/today/30d.json",
+            "GET /1/user/-/activities/heart/date/today/1d/1min.json",
+        ],
+        "sleep": [
+            "POST /oauth2/token",
+            "GET /1/user/-/profile.json",
+            "GET /1.2/user/-/sleep/date/2026-11-24/2026-12-07.json",
+        ],
+    },
+    "google": {
+        "sign-in": [
+            "POST /token",
+            "GET /v4/users/me/identity",
+            "GET /v4/users/me/settings",  # the user's time zone
+            "POST /v4/users/me/dataTypes/steps/dataPoints:dailyRollUp",
+            "GET /v4/users/me/dataTypes/exercise/dataPoints",
+        ],
+        "heart_rate": [
+            "POST /token",
+            "GET /v4/users/me/identity",
+            "GET /v4/users/me/dataTypes/daily-resting-heart-rate/dataPoints",
+            "GET /v4/users/me/dataTypes/heart-rate/dataPoints",  # today's, in one page
+        ],
+        "sleep": [
+            "POST /token",
+            "GET /v4/users/me/identity",
+            "GET /v4/users/me/dataTypes/sleep/dataPoints",
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_the_calls_of_a_sign_in_of_each_consent_round_and_of_a_cached_view(tmp_path, provider):
+    """A call for who the user is and one for each panel granted (every page of a list,
+    here one), and none for a view while the answers are young."""
+    alex, made = PEOPLE[provider][0], {}
+    api = re.compile(r"^(POST /(oauth2/)?token|\w+ /(1|1\.2|v4)/)")
+    with (
+        freeze_time("2026-12-07 20:00:00", tick=True),
+        beside_a_stand_in(tmp_path, provider, FITBIT_CACHE_SECONDS="3600") as (url, stand_in),
+    ):
+        browser, seen = Browser(url), 0
+
+        def since(step):
+            nonlocal seen
+            made[step] = [f"{m} {p}" for m, p in stand_in.asked[seen:] if api.match(f"{m} {p}")]
+            seen = len(stand_in.asked)
+
+        browser.sign_in(user=alex)
+        since("sign-in")
+        for panel_name in ("heart_rate", "sleep"):
+            ask_for_more(browser, panel_name, user=alex)
+            since(panel_name)
+        for _ in range(3):
+            browser.get("/")
+        since("views")
+    assert made == {**CALLS[provider], "views": []}
+
+
 def test_a_google_notification_of_a_workout_refetches_the_workouts_alone(tmp_path):
     alex = PEOPLE["google"][0]
     with beside_a_stand_in(tmp_path, "google", webhooks=True, FITBIT_CACHE_SECONDS="86400") as (
