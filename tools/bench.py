@@ -7,16 +7,18 @@ can end up on one worker.) The app runs in sandbox mode with
 1,000 users in its database, one of them signed in through the stand-in. Each page is
 loaded by wrk (Debian's package) when it is installed, or else by the small threaded client
 below, and the results are printed as a table. Nothing here is a test: the figures depend
-on the machine, and only their ratios to "hello" travel. Both servers stay up together, and
-hello and each page are loaded in turn, round after round: a page's ratio is taken against
-the hello of its own round, so that the machine's drift between rounds cancels out, and the
-table gives the median of the rounds, and their spread.
+on the machine, and only their ratios to "hello" travel. All the servers stay up together,
+and each page is loaded in short slices, each just after a slice of hello: a page's ratio is
+taken against the hello right before it, so that the machine's drift (a shared machine can
+lose or gain a third of its speed from one ten seconds to the next) cancels out. The table
+gives the median of the rounds, and their spread; hello's own row, against the hello before
+it, is the bench's own noise.
 
 The signed-in page is measured beside its Flask peer too (tools/flask_peer.py): the same
 page from the same database, as a Flask app usually serves it. With --profile, it ends with
 where the signed-in page's time goes, by cProfile.
 
-    python -m tools.bench [--seconds 5] [--rounds 3] [--connections 16] [--profile]
+    python -m tools.bench [--seconds 1] [--rounds 7] [--connections 16] [--profile]
 """
 
 import argparse
@@ -41,6 +43,7 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 import encryption
+import middleware
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project
 SYNC = ["--worker-class", "sync"]
@@ -48,6 +51,7 @@ SEEDED_USERS = 1000
 HELLO = "bare Werkzeug hello"
 SIGNED_IN = "/ signed in, five panels, cached"
 PEER = "the same page, Flask peer"
+CONSTANT = "its bytes and headers, constant"
 
 
 def pages_to_measure(cookies):
@@ -67,6 +71,16 @@ def pages_to_measure(cookies):
 def hello(request):
     """The baseline: the least a Werkzeug app can do per request."""
     return Response("Hello")
+
+
+@Request.application
+def constant(request):
+    """The signed-in page's own bytes and headers, as they were last served (the file
+    named by BENCH_PAGE), with no work at all: what the page's size costs by itself."""
+    if not hasattr(constant, "page"):
+        with open(os.environ["BENCH_PAGE"], "rb") as saved:
+            constant.page = saved.read()
+    return Response(constant.page, mimetype="text/html", headers=middleware.SECURITY_HEADERS)
 
 
 def free_port():
@@ -370,28 +384,42 @@ def cpu_per_request(apps, url, pages, batches=10, count=300):
     return {name: statistics.median(figures) for name, figures in costs.items()}
 
 
-def profile(app, url, cookie, views=2000, lines=25):
+def profile(app, url, cookie, views=2000, lines=15):
     """Where the signed-in page's time goes: `views` views of it under cProfile, in process,
-    the functions that spent the most in themselves first, as text."""
+    as text: the project's own functions by the time spent in them and in what they call,
+    then the functions of any module that spent the most in themselves. (cProfile adds a
+    cost to every call it counts, so code of many small calls looks dearer than it is.)"""
     import cProfile
     import pstats
 
+    from werkzeug.test import EnvironBuilder
+
     for _ in range(100):
         assert b"Hello, " in view(app, url, "/", cookie)[1]  # every cache warmed up
+    headers = {"Cookie": f"session={cookie}"}
+    environ = EnvironBuilder(path="/", base_url=url, headers=headers).get_environ()
+    environs = [dict(environ) for _ in range(views)]  # built before, and not profiled
+
+    def start_response(status, headers, exc_info=None):
+        pass
+
     profiler = cProfile.Profile()
     profiler.enable()
-    for _ in range(views):
-        view(app, url, "/", cookie)
+    for each in environs:
+        b"".join(app(each, start_response))
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(lines)
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    own = "|".join(name[:-3] for name in sorted(os.listdir(HERE)) if name.endswith(".py"))
+    stats.sort_stats("cumulative").print_stats(rf"^({own})\.py", lines)
+    stats.sort_stats("tottime").print_stats(lines)
     return out.getvalue()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5, help="per page and round (default 5)")
-    parser.add_argument("--rounds", type=int, default=3, help="of every page (default 3)")
+    parser.add_argument("--seconds", type=int, default=1, help="per slice (default 1)")
+    parser.add_argument("--rounds", type=int, default=7, help="of every page (default 7)")
     parser.add_argument("--connections", type=int, default=16, help="at once (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument(
@@ -410,9 +438,11 @@ def main(argv=None):
     }
 
     def measure(url, cookie):
-        # A first, shorter run that is not counted: every worker booted, every cache warm.
-        load(url, cookie, 2, args.connections)
-        return load(url, cookie, args.seconds, args.connections)
+        """A slice of hello, then one of the page: the page's requests/s, p50 and p99, and
+        its requests/s against that hello's."""
+        before = load(hello + "/", None, args.seconds, args.connections)[0]
+        rate, p50, p99 = load(url, cookie, args.seconds, args.connections)
+        return rate, p50, p99, rate / before
 
     app, peer = "fitbit_oauth_app:app_from_env()", "tools.flask_peer:app_from_env()"
     with (
@@ -427,10 +457,22 @@ def main(argv=None):
         seed_users(env["DATABASE_URL"], SEEDED_USERS - 2)
         calls_per_100 = calls_per_views(url, cookie, env["SANDBOX_DATABASE"], 100)
         # The peer serves the page the app has just shown, from the same database.
-        with gunicorn(peer, env, args.workers, f"{work}/peer.log") as (peer_url, _):
+        with open(f"{work}/page.html", "wb") as saved:
+            saved.write(requests.get(url, cookies={"session": cookie}, timeout=10).content)
+        fixed = {**env, "BENCH_PAGE": f"{work}/page.html"}
+        with (
+            gunicorn(peer, env, args.workers, f"{work}/peer.log") as (peer_url, _),
+            gunicorn("tools.bench:constant", fixed, args.workers, f"{work}/constant.log") as (
+                constant_url,
+                _,
+            ),
+        ):
             pages = [(name, url + path, who) for name, path, who in pages_to_measure(cookies)]
             pages.insert(0, (HELLO, hello + "/", None))
-            pages.insert(2, (PEER, peer_url + "/", cookie))
+            pages.insert(2, (CONSTANT, constant_url + "/", None))
+            pages.insert(3, (PEER, peer_url + "/", cookie))
+            for _, page, who in pages:  # not counted: every worker booted, every cache warm
+                load(page, who, 2, args.connections)
             rounds = [
                 {name: measure(page, who) for name, page, who in pages} for _ in range(args.rounds)
             ]
@@ -443,7 +485,7 @@ def main(argv=None):
     refreshes, answered = token_posts_per_expiry(env, work)  # on a database of its own
 
     report(args, generator, rounds, cpu)
-    against_peer = [run[SIGNED_IN][0] / run[PEER][0] for run in rounds]
+    against_peer = [run[SIGNED_IN][3] / run[PEER][3] for run in rounds]
     print(
         f"- the signed-in page against the Flask peer's: {statistics.median(against_peer):.2f}"
         f" times its requests/s ({min(against_peer):.2f}–{max(against_peer):.2f}),"
@@ -464,18 +506,18 @@ def main(argv=None):
 
 
 def report(args, generator, rounds, cpu):
-    """The table of pages, each against the bare hello of the same round, and the CPU each
+    """The table of pages, each against the slice of hello just before it, and the CPU each
     costs in process: the median of the rounds, and the lowest and highest ratio."""
     print(f"\ngunicorn --workers {args.workers} {' '.join(SYNC)}; load: {generator},")
     print(
-        f"{args.connections} connections for {args.seconds} s per page, {args.rounds} rounds; "
-        f"{os.cpu_count()} cores\n"
+        f"{args.connections} connections, {args.rounds} rounds of a {args.seconds} s slice of"
+        f" each page after one of hello; {os.cpu_count()} cores\n"
     )
     print("| page | requests/s | p50 ms | p99 ms | of hello | range | CPU ms per request |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in rounds[0]:
         rate, p50, p99 = (statistics.median(run[name][n] for run in rounds) for n in range(3))
-        ratios = [run[name][0] / run[HELLO][0] for run in rounds]
+        ratios = [run[name][3] for run in rounds]
         spread = f"{min(ratios):.2f}–{max(ratios):.2f}"
         spent = f"{cpu[name]:.3f}" if name in cpu else ""
         print(
