@@ -7,7 +7,8 @@ in fitbit_oauth_app.py); its markup is drawn by pages.Pages.draw_panel.
 Each answer is kept in the ApiCache table for FITBIT_CACHE_SECONDS, so a reload does not
 spend the user's budget, and a spent budget (or a 429) shows the last answer with a note.
 A list that comes a page at a time (dialects.Paging) is fetched to its end, up to its bound,
-each page counted against the budget before it is asked for, and kept as one answer.
+each page counted against the budget before it is asked for, and kept as one answer
+(paging.py).
 
 Every day on the page is the user's own: cut in the time zone the provider gives for them
 (Fitbit's profile, Google's settings), not in UTC, and not in this server's.
@@ -20,6 +21,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import oauth
+import paging
 import token_store
 from pages import in_words
 from panels import PANELS
@@ -191,7 +193,7 @@ class Dashboard:
     def api_data(self, user, api_request, notes, pages=None, since=None):
         """One API answer for this user, as the JSON text it is kept as: the cached one while
         it is fresh, else a new one (with `pages`, a dialects.Paging, every page of a list,
-        kept as one answer: every_page()); with `since`, one fetched before it is stale.
+        kept as one answer: paging.every_page); with `since`, one fetched before it is stale.
         A webhook's change makes it stale at once; of the views that find it so, in every
         process, one fetches it and the others show what is kept. When the user's budget
         of calls is spent, the last answer (if any) stands in, with a note."""
@@ -205,7 +207,8 @@ class Dashboard:
             try:
                 api = oauth.ApiClient(self.client, self.tokens, user.id, account(user))
                 if pages is not None:
-                    data, headers = self.every_page(user, api, api_request, pages), {}
+                    data = paging.every_page(self.client, user, api, api_request, pages)
+                    headers = {}
                 else:
                     data, headers = api.call(api_request)
             except oauth.RateLimited as error:
@@ -224,39 +227,6 @@ class Dashboard:
         if note not in notes:
             notes.append(note)
         return cached.text if cached is not None else None
-
-    def every_page(self, user, api, first, pages):
-        """Every page of a list, from `first` on, kept as one answer (pages.kept): up to
-        pages.most of them, and each after the first only while the budget can spare it for
-        the rest of the page (can_spare()). Where the paging stopped short is kept with it:
-        "pages" or "budget", for the panel to say."""
-        bodies, request, stopped = [], first, ""
-        while request is not None:
-            if len(bodies) == pages.most:
-                stopped = "pages"
-                break
-            if bodies and not self.can_spare(user):
-                stopped = "budget"
-                break
-            try:
-                body, headers = api.call(request)
-            except oauth.RateLimited as error:
-                if not bodies:
-                    raise
-                user.record_budget(0, error.reset_at)  # what came is kept, and said to be short
-                stopped = "budget"
-                break
-            user.record_budget(*self.dialect.rate_budget(headers))
-            bodies.append(body)
-            request = pages.next_request(self.client, request, body)
-        return pages.kept(bodies, stopped)
-
-    def can_spare(self, user):
-        """Whether the user's budget of calls, as the provider last reported it, leaves one
-        more page and a call for each other kind of data and the profile on this view. A
-        provider that reports none (Google) is held to the list's bound alone."""
-        reserve = len(self.dialect.DATA) + 1
-        return user.rate_remaining is None or user.rate_remaining > reserve
 
     @staticmethod
     def give_back(cached):
