@@ -416,7 +416,7 @@ def profile(app, url, cookie, views=2000, lines=15):
     return out.getvalue()
 
 
-def main(argv=None):
+def arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=1, help="per slice (default 1)")
     parser.add_argument("--rounds", type=int, default=7, help="of every page (default 7)")
@@ -425,7 +425,27 @@ def main(argv=None):
     parser.add_argument(
         "--profile", action="store_true", help="and where the signed-in page's time goes"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def in_slices(args, load, hello, pages):
+    """Every page of `pages` ((name, URL, cookie), hello among them) loaded `args.rounds`
+    times, each time a slice just after a slice of hello: [{name: measure()}, ...]."""
+
+    def measure(url, cookie):
+        """A slice of hello, then one of the page: the page's requests/s, p50 and p99, and
+        its requests/s against that hello's."""
+        before = load(hello + "/", None, args.seconds, args.connections)[0]
+        rate, p50, p99 = load(url, cookie, args.seconds, args.connections)
+        return rate, p50, p99, rate / before
+
+    for _, page, who in pages:  # not counted: every worker booted, every cache warm
+        load(page, who, 2, args.connections)
+    return [{name: measure(page, who) for name, page, who in pages} for _ in range(args.rounds)]
+
+
+def main(argv=None):
+    args = arguments(argv)
     load = wrk if shutil.which("wrk") else threaded_client
     generator = "wrk" if load is wrk else "the built-in threaded client (no wrk found)"
 
@@ -436,13 +456,6 @@ def main(argv=None):
         "SANDBOX_DATABASE": f"{work}/stand-in.db",
         "FITBIT_CACHE_SECONDS": "3600",  # the signed-in page is measured with cached data
     }
-
-    def measure(url, cookie):
-        """A slice of hello, then one of the page: the page's requests/s, p50 and p99, and
-        its requests/s against that hello's."""
-        before = load(hello + "/", None, args.seconds, args.connections)[0]
-        rate, p50, p99 = load(url, cookie, args.seconds, args.connections)
-        return rate, p50, p99, rate / before
 
     app, peer = "fitbit_oauth_app:app_from_env()", "tools.flask_peer:app_from_env()"
     with (
@@ -471,11 +484,7 @@ def main(argv=None):
             pages.insert(0, (HELLO, hello + "/", None))
             pages.insert(2, (CONSTANT, constant_url + "/", None))
             pages.insert(3, (PEER, peer_url + "/", cookie))
-            for _, page, who in pages:  # not counted: every worker booted, every cache warm
-                load(page, who, 2, args.connections)
-            rounds = [
-                {name: measure(page, who) for name, page, who in pages} for _ in range(args.rounds)
-            ]
+            rounds = in_slices(args, load, hello, pages)
         walk_ms, calls_per_change = walk_to_webhook(url, cookie, env["SANDBOX_DATABASE"])
     apps = in_process(env, url)
     measured = [(*page, "app") for page in pages_to_measure(cookies)]
@@ -485,6 +494,15 @@ def main(argv=None):
     refreshes, answered = token_posts_per_expiry(env, work)  # on a database of its own
 
     report(args, generator, rounds, cpu)
+    measured_once = calls_per_100, walk_ms, calls_per_change, refreshes, answered
+    report_the_rest(rounds, cpu, measured_once, (app_start, hello_start))
+    if profiled is not None:
+        print(f"\nWhere 2000 views of the signed-in page spend their time, in process:\n{profiled}")
+
+
+def report_the_rest(rounds, cpu, measured_once, starts):
+    """The lines under the table: against the peer, the calls, webhooks, refreshes, starts."""
+    calls_per_100, walk_ms, calls_per_change, refreshes, answered = measured_once
     against_peer = [run[SIGNED_IN][3] / run[PEER][3] for run in rounds]
     print(
         f"- the signed-in page against the Flask peer's: {statistics.median(against_peer):.2f}"
@@ -500,9 +518,7 @@ def main(argv=None):
         f"- token POSTs for one expiry, 40 requests at once on 4 workers: {refreshes}"
         f" ({answered} of 40 pages answered 200)"
     )
-    print(f"- process start to first answer: app {app_start:.2f} s, hello {hello_start:.2f} s")
-    if profiled is not None:
-        print(f"\nWhere 2000 views of the signed-in page spend their time, in process:\n{profiled}")
+    print(f"- process start to first answer: app {starts[0]:.2f} s, hello {starts[1]:.2f} s")
 
 
 def report(args, generator, rounds, cpu):
