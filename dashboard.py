@@ -75,7 +75,7 @@ class Dashboard:
                 f"{self.dialect.TITLE}. Connect again to see your data."
             )
             return {"ask_again": True}
-        shown = {"granted": self.granted_words(user.scope)}
+        shown = {"granted": granted_words(self.dialect, user.scope)}
         profile = self.profile(user, notes)
         if profile is not None:
             shown["display_name"], shown["avatar"], shown["member_since"] = read(
@@ -136,14 +136,6 @@ class Dashboard:
                 log.info("%s: %s", account(user), error)
         notes.append(PROFILE_NOTE)
         return None
-
-    def granted_words(self, scope):
-        """What the user let the app see, in words: ["your name and picture", ...]. Two
-        panels may read one kind (the heart rate, at rest and through the day): each kind
-        is named once."""
-        words = [PROFILE_WORDS] if self.dialect.grants(scope, "profile") else []
-        words += [PANELS[kind.panel].words for kind in self.dialect.DATA if kind.granted(scope)]
-        return list(dict.fromkeys(words))
 
     def reading(self, user, kind, today, began, notes):
         """One kind of data, for its panel: not granted, or what was read of its answer
@@ -239,6 +231,15 @@ class Dashboard:
         `asked_at`, when it was asked for. Returns its JSON text, as kept."""
         user.record_budget(*self.dialect.rate_budget(headers))
         return token_store.keep_answer(user, key, data, asked_at)
+
+
+def granted_words(dialect, scope):
+    """What the user let the app see, in words: ["your name and picture", ...]. Two panels
+    may read one kind (the heart rate, at rest and through the day): each kind is named
+    once."""
+    words = [PROFILE_WORDS] if dialect.grants(scope, "profile") else []
+    words += [PANELS[kind.panel].words for kind in dialect.DATA if kind.granted(scope)]
+    return list(dict.fromkeys(words))
 
 
 def kept_today(client, user):

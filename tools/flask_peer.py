@@ -77,9 +77,7 @@ def create(config):
             found = kind.read(data) if data is not None else None
             readings[kind.panel] = tuple(found) if isinstance(found, list) else found
         shown["panels"] = [panel(kind, user, readings, today) for kind in dialect.DATA]
-        shown["granted"] = [dashboard.PROFILE_WORDS] + [
-            PANELS[kind.panel].words for kind in dialect.DATA if kind.granted(user.scope)
-        ]
+        shown["granted"] = dashboard.granted_words(dialect, user.scope)
         kinds = [(p["name"], p["title"]) for p in shown["panels"] if p["granted"]]
         own_data = render_template("own_data.html", kinds=kinds)
         return render_template(
