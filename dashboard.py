@@ -107,7 +107,7 @@ class Dashboard:
                 text = text or self.api_data(user, request, notes)
             except oauth.ScopeMissing:
                 text = None
-            found = self.read_zone(user, text)
+            found = zone_in(dialect, user, text)
             if found is not None:
                 return found
         else:
@@ -116,15 +116,6 @@ class Dashboard:
         if note not in notes:
             notes.append(note)
         return UTC
-
-    def read_zone(self, user, text):
-        if text is None:
-            return None
-        try:
-            return read(self.dialect.read_zone, text)
-        except (oauth.BadResponse, ValueError, TypeError, AttributeError):
-            log.warning("%s: a time zone this app cannot read", account(user))
-            return None
 
     def profile(self, user, notes):
         """The profile's answer (api_data()), or None and a note without its scope."""
@@ -249,11 +240,20 @@ def kept_today(client, user):
     zone = None
     if dialect.grants(user.scope, "zone"):
         cached = token_store.cached_answer(user, dialect.zone_request(client).key)
-        try:
-            zone = read(dialect.read_zone, cached.text) if cached is not None else None
-        except (oauth.BadResponse, ValueError, TypeError, AttributeError):
-            zone = None
+        zone = zone_in(dialect, user, cached.text if cached is not None else None)
     return datetime.now(zone or UTC).date()
+
+
+def zone_in(dialect, user, text):
+    """The time zone in an answer's JSON `text` (dialect.read_zone); None for no answer, an
+    answer that names none, or one this app cannot read."""
+    if text is None:
+        return None
+    try:
+        return read(dialect.read_zone, text)
+    except (oauth.BadResponse, ValueError, TypeError, AttributeError):
+        log.warning("%s: a time zone this app cannot read", account(user))
+        return None
 
 
 @lru_cache(maxsize=1024)
