@@ -585,9 +585,9 @@ def read_workouts(body):
         try:
             session = point["exercise"]
             interval = session["interval"]
-            start, end = (moment(interval[edge]) for edge in ("startTime", "endTime"))
-            start += seconds_of(interval.get("startUtcOffset", "0s"))
-            minutes = round((end - moment(interval["startTime"])).total_seconds() / 60)
+            began, end = (moment(interval[edge]) for edge in ("startTime", "endTime"))
+            start = began + seconds_of(interval.get("startUtcOffset", "0s"))  # on their clock
+            minutes = round((end - began).total_seconds() / 60)
             if not 0 <= minutes <= MAX_WORKOUT_MINUTES:
                 raise ValueError(minutes)
             name = session.get("displayName") or session.get("exerciseType", "Workout")
