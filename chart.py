@@ -6,6 +6,8 @@ templates/panels/ for the rest). Each is 600 units wide, scaled to the screen.
 import math
 from datetime import timedelta
 
+from dialects import DAY_MINUTES
+
 CHART_WIDTH, CHART_HEIGHT = 600, 150
 # The tallest bar stops short of the top, and below the bars there is room for the dates.
 CHART_HEADROOM, CHART_LABELS = 1.15, 22
@@ -157,7 +159,6 @@ def stage_bar(night):
     return {"segments": segments, "width": CHART_WIDTH, "height": STAGE_BAR_HEIGHT}
 
 
-DAY_MINUTES = 24 * 60
 DRAWN_EVERY = 5  # a day's line is drawn from each five minutes' mean: 288 points at most
 GAP_MINUTES = 20  # readings further apart than this are not joined: the tracker was off
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import NamedTuple
 
-from chart import DAY_MINUTES, bar_chart, day_line, line_chart, stage_bar, step_chart, window
+from chart import bar_chart, day_line, line_chart, stage_bar, step_chart, window
+from dialects import DAY_MINUTES, WORKOUT_DAYS
 
 SLEEP_NIGHTS = 14  # the nights the sleep panel's chart shows, this morning the last
 HEART_RATE_DAYS = 30
@@ -56,10 +57,9 @@ def heart_rate_today_figures(day, today, beside):
     """A dialects.HeartDay, with the day's workouts (beside it, as Workouts) marked on its
     line, and the resting rate: the day's own, or today's from the resting heart rate."""
     workouts = beside.get("workouts")
-    marks = []
+    marks, midnight = [], datetime.combine(today, time())
     for workout in workouts.sessions if workouts else ():
         start, end = workout.start, workout.start + timedelta(minutes=workout.minutes)
-        midnight = datetime.combine(today, time())
         if end <= midnight or start.date() > today:
             continue
         first = max(int((start - midnight).total_seconds() // 60), 0)
@@ -85,7 +85,7 @@ def workouts_figures(workouts, today, beside):
     return {
         "sessions": sessions,
         "this_week": sum(1 for session in sessions if session.start.date() >= week),
-        "first_day": today - timedelta(days=13),
+        "first_day": today - timedelta(days=WORKOUT_DAYS - 1),  # as the dialects ask
     }
 
 
