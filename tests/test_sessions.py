@@ -34,6 +34,20 @@ def test_flash_message_is_shown_once(browser, fitbit):
     assert "You are signed in with Fitbit." not in page(browser.get("/"))
 
 
+def test_the_session_is_found_among_the_cookies_of_other_apps_on_the_same_host(browser, fitbit):
+    """localhost is shared by whatever a developer runs on it: their cookies come too, before
+    and after this app's, and one with a name that starts the same is not this app's."""
+    sign_in(browser, fitbit)
+    fitbit.get(PROFILE_URL, json=profile_body())
+    raw = browser.get_cookie("session").value
+    other_browser = Client(browser.application, use_cookies=False)  # sends the ones below
+    header = f'theme=dark; sessionid=other-app; session={raw}; csrftoken="a b"'
+    assert "Hello, Alex" in page(other_browser.get("/", headers={"Cookie": header}))
+    for not_ours in (f"sessionid={raw}", f"session_={raw}", "session=", f"x{raw}=1"):
+        answer = other_browser.get("/", headers={"Cookie": not_ours})
+        assert answer.status_code == 200 and "Hello, Alex" not in page(answer)
+
+
 def test_session_cookie_attributes(app, browser):
     response = browser.get("/auth")
     cookie = response.headers["Set-Cookie"]
