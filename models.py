@@ -446,12 +446,14 @@ class Prepared:
 
     def pairs(self, other, *values):
         """The rows of a SELECT of this model's columns and then `other`'s (a LEFT JOIN), as
-        (instance, instance of `other` or None when the join found none)."""
+        (instance, instance of `other` or None when the join found none), each made from
+        what the same row made before if it was read lately (made_again())."""
         cursor = db.execute_sql(self.written(), values)
         mine, theirs = self.model._meta.sorted_fields, other._meta.sorted_fields
         cut = len(mine)
         return [
-            (made(self.model, mine, row[:cut]), made(other, theirs, row[cut:])) for row in cursor
+            (made_again(self.model, mine, row[:cut]), made_again(other, theirs, row[cut:]))
+            for row in cursor
         ]
 
     def scalar(self, *values):
@@ -478,8 +480,36 @@ def made(model, fields, values):
     }
     if data[model._meta.primary_key.name] is None:
         return None
+    return instance_of(model, data)
+
+
+def instance_of(model, data):
     instance = model.__new__(model)
     instance.__data__, instance._dirty, instance.__rel__ = data, set(), {}
+    return instance
+
+
+# The Python values of the rows that Prepared.pairs read lately, by each row as the database
+# gave it. The session query's row comes back the same on every page a browser loads, and
+# making its 25 columns into values again costs more than the query. The key is the whole
+# row, every column of it, so a row changed in any way, in any process, is made anew; and
+# each instance is given a copy of its own to change. (No token is kept here but as the
+# database keeps it, encrypted.)
+MOST_ROWS_MADE = 2048
+made_rows = {}  # {(model, the row's values): {field name: Python value}}
+
+
+def made_again(model, fields, values):
+    """made(), for a row read lately with every value the same: from what was made then."""
+    key = (model, values)
+    data = made_rows.get(key)
+    if data is not None:
+        return instance_of(model, dict(data))
+    instance = made(model, fields, values)
+    if instance is not None:
+        if len(made_rows) >= MOST_ROWS_MADE:
+            made_rows.clear()
+        made_rows[key] = dict(instance.__data__)
     return instance
 
 

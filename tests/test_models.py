@@ -424,6 +424,28 @@ def test_a_session_is_found_with_its_user_by_sql_written_once(database, monkeypa
     assert found.created_at.tzinfo is not None and found.csrf_token == "c"
 
 
+def test_a_session_read_again_is_made_from_its_row_as_it_is_now(database):
+    """The values made from a row are used again only for the very same row: a change in any
+    column, made by another process, is seen at once; and what one page changes in its
+    instance is not what the next page finds."""
+    user = fitbit_sign_in(tokens(), "Alex")
+    BrowserSession.create(key="k", csrf_token="c", user=user)
+    seen = []
+    for _ in range(3):
+        found = BrowserSession.find("k")
+        assert (found.flashes, found.user.display_name) == ("[]", "Alex")
+        assert all(found is not other and found.user is not other.user for other in seen)
+        found.flashes = found.user.display_name = "changed in this instance only"
+        seen.append(found)
+    # Another process changes the rows, a column each, as webhooks and consent rounds do.
+    User.update(scope="activity heartrate").where(User.id == user.id).execute()
+    BrowserSession.update(trace="t1").where(BrowserSession.key == "k").execute()
+    changed = BrowserSession.find("k")
+    assert (changed.user.scope, changed.trace) == ("activity heartrate", "t1")
+    User.delete().where(User.id == user.id).execute()  # and the session goes with it
+    assert BrowserSession.find("k") is None
+
+
 def test_an_old_session_is_not_found(database):
     with freeze_time("2026-11-01 12:00:00"):
         BrowserSession.create(key="old", csrf_token="c")
