@@ -305,11 +305,14 @@ def test_the_walk_page_lists_the_people_and_walks_one(fitbit):
     page = Client(fitbit)
     shown = page.get("/walk").get_data(as_text=True)
     assert "Alex Rivera" in shown and "Sam Kowalski" in shown and ENDPOINT in shown
-    answer = page.post("/walk", data={"person": ALEX_FITBIT, "steps": "2500"})
+    # 01:13 on 8 December in UTC is still the evening of the 7th for Alex, in Los Angeles:
+    # the walk is on Alex's own day.
+    with freeze_time("2026-12-08 01:13:00"):
+        answer = page.post("/walk", data={"person": ALEX_FITBIT, "steps": "2500"})
     assert answer.status_code == 303
     words = parse_qs(urlsplit(answer.headers["Location"]).query)["walked"][0]
     assert words.startswith("Alex Rivera walked 2,500 steps.")
-    assert fitbit.store.walks.of(ALEX_FITBIT) == {datetime.now(UTC).date().isoformat(): 2500}
+    assert fitbit.store.walks.of(ALEX_FITBIT) == {"2026-12-07": 2500}
 
 
 @pytest.mark.parametrize(
