@@ -44,14 +44,19 @@ class Sessions:
         return hmac.new(self.secret_key, text.encode(), sha256).hexdigest()
 
     def load(self, request):
+        request.browser = self.find(request.environ)
+
+    def find(self, environ):
+        """The session that the cookie of this WSGI environ names, if it is still one."""
         # The Cookie header, read where the WSGI server put it: request.cookies finds it by
         # walking every header of the request, which costs more than parsing it does.
-        header = request.environ.get("HTTP_COOKIE")
+        header = environ.get("HTTP_COOKIE")
         if not header:
-            return  # a first visit: no cookies to parse
+            return None  # a first visit: no cookies to parse
         raw = parse_cookie(header).get(SESSION_COOKIE, "")
         if raw and len(raw) <= 64 and raw.isascii():
-            request.browser = BrowserSession.find(self.keyed_hash(raw))
+            return BrowserSession.find(self.keyed_hash(raw))
+        return None
 
     def ensure(self, request):
         """This browser's session, made on first need (a sign-in or a flash message)."""
