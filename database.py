@@ -14,6 +14,7 @@ from playhouse.db_url import connect
 
 import encryption
 import token_store
+import unchanged_reads
 from models import db, prune
 from schema import upgrade_schema
 
@@ -86,6 +87,7 @@ def open_database(database_url, keys=()):
             pragmas={"foreign_keys": 1, "secure_delete": 1},
             lock_type="IMMEDIATE",
             check_same_thread=False,  # a pooled connection serves one thread at a time
+            factory=unchanged_reads.Connection,
             **pool,
         )
     elif database_url.startswith(("postgres:", "postgresql:")):

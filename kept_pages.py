@@ -8,7 +8,8 @@ page it drew for a browser, and serves it again while all of this still holds:
   so is its user (the same id, name, scope, connection and provider);
 - the user's cached answers are the ones it was drawn from: the same paths, each fetched
   at the same moment, none marked changed by a webhook since (one query of an index, so
-  that a change made in any process is seen here at once);
+  that a change made in any process is seen here at once; on SQLite, not even that while
+  the database says that nothing has changed: unchanged_reads.py);
 - no answer it was drawn from has aged past FITBIT_CACHE_SECONDS (with 0, no page is
   kept), and the user's day has not ended in their own time zone.
 
@@ -43,7 +44,7 @@ class KeptPages:
     def view(self, browser, user):
         """A view of the signed-in page: what it is drawn from, read before anything else,
         and the page kept for this browser if all of that still holds (View.kept)."""
-        return View(self, browser, user, ANSWER_STAMPS.tuples(user.id).fetchall())
+        return View(self, browser, user, ANSWER_STAMPS.tuples(user.id))
 
 
 class View:
@@ -58,13 +59,13 @@ class View:
         browser, user = self.browser, self.user
         session = (browser.key, browser.csrf_token, browser.trace, browser.flashes)
         person = (user.id, user.display_name, user.scope, user.connected, user.provider)
-        return session, person, tuple(self.stamps)
+        return session, person, self.stamps
 
     def keep(self, html, day_ends, flashes, notes):
         """Keep `html`, just drawn, unless it said something of its moment (a message or a
         note), or what it was drawn from changed meanwhile (this view fetched an answer, or
         another did): until `day_ends` or its first answer ages, whichever comes first."""
-        if flashes or notes or ANSWER_STAMPS.tuples(self.user.id).fetchall() != self.stamps:
+        if flashes or notes or ANSWER_STAMPS.tuples(self.user.id) != self.stamps:
             return
         read = self.user.paths_read()
         moments = [

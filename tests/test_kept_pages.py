@@ -3,6 +3,7 @@ everything it shows still holds, in both dialects, against the stand-ins on real
 That it holds across processes too is in test_processes.py
 (test_a_notification_to_one_process_costs_one_fetch_across_both)."""
 
+import json
 import re
 
 import pytest
@@ -11,8 +12,12 @@ from freezegun import freeze_time
 from test_day import PEOPLE, panel
 from test_end_to_end import Browser
 
+import unchanged_reads
+from models import BrowserSession, db
+
 PROVIDERS = ["fitbit", "google"]
 AN_HOUR = {"FITBIT_CACHE_SECONDS": "3600"}
+ELSEWHERE = "A message left by another writer"
 
 
 def steps_today(text):
@@ -105,3 +110,34 @@ def test_with_no_cache_time_every_view_asks_again(tmp_path):
         asked = len(stand_in.asked)
         browser.get("/")
         assert len(stand_in.asked) > asked
+
+
+def headers_of(response):
+    return {name: value for name, value in response.headers.items() if name != "Date"}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_kept_view_asks_sqlite_only_whether_the_database_changed(tmp_path, provider, monkeypatch):
+    """The session and the stamps come from what the connection read last, while SQLite's
+    change counter stands still; the page and its headers are as they were drawn. A write
+    from another connection is read at the next view."""
+    statements = []
+    made = unchanged_reads.Connection.__init__
+
+    def traced(connection, *args, **kwargs):
+        made(connection, *args, **kwargs)
+        connection.set_trace_callback(statements.append)
+
+    monkeypatch.setattr(unchanged_reads.Connection, "__init__", traced)
+    with beside_a_stand_in(tmp_path, provider, **AN_HOUR) as (url, stand_in):
+        browser = Browser(url)
+        browser.sign_in(user=PEOPLE[provider][0])
+        drawn = browser.get("/")
+        statements.clear()
+        kept = [browser.get("/") for _ in range(5)]
+        assert statements == ["PRAGMA data_version"] * 10  # the session's, the stamps'
+        assert all(page.text == drawn.text for page in kept)
+        assert all(headers_of(page) == headers_of(drawn) for page in kept)
+        with db.connection_context():
+            BrowserSession.update(flashes=json.dumps([{"text": ELSEWHERE, "link": None}])).execute()
+        assert ELSEWHERE in browser.get("/").text

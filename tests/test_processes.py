@@ -6,6 +6,7 @@ it is sent. Expiry is made by writing a past `expires_at` into the shared databa
 app processes cannot be put under freezegun.
 """
 
+import json
 import os
 import re
 import signal
@@ -29,7 +30,7 @@ from werkzeug.wrappers import Response
 import encryption
 import token_store
 from database import open_database
-from models import ApiCache, User, db
+from models import ApiCache, BrowserSession, User, db
 from sandbox import FitbitStandIn, GoogleStandIn, RegisteredClient
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +38,7 @@ CLIENT_ID, CLIENT_SECRET = "PROC01", "processes-client-secret-SENTINEL"
 ROUNDS = 20
 GOOGLE_ALEX = "hu-4f1e9c2a7b"
 REQUESTS_PER_PROCESS = 4
+ELSEWHERE = "A message left by another writer"
 
 
 class Counting:
@@ -707,3 +709,46 @@ def test_a_key_rolled_out_in_the_documented_order_never_asks_anyone_to_wait(tmp_
         assert seen == [(200, True)] * len(seen) and len(seen) == 10
         assert stored("7QW2XR").connected
     assert "Traceback" not in apps.output()
+
+
+def submit(url, cookies, path):
+    """POST a form of the signed-in page, with its form token, as the browser with `cookies`."""
+    page = requests.get(url + "/", cookies=cookies, timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return requests.post(url + path, cookies=cookies, data={"csrf_token": token}, timeout=10)
+
+
+@pytest.mark.parametrize("provider", ["fitbit", "google"])
+def test_a_page_kept_in_one_process_shows_at_once_what_another_writer_changed(
+    tmp_path, database_url, provider
+):
+    """The laptop's page is kept by the second process, unchanged view after view, answered
+    on SQLite with no query but the database's change counter (unchanged_reads.py). Then
+    another writer changes something on it: this test process leaves a message in the
+    sessions, and the phone, on the first process, disconnects and then deletes the user's
+    data. Each change shows on the laptop's next view, at once."""
+    user = GOOGLE_ALEX if provider == "google" else "7QW2XR"
+    with (
+        stand_in() as server,
+        app_processes(tmp_path, server, database_url, provider=provider, webhooks=True) as (
+            urls,
+            _,
+            _,
+        ),
+    ):
+        laptop, phone = sign_in(urls[0], user=user), sign_in(urls[0], user=user)
+
+        def laptop_view():
+            return requests.get(urls[1] + "/", cookies=laptop, timeout=10).text
+
+        kept = laptop_view()
+        assert laptop_view() == kept and "Hello, " in kept
+        with db.connection_context():
+            BrowserSession.update(flashes=json.dumps([{"text": ELSEWHERE, "link": None}])).execute()
+        assert ELSEWHERE in laptop_view()
+        assert "This app no longer has access" not in laptop_view()
+        assert submit(urls[0], phone, "/auth/revoke").status_code == 200
+        assert "This app no longer has access" in laptop_view()
+        assert "Your data is deleted" in submit(urls[0], phone, "/my-data/delete").text
+        gone = laptop_view()
+        assert "Hello, " not in gone and 'href="/auth"' in gone
