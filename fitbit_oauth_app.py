@@ -71,6 +71,7 @@ USERS_PER_PAGE = 50
 # The largest body any form of this app needs (a CSRF token); anything bigger is refused
 # with a 413 before it is read.
 MAX_BODY_BYTES = 16 * 1024
+HTML = "text/html; charset=utf-8"
 log = logging.getLogger("fitbit_oauth_app")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -198,7 +199,7 @@ class FitbitOAuthApp:
         """Step 7: the user's name and steps, from the provider's API (see dashboard.py),
         refreshing the tokens when they are due (step 8, in oauth.ApiClient). The page
         drawn the view before, while nothing it shows has changed (kept_pages.py)."""
-        view = self.kept_pages.view(request.browser, user)
+        view = self.kept_pages.view(request.browser, user, request.environ)
         if view.kept is not None:
             return Response(view.kept, mimetype="text/html")
         shown = {"user": user, "display_name": user.display_name, "notes": []}
@@ -345,6 +346,12 @@ class FitbitOAuthApp:
         return self.sessions.set_cookie(request, response)
 
     def wsgi_app(self, environ, start_response):
+        # Step 7 again, unchanged since this browser last saw it (kept_pages.py): its bytes,
+        # with the headers its Response had.
+        kept = self.kept_pages.at_the_door(environ, self.sessions)
+        if kept is not None:
+            start_response("200 OK", [("Content-Type", HTML), ("Content-Length", str(len(kept)))])
+            return [kept]
         request = Request(environ)
         try:
             request.urls = self.url_map.bind_to_environ(environ)

@@ -11,28 +11,37 @@ page it drew for a browser, and serves it again while all of this still holds:
   that a change made in any process is seen here at once; on SQLite, not even that while
   the database says that nothing has changed: unchanged_reads.py);
 - no answer it was drawn from has aged past FITBIT_CACHE_SECONDS (with 0, no page is
-  kept), and the user's day has not ended in their own time zone.
+  kept), and the user's day has not ended in their own time zone;
+- the request is addressed as the one it was drawn for was (the same Host, script name
+  and scheme), so that a page is never served to a request that would have been refused.
 
 A page drawn with a note (a budget spent, a shape not understood, a scope left unticked)
 or a message is not kept: it says something about the moment. Nothing is shared between
 browsers: a page is found by its browser's session key, and holds that browser's form
 token.
+
+A kept page is served at the door (at_the_door()), before the request is parsed, routed
+and dispatched: that work was a third of a kept view's time (docs/performance.md).
 """
 
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from models import ANSWER_STAMPS, ApiCache
+import unchanged_reads
+from database import connection_when_needed
+from models import ANSWER_STAMPS, ApiCache, db
 
 # Pages kept per process; past this, all are dropped and drawn again as they are asked for.
 MOST_PAGES = 1024
+# What of a WSGI environ says where a request was sent: the page's links are drawn from it.
+ADDRESS = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME", "wsgi.url_scheme")
 
 
 class Kept(NamedTuple):
     holds: tuple  # what the page was drawn from (see holding()), compared on every view
     good_until: datetime  # when an answer it shows ages, or the user's day ends
-    html: str
+    body: bytes  # the page as it is sent
 
 
 class KeptPages:
@@ -41,25 +50,45 @@ class KeptPages:
         self.pages = {}  # {session key: Kept}
         self.lock = threading.Lock()
 
-    def view(self, browser, user):
+    def at_the_door(self, environ, sessions):
+        """The page kept for the browser of this WSGI environ, as it is sent, if it asks for
+        the signed-in page (a GET of /) and everything the page shows still holds; otherwise
+        None, and the request is served in full. Nothing here is written."""
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") != "/":
+            return None
+        if not self.pages:
+            return None  # none kept in this process (yet, or with FITBIT_CACHE_SECONDS=0)
+        try:
+            # The session and the stamps, read as of one moment.
+            with connection_when_needed(), unchanged_reads.one_moment(db.connection()):
+                browser = sessions.find(environ)
+                if browser is None or browser.user is None:
+                    return None
+                return self.view(browser, browser.user, environ).kept
+        except Exception:
+            return None  # a busy database, say: served in full, which says what went wrong
+
+    def view(self, browser, user, environ):
         """A view of the signed-in page: what it is drawn from, read before anything else,
         and the page kept for this browser if all of that still holds (View.kept)."""
-        return View(self, browser, user, ANSWER_STAMPS.tuples(user.id))
+        address = tuple(environ.get(name) for name in ADDRESS)
+        return View(self, browser, user, address, ANSWER_STAMPS.tuples(user.id))
 
 
 class View:
-    def __init__(self, pages, browser, user, stamps):
-        self.pages, self.browser, self.user, self.stamps = pages, browser, user, stamps
+    def __init__(self, pages, browser, user, address, stamps):
+        self.pages, self.browser, self.user = pages, browser, user
+        self.address, self.stamps = address, stamps
         kept = pages.pages.get(browser.key)
         fresh = kept is not None and datetime.now(UTC) < kept.good_until
-        self.kept = kept.html if fresh and kept.holds == self.holding() else None
+        self.kept = kept.body if fresh and kept.holds == self.holding() else None
 
     def holding(self):
         """What a kept page depends on, as it is read on every view."""
         browser, user = self.browser, self.user
         session = (browser.key, browser.csrf_token, browser.trace, browser.flashes)
         person = (user.id, user.display_name, user.scope, user.connected, user.provider)
-        return session, person, self.stamps
+        return self.address, session, person, self.stamps
 
     def keep(self, html, day_ends, flashes, notes):
         """Keep `html`, just drawn, unless it said something of its moment (a message or a
@@ -78,7 +107,7 @@ class View:
         good_until = min([day_ends, *(at + self.pages.max_age for at, _ in moments)])
         if good_until <= datetime.now(UTC):
             return  # drawn from an answer already too old to show again
-        kept, pages = Kept(self.holding(), good_until, html), self.pages
+        kept, pages = Kept(self.holding(), good_until, html.encode()), self.pages
         with pages.lock:
             if len(pages.pages) >= MOST_PAGES:
                 pages.pages.clear()

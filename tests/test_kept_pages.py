@@ -7,8 +7,10 @@ import json
 import re
 
 import pytest
+import requests
 from conftest import beside_a_stand_in
 from freezegun import freeze_time
+from test_app import LONG_LABEL_HOST
 from test_day import PEOPLE, panel
 from test_end_to_end import Browser
 
@@ -118,9 +120,10 @@ def headers_of(response):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_kept_view_asks_sqlite_only_whether_the_database_changed(tmp_path, provider, monkeypatch):
-    """The session and the stamps come from what the connection read last, while SQLite's
-    change counter stands still; the page and its headers are as they were drawn. A write
-    from another connection is read at the next view."""
+    """Served at the door (KeptPages.at_the_door): the session and the stamps come from
+    what the connection read last, while SQLite's change counter, asked once a view, stands
+    still; the page and its headers are as they were drawn. A write from another connection
+    is read at the next view."""
     statements = []
     made = unchanged_reads.Connection.__init__
 
@@ -135,9 +138,27 @@ def test_a_kept_view_asks_sqlite_only_whether_the_database_changed(tmp_path, pro
         drawn = browser.get("/")
         statements.clear()
         kept = [browser.get("/") for _ in range(5)]
-        assert statements == ["PRAGMA data_version"] * 10  # the session's, the stamps'
+        assert statements == ["PRAGMA data_version"] * 5  # once a view, for both reads
         assert all(page.text == drawn.text for page in kept)
         assert all(headers_of(page) == headers_of(drawn) for page in kept)
         with db.connection_context():
             BrowserSession.update(flashes=json.dumps([{"text": ELSEWHERE, "link": None}])).execute()
         assert ELSEWHERE in browser.get("/").text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_kept_page_is_not_served_to_a_host_no_machine_can_have(tmp_path, provider):
+    """A page is kept for the address it was drawn for: sent to a Host the URL map refuses,
+    the same cookie gets the 400 that every route gives (docs/security.md item 55)."""
+    with beside_a_stand_in(tmp_path, provider, **AN_HOUR) as (url, _):
+        browser = Browser(url)
+        browser.sign_in(user=PEOPLE[provider][0])
+        drawn = browser.get("/").text
+        assert browser.get("/").text == drawn
+        # Sent by hand: requests matches its cookies to the Host header, and this one has none.
+        cookie = f"session={browser.http.cookies['session']}"
+        headers = {"Host": LONG_LABEL_HOST, "Cookie": cookie}
+        refused = requests.get(url + "/", headers=headers, timeout=10)
+        assert refused.status_code == 400
+        assert "Hello, " not in refused.text
+        assert browser.get("/").text == drawn

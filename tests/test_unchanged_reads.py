@@ -115,3 +115,26 @@ def test_a_connection_keeps_at_most_so_many_reads(path, monkeypatch):
     assert len(mine.reads) <= 3
     assert [reader() for reader in readers] == [((1 + n,),) for n in range(4)]
     assert [reader.queries for reader in readers] == [2, 2, 2, 2]
+
+
+def test_reads_within_one_moment_ask_once_and_see_the_database_as_it_was_then(path):
+    mine = connect(path)
+    looks = []
+    mine.set_trace_callback(lambda sql: sql.startswith("PRAGMA") and looks.append(sql))
+    one, count = (
+        Reader(mine, "SELECT n FROM t ORDER BY n LIMIT 1"),
+        Reader(mine, "SELECT count(*) FROM t"),
+    )
+    assert (one(), count()) == (((1,),), ((1,),))
+    looks.clear()
+    with unchanged_reads.one_moment(mine):
+        assert one() == ((1,),)
+        write_in_another_process(path, "INSERT INTO t VALUES (2)")
+        assert count() == ((1,),)  # as the database was when the moment asked
+    assert looks == ["PRAGMA data_version"]
+    assert count() == ((2,),)  # a read of its own asks again
+    with unchanged_reads.one_moment(mine):
+        assert one() == ((1,),)
+        mine.execute("INSERT INTO t VALUES (3)")
+        assert count() == ((3,),)  # this connection wrote within the moment: asked again
+    assert (one.queries, count.queries) == (2, 3)
