@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import unchanged_reads
 from database import connection_when_needed
-from models import ANSWER_STAMPS, ApiCache, db
+from models import ANSWER_STAMPS, ApiCache, BrowserSession, db
 
 # Pages kept per process; past this, all are dropped and drawn again as they are asked for.
 MOST_PAGES = 1024
@@ -58,10 +58,13 @@ class KeptPages:
             return None
         if not self.pages:
             return None  # none kept in this process (yet, or with FITBIT_CACHE_SECONDS=0)
+        key = sessions.key_in(environ)
+        if key is None:
+            return None  # no session: no connection taken for it
         try:
             # The session and the stamps, read as of one moment.
             with connection_when_needed(), unchanged_reads.one_moment(db.connection()):
-                browser = sessions.find(environ)
+                browser = BrowserSession.find(key)
                 if browser is None or browser.user is None:
                     return None
                 return self.view(browser, browser.user, environ).kept

@@ -48,6 +48,12 @@ class Sessions:
 
     def find(self, environ):
         """The session that the cookie of this WSGI environ names, if it is still one."""
+        key = self.key_in(environ)
+        return None if key is None else BrowserSession.find(key)
+
+    def key_in(self, environ):
+        """The keyed hash of the session id in this WSGI environ's cookie, if it has one that
+        could be a session id; found without the database."""
         # The Cookie header, read where the WSGI server put it: request.cookies finds it by
         # walking every header of the request, which costs more than parsing it does.
         header = environ.get("HTTP_COOKIE")
@@ -55,7 +61,7 @@ class Sessions:
             return None  # a first visit: no cookies to parse
         raw = parse_cookie(header).get(SESSION_COOKIE, "")
         if raw and len(raw) <= 64 and raw.isascii():
-            return BrowserSession.find(self.keyed_hash(raw))
+            return self.keyed_hash(raw)
         return None
 
     def ensure(self, request):

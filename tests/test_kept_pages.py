@@ -162,3 +162,19 @@ def test_a_kept_page_is_not_served_to_a_host_no_machine_can_have(tmp_path, provi
         assert refused.status_code == 400
         assert "Hello, " not in refused.text
         assert browser.get("/").text == drawn
+
+
+def test_a_view_without_a_session_takes_no_connection_though_pages_are_kept(tmp_path, monkeypatch):
+    """The signed-out page asks the database nothing, and takes no connection from the pool:
+    neither with no cookie at all nor with other cookies only, while another browser's
+    page is kept in this process."""
+    with beside_a_stand_in(tmp_path, "fitbit", **AN_HOUR) as (url, _):
+        browser = Browser(url)
+        browser.sign_in(user=PEOPLE["fitbit"][0])
+        assert browser.get("/").text == browser.get("/").text  # kept
+        connect, taken = db.obj.connect, []
+        monkeypatch.setattr(db.obj, "connect", lambda *args: taken.append(1) or connect(*args))
+        visitors = [{}, {"sessionid": "another-apps"}]
+        pages = [requests.get(url + "/", cookies=cookies, timeout=10) for cookies in visitors]
+        assert all('href="/auth"' in page.text for page in pages)
+        assert taken == []
