@@ -11,8 +11,8 @@ changed, in any process, far more cheaply than it can answer the questions:
 - Connection.total_changes counts the rows this connection itself has changed.
 
 While both are as they were, the database is as it was, and so is every answer read from it.
-So each connection (the pool lends each thread one) keeps what it read, and empties it the
-moment either number moves. Nothing is kept inside a transaction, whose reads may see its own
+So each connection (the pool lends each thread one) keeps what it read, and empties it as
+soon as either number moves. Nothing is kept inside a transaction, whose reads may see its own
 writes before they are committed or rolled back. (The schema changes at start, before any
 read is kept; a change of schema made later by this connection would not be counted.)
 
