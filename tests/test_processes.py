@@ -25,6 +25,7 @@ import pytest
 import requests
 from conftest import TOKEN_KEY, held, listening, url_of
 from playhouse.db_url import connect
+from test_end_to_end import Browser
 from werkzeug.wrappers import Response
 
 import encryption
@@ -711,13 +712,6 @@ def test_a_key_rolled_out_in_the_documented_order_never_asks_anyone_to_wait(tmp_
     assert "Traceback" not in apps.output()
 
 
-def submit(url, cookies, path):
-    """POST a form of the signed-in page, with its form token, as the browser with `cookies`."""
-    page = requests.get(url + "/", cookies=cookies, timeout=10).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    return requests.post(url + path, cookies=cookies, data={"csrf_token": token}, timeout=10)
-
-
 @pytest.mark.parametrize("provider", ["fitbit", "google"])
 def test_a_page_kept_in_one_process_shows_at_once_what_another_writer_changed(
     tmp_path, database_url, provider
@@ -736,7 +730,8 @@ def test_a_page_kept_in_one_process_shows_at_once_what_another_writer_changed(
             _,
         ),
     ):
-        laptop, phone = sign_in(urls[0], user=user), sign_in(urls[0], user=user)
+        laptop, phone = sign_in(urls[0], user=user), Browser(urls[0])
+        phone.http.cookies.update(sign_in(urls[0], user=user))
 
         def laptop_view():
             return requests.get(urls[1] + "/", cookies=laptop, timeout=10).text
@@ -747,8 +742,9 @@ def test_a_page_kept_in_one_process_shows_at_once_what_another_writer_changed(
             BrowserSession.update(flashes=json.dumps([{"text": ELSEWHERE, "link": None}])).execute()
         assert ELSEWHERE in laptop_view()
         assert "This app no longer has access" not in laptop_view()
-        assert submit(urls[0], phone, "/auth/revoke").status_code == 200
+        phone.get("/")
+        assert phone.submit("/auth/revoke").status_code == 200
         assert "This app no longer has access" in laptop_view()
-        assert "Your data is deleted" in submit(urls[0], phone, "/my-data/delete").text
+        assert "Your data is deleted" in phone.submit("/my-data/delete").text
         gone = laptop_view()
         assert "Hello, " not in gone and 'href="/auth"' in gone
